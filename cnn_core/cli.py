@@ -1,0 +1,176 @@
+"""``python -m cnn_core``: summary, train, predict and runs from a terminal.
+
+User errors print ``error: ...`` on stderr and exit 2 (no traceback); progress goes to stderr so
+``--json`` output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from cnn_core.config import OPTIMIZERS, POOLINGS, SCHEDULES, DEVICES, RunConfig, load_config
+from cnn_core.errors import CnnLabError
+from cnn_core.shapes import layer_table, total_macs, total_params
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head`: not an error worth a traceback
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cnn_core", description="CNN Lab from the terminal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("summary", help="layer table: output shapes, parameters, MACs, stride fit")
+    p.add_argument("--config", action="append", metavar="FILE", help="run config JSON (repeatable); default LeNet-5")
+    p.add_argument("--json", action="store_true", help="one JSON object per config per line")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("train", help="train a model and record the run")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or kmnist (default mnist)")
+    src.add_argument("--data-dir", metavar="DIR", help="folder with the four standard IDX files")
+    p.add_argument("--config", metavar="FILE", help="run config JSON; flags below override it")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--pooling", choices=POOLINGS, help="switch every pooling layer")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--no-augment", action="store_true", help="turn off random shifts/rotations/scaling")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict the digit in image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", help="bundled name or .safetensors path (default lenet5-mnist-max)")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("runs", help="list recorded runs")
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+    return parser
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    configs = [(path, load_config(path)) for path in args.config] if args.config else [("LeNet-5 (default)", RunConfig())]
+    for label, run in configs:
+        layers = layer_table(run.model)
+        if args.json:
+            print(json.dumps({"config": label, "layers": [layer.to_dict() for layer in layers],
+                              "total_params": total_params(layers), "total_macs": total_macs(layers)}))
+            continue
+        print(f"{label}\n{'layer':<8} {'type':<8} {'output (C, H, W)':<17} {'params':>9} {'MACs':>11} {'RF':>4}  fit")
+        for layer in layers:
+            fit = "" if layer.type in ("fc", "flatten") else "yes" if layer.fits else f"no: drops {layer.dropped} row(s)/col(s)"
+            shape = "×".join(map(str, layer.output_shape))
+            print(f"{layer.name:<8} {layer.type:<8} {shape:<17} {layer.params:>9,} {layer.macs:>11,} {layer.receptive_field:>4}  {fit}")
+        print(f"total parameters {total_params(layers):,}, multiply-adds {total_macs(layers):,}\n")
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> RunConfig:
+    run = load_config(args.config) if args.config else RunConfig()
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+                 "schedule": args.schedule, "seed": args.seed, "device": args.device}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.no_augment:
+        overrides["augment"] = False
+    train_cfg = RunConfig.from_dict({"train": {**run.train.to_dict(), **overrides}}).train
+    model = run.model.with_pooling(args.pooling) if args.pooling else run.model
+    return replace(run, model=model, train=train_cfg)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # imported here: summary and predict should start fast
+
+    from cnn_core.data import load_dataset
+    from cnn_core.runner import execute_run
+    from cnn_core.runs import RunStore
+
+    run = _train_config(args)
+    name = args.data_dir or args.dataset
+    data = load_dataset(args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir,
+                        val_fraction=run.train.val_fraction)
+    store = RunStore(args.runs_dir)
+    run_id = store.create(run, dataset=args.dataset if not args.data_dir else "idx", name=args.name, data_dir=args.data_dir)
+    print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
+    bar = tqdm(total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size), unit="step",
+               file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+
+    def on_event(event) -> None:
+        bar.update(event.step - bar.n)
+        if event.kind == "epoch":
+            bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.3f}",
+                            val_acc=f"{event.val_accuracy:.4f}" if event.val_accuracy is not None else "-")
+            if args.json:
+                print(json.dumps({"epoch": event.epoch, "loss": event.loss, "accuracy": event.accuracy,
+                                  "val_loss": event.val_loss, "val_accuracy": event.val_accuracy,
+                                  "lr": event.lr, "images_per_s": event.images_per_s, "elapsed": event.elapsed}), flush=True)
+
+    result = execute_run(store, run_id, data=data, on_event=on_event)
+    bar.close()
+    row = store.get(run_id)
+    summary = {"run_id": run_id, "name": row["name"], "status": row["status"], "test_accuracy": row["test_accuracy"],
+               "val_accuracy": row["val_accuracy"], "seconds": row["seconds"], "device": row["device"],
+               "images_per_s": row["images_per_s"], "checkpoint": row["checkpoint"], "error": row["error"]}
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        acc = f"{row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else "n/a"
+        print(f"{row['status']}: test accuracy {acc} in {row['seconds'] or 0:.1f} s on {row['device']}; "
+              f"checkpoint {row['checkpoint']}")
+    if result is None or row["status"] in ("failed", "diverged"):
+        print(f"error: {row['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnn_core.checkpoint import load_checkpoint
+    from cnn_core.predict import predict_file
+
+    model = load_checkpoint(args.checkpoint).model
+    failed = 0
+    for path in args.images:
+        answer = predict_file(model, path)
+        failed += "error" in answer
+        if args.json:
+            print(json.dumps(answer), flush=True)
+        elif "error" in answer:
+            print(f"{path}: error: {answer['error']}", file=sys.stderr)
+        else:
+            print(f"{path}: {answer['prediction']} ({answer['confidence']:.1%})")
+    return 1 if failed else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cnn_core.runs import RunStore
+
+    for row in RunStore(args.runs_dir).list():
+        if args.json:
+            print(json.dumps({k: row[k] for k in ("id", "name", "status", "dataset", "test_accuracy", "device")}))
+        else:
+            acc = f"{row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else "-"
+            print(f"{row['id']}  {row['status']:<11} {acc:>7}  {row['name']}")
+    return 0

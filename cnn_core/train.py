@@ -1,0 +1,209 @@
+"""The one training loop. It reports through events and checks a stop flag; it knows nothing
+about progress bars, databases or Streamlit (the CLI, the run store and the job manager listen).
+
+Reproducibility: the model's initial weights, the data order and the augmentation draws come
+from three generators seeded by ``train.seed`` alone, so two runs that differ only in pooling
+see the same digits in the same order — a fair max-vs-average comparison.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.data import Dataset, augment, to_float
+from cnn_core.model import ConvNet, build_model
+
+
+@dataclass
+class Event:
+    """What listeners hear: every ``log_every`` steps ("step"), every epoch ("epoch"), at the end ("end")."""
+
+    kind: str
+    epoch: int
+    epochs: int
+    step: int  # optimizer steps so far
+    total_steps: int
+    loss: float  # mean training loss since the last event of this kind
+    accuracy: float
+    lr: float
+    images_per_s: float
+    elapsed: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    status: str | None = None  # "end" events: completed, stopped or diverged
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed, stopped or diverged
+    model: ConvNet
+    device: str
+    seconds: float
+    epochs_done: int
+    history: list[Event] = field(default_factory=list)  # one "epoch" event per finished epoch
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    val_accuracy: float | None = None
+    images_per_s: float = 0.0
+    error: str | None = None
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU for "auto"; a forced device that is missing falls back to CPU."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if name in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 1000) -> tuple[float, float, torch.Tensor]:
+    """Mean loss, accuracy and predicted labels over a uint8 image tensor (on the model's device)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, preds = 0.0, []
+    for start in range(0, len(images), batch_size):
+        x = to_float(images[start:start + batch_size].to(device))
+        y = labels[start:start + batch_size].to(device)
+        logits = model(x).float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        preds.append(logits.argmax(1).cpu())
+    model.train()
+    pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    n = max(len(labels), 1)
+    return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    if cfg.schedule == "onecycle":
+        # pct_start 0.25: a quick warm-up, then a long anneal, which is what makes few epochs enough
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def train(run: RunConfig, data: Dataset,
+          on_event: Callable[[Event], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          on_epoch_end: Callable[[ConvNet, Event], None] | None = None) -> TrainResult:
+    """Train ``run.model`` on ``data`` with ``run.train``; returns the result, never raises on divergence."""
+    cfg = run.train
+    on_event = on_event or (lambda e: None)
+    should_stop = should_stop or (lambda: False)
+    device = pick_device(cfg.device)
+    model = build_model(run.model, seed=cfg.seed).to(device)
+    order_gen = torch.Generator().manual_seed(cfg.seed)  # data order: CPU generator, same on every device
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    xs, ys = data.train_x.to(device), data.train_y.to(device)
+    steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = make_optimizer(model, cfg)
+    sched = make_schedule(opt, cfg, total_steps)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start = time.perf_counter()
+    result = TrainResult("completed", model, device_label(device), 0.0, 0)
+    step, seen = 0, 0
+    for epoch in range(1, cfg.epochs + 1):
+        perm = torch.randperm(len(xs), generator=order_gen).to(device)
+        window = _Window()
+        epoch_stats = _Window()
+        for i in range(steps_per_epoch):
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x, y = to_float(xs[idx]), ys[idx]
+            if cfg.augment:
+                x = augment(x, aug_gen)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                result.status = "diverged"
+                result.error = (f"loss became {loss.item()} at epoch {epoch}, step {step + 1}: "
+                                f"the learning rate {cfg.lr:g} is probably too high")
+                break
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            seen += len(y)
+            correct = (logits.argmax(1) == y).sum().item()
+            window.add(loss.item(), correct, len(y))
+            epoch_stats.add(loss.item(), correct, len(y))
+            if step % cfg.log_every == 0:
+                on_event(_event("step", window, epoch, cfg, step, total_steps, opt, seen, start))
+                window = _Window()
+            if should_stop():
+                result.status = "stopped"
+                break
+        if result.status != "completed":
+            break
+        val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None, None, None)
+        event = _event("epoch", epoch_stats, epoch, cfg, step, total_steps, opt, seen, start, val_loss, val_acc)
+        result.history.append(event)
+        result.epochs_done, result.val_accuracy = epoch, val_acc
+        on_event(event)
+        if on_epoch_end is not None:
+            on_epoch_end(model, event)
+    result.seconds = time.perf_counter() - start
+    result.images_per_s = seen / max(result.seconds, 1e-9)
+    if result.status != "diverged":
+        result.test_loss, result.test_accuracy, _ = evaluate(model, data.test_x, data.test_y)
+    model.eval()
+    end = _event("end", _Window(), result.epochs_done, cfg, step, total_steps, opt, seen, start,
+                 None, result.val_accuracy)
+    end.status = result.status
+    on_event(end)
+    return result
+
+
+class _Window:
+    """Running loss/accuracy sums between two events."""
+
+    def __init__(self) -> None:
+        self.loss, self.correct, self.count, self.batches = 0.0, 0, 0, 0
+
+    def add(self, loss: float, correct: int, count: int) -> None:
+        self.loss, self.correct = self.loss + loss, self.correct + correct
+        self.count, self.batches = self.count + count, self.batches + 1
+
+
+def _event(kind: str, w: _Window, epoch: int, cfg: TrainConfig, step: int, total_steps: int,
+           opt: torch.optim.Optimizer, seen: int, start: float,
+           val_loss: float | None = None, val_accuracy: float | None = None) -> Event:
+    elapsed = time.perf_counter() - start
+    return Event(kind, epoch, cfg.epochs, step, total_steps,
+                 w.loss / max(w.batches, 1), w.correct / max(w.count, 1), opt.param_groups[0]["lr"],
+                 seen / max(elapsed, 1e-9), elapsed, val_loss, val_accuracy)
