@@ -150,3 +150,15 @@ def _check_state(tensors: dict[str, torch.Tensor], model: nn.Module, label: str)
             raise BadCheckpoint(f"{label}: {key} is {got.dtype}, expected float32")
         if not torch.isfinite(got).all():
             raise BadCheckpoint(f"{label}: {key} holds NaN or infinite values")
+
+
+def bundled_checkpoints() -> list[dict[str, Any]]:
+    """The shipped checkpoints with their recorded metrics (from the sidecar JSON files)."""
+    rows = []
+    for name, description in BUNDLED.items():
+        sidecar = CHECKPOINT_DIR / f"{name}.json"
+        info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        rows.append({"name": name, "description": description, "available": (CHECKPOINT_DIR / f"{name}.safetensors").is_file(),
+                     "test_accuracy": info.get("test_accuracy"), "official_test_accuracy": info.get("official_test_accuracy"),
+                     "test_set": info.get("test_set")})
+    return rows

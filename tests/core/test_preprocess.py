@@ -125,6 +125,25 @@ def test_thin_digit_keeps_its_aspect_ratio_in_the_20px_box():
     assert np.abs(np.array(centre_of_mass(steps.centred)) - 14).max() <= 1
 
 
+def test_model_input_fed_back_in_comes_out_the_same(reference):
+    again = to_mnist(encode(Image.fromarray(np.round(reference * 255).astype(np.uint8))))
+    assert np.abs(again - reference).mean() < 0.02
+
+
+def test_faint_pencil_digit_on_noisy_grey_paper_is_found_and_normalised(reference):
+    rng = np.random.default_rng(0)
+    paper = 200 + rng.integers(-10, 11, size=(120, 120))
+    pencil = np.where(np.asarray(draw_seven()) < 128, 120, paper).astype(np.uint8)
+    steps = digit_steps(load_image(encode(Image.fromarray(pencil), "JPEG", quality=90)))
+    clean = digit_steps(draw_seven())
+    # Grain must not stretch the bounding box to the whole sheet.
+    assert np.abs(np.subtract(steps.cropped.shape, clean.cropped.shape)).max() <= 3
+    out = steps.centred
+    assert out.max() == pytest.approx(1.0)
+    assert np.abs(np.array(centre_of_mass(out)) - 14).max() <= 1
+    assert np.abs(out - reference).mean() < 0.03
+
+
 def test_steps_expose_every_stage_with_documented_shapes():
     steps = digit_steps(draw_seven(size=(150, 100), box=(40, 10, 100, 90)).convert("RGB"))
     assert isinstance(steps, DigitSteps)
@@ -370,8 +389,9 @@ def test_tiny_image_is_refused(size):
         Image.new("RGB", (50, 50), (0, 0, 0)),
         Image.new("RGBA", (50, 50), (0, 0, 0, 0)),
         Image.effect_noise((50, 50), 3),  # faint sensor noise only
+        Image.effect_noise((200, 200), 30),  # strong grain, still no digit
     ],
-    ids=["white", "black", "transparent", "faint-noise"],
+    ids=["white", "black", "transparent", "faint-noise", "strong-noise"],
 )
 def test_blank_image_has_no_digit(image):
     assert refused(encode(image)) == "no digit found: the image is blank"

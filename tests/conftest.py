@@ -1,0 +1,36 @@
+"""Shared fixtures: a private run store per test and a small slice of the bundled MNIST sample."""
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cnn_core.data import Dataset, load_dataset  # noqa: E402
+
+OFFICIAL_MNIST = ROOT.parent / "shared" / "datasets" / "mnist-5k-official-test"
+
+
+@pytest.fixture(autouse=True)
+def private_runs_dir(tmp_path, monkeypatch):
+    """Every test gets its own run store, so nothing touches the project's runs/ folder."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("CNN_LAB_RUNS", str(runs))
+    monkeypatch.setenv("CNN_LAB_DATA", str(tmp_path / "no-data-here"))
+    return runs
+
+
+@pytest.fixture(scope="session")
+def bundled() -> Dataset:
+    return load_dataset("mnist", root="/nonexistent-cnn-lab-root", download=False)
+
+
+@pytest.fixture(scope="session")
+def small_data(bundled) -> Dataset:
+    """600 training digits: enough to learn something in a second, small enough for 2 cores."""
+    return replace(bundled, train_x=bundled.train_x[:600], train_y=bundled.train_y[:600],
+                   val_x=bundled.val_x[:200], val_y=bundled.val_y[:200],
+                   test_x=bundled.test_x[:300], test_y=bundled.test_y[:300])
