@@ -20,6 +20,7 @@ POOLINGS = ("max", "avg", "none")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+AUTO_AUGMENT_BELOW = 20_000
 
 # MNIST's pixel statistics; the model normalises its [0, 1] input with them so that
 # attributions, baselines and drawings all live in plain pixel space.
@@ -134,7 +135,10 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 40
     seed: int = 0
-    augment: bool = True  # small random shifts, rotations and scaling, as batched tensor ops
+    # Small random shifts, rotations and scaling (batched tensor ops). "auto" turns them on for small
+    # training sets (< AUTO_AUGMENT_BELOW images), where they are worth +1 point on MNIST-5k, and off
+    # for large ones, where a short run learns faster from the plain images.
+    augment: bool | str = "auto"
     label_smoothing: float = 0.1  # measured: +0.3 points on the official test set from the 5k sample
     val_fraction: float = 0.1  # stratified part of the training set held out for validation
     device: str = "auto"
@@ -160,6 +164,8 @@ class TrainConfig:
             raise InvalidConfig("train: label_smoothing must be in [0, 1)")
         if self.weight_decay < 0 or self.momentum < 0:
             raise InvalidConfig("train: weight_decay and momentum must be non-negative")
+        if self.augment not in (True, False, "auto"):
+            raise InvalidConfig(f"train: augment must be true, false or 'auto', not {self.augment!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidConfig("train: seed must be a non-negative integer")
 

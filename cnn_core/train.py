@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
 from cnn_core.model import ConvNet, build_model
 
@@ -128,6 +128,7 @@ def train(run: RunConfig, data: Dataset,
     total_steps = steps_per_epoch * cfg.epochs
     opt = make_optimizer(model, cfg)
     sched = make_schedule(opt, cfg, total_steps)
+    use_augment = cfg.augment is True or (cfg.augment == "auto" and len(xs) < AUTO_AUGMENT_BELOW)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -142,7 +143,7 @@ def train(run: RunConfig, data: Dataset,
         for i in range(steps_per_epoch):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x, y = to_float(xs[idx]), ys[idx]
-            if cfg.augment:
+            if use_augment:
                 x = augment(x, aug_gen)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = model(x)
