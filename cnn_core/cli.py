@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("worker", help=argparse.SUPPRESS)  # what the job manager starts: one run, no output
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("runs", help="list recorded runs")
     p.add_argument("--runs-dir", metavar="DIR")
     p.add_argument("--json", action="store_true")
@@ -113,7 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir,
                         val_fraction=run.train.val_fraction)
     store = RunStore(args.runs_dir)
-    run_id = store.create(run, dataset=args.dataset if not args.data_dir else "idx", name=args.name, data_dir=args.data_dir)
+    run_id = store.create(run, dataset=args.dataset if not args.data_dir else "idx", name=args.name,
+                          data_dir=args.data_dir, status="running")  # running at once: no job manager may take it
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
     bar = tqdm(total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size), unit="step",
                file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
@@ -162,6 +168,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: {answer['prediction']} ({answer['confidence']:.1%})")
     return 1 if failed else 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from cnn_core.runner import execute_run
+    from cnn_core.runs import RunStore
+
+    result = execute_run(RunStore(args.runs_dir), args.run_id)
+    return 0 if result is not None else 1
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

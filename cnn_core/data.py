@@ -137,25 +137,34 @@ def default_data_root() -> Path:
 
 
 def _locate(name: str, data_dir: str | os.PathLike | None, root: Path, download: bool) -> tuple[tuple, str]:
+    """Local copies first (no network, no torchvision import), then a download, then the bundled sample."""
     if data_dir is not None:
         return load_idx_folder(data_dir), f"IDX files in {os.fspath(data_dir)}"
-    tried = []
-    for allow_download in ((False, True) if download else (False,)):
-        try:
-            return _torchvision_arrays(name, root, allow_download), f"torchvision {TORCHVISION_CLASS[name]} in {root}"
-        except Exception as err:  # torchvision raises RuntimeError, URLError, OSError...
-            tried.append(f"torchvision in {root} ({'download failed' if allow_download else 'not there'}: "
-                         f"{str(err).splitlines()[0][:80] if str(err) else type(err).__name__})")
+    raw = root / TORCHVISION_CLASS[name] / "raw"  # where torchvision keeps what it downloaded
+    local = [(raw, f"torchvision's {TORCHVISION_CLASS[name]} files in {raw}")]
     if name == "fashion-mnist":
+        local.append((DEBIAN_FASHION_DIR, f"Debian's dataset-fashion-mnist in {DEBIAN_FASHION_DIR}"))
+    tried = []
+    for folder, label in local:
         try:
-            return load_idx_folder(DEBIAN_FASHION_DIR), f"Debian's dataset-fashion-mnist in {DEBIAN_FASHION_DIR}"
+            arrays = load_idx_folder(folder)
+            if arrays[2] is not None:
+                return arrays, label
+            tried.append(f"{folder} (no test files)")
         except DatasetNotFound:
-            tried.append(f"{DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist)")
+            tried.append(f"{folder}")
+    if download:
+        try:
+            return _torchvision_arrays(name, root, True), f"torchvision {TORCHVISION_CLASS[name]} downloaded to {root}"
+        except Exception as err:  # torchvision raises RuntimeError, URLError, OSError...
+            first = str(err).splitlines()[0][:80] if str(err) else type(err).__name__
+            tried.append(f"a torchvision download to {root} ({first})")
     if name == "mnist":
         return load_idx_folder(BUNDLED_DIR), "the bundled 5,000-digit MNIST sample"
+    hint = " or apt-get install dataset-fashion-mnist" if name == "fashion-mnist" else ""
     raise DatasetNotFound(
         f"dataset {name!r} not found; tried: {'; '.join(tried)}. Get it online once (torchvision downloads it "
-        f"to {root}) or pass --data-dir with the four IDX files"
+        f"to {root}){hint}, or pass --data-dir with the four IDX files"
     )
 
 

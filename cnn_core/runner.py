@@ -7,11 +7,12 @@ one. A failure of any kind still leaves the run with a final status and its erro
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable
 
-from cnn_core.checkpoint import save_checkpoint
+from cnn_core.checkpoint import atomic_write, save_checkpoint
 from cnn_core.config import RunConfig
 from cnn_core.data import Dataset, load_dataset
 from cnn_core.errors import CnnLabError
@@ -55,6 +56,9 @@ def _finish(store: RunStore, run_id: str, run: RunConfig, data: Dataset, result:
             "dataset": data.name, "run_id": run_id, "epochs": result.epochs_done,
             "test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy, "train": run.train.to_dict(),
         }))
+        predictions = {"labels": data.test_y.tolist(), "predictions": result.test_predictions.tolist(),
+                       "classes": data.classes}
+        atomic_write(store.run_dir(run_id) / "predictions.json", json.dumps(predictions).encode())
     elif store.epoch_checkpoints(run_id):
         checkpoint = str(store.epoch_checkpoints(run_id)[-1])
     store.update(run_id, status=result.status, finished=time.time(), epochs_done=result.epochs_done,

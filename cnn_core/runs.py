@@ -34,11 +34,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL,
     epoch INTEGER, step INTEGER, loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
-    lr REAL, images_per_s REAL, elapsed REAL
+    lr REAL, images_per_s REAL, elapsed REAL, total_steps INTEGER
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 """
-_METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s", "elapsed")
+_METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s", "elapsed",
+                  "total_steps")
 
 
 def default_runs_dir() -> Path:
@@ -80,8 +81,8 @@ class RunStore:
         return self.root / run_id
 
     def create(self, run: RunConfig, dataset: str, name: str | None = None,
-               data_dir: str | None = None, group_id: str | None = None) -> str:
-        """Register a queued run and write its config.json; returns the run id."""
+               data_dir: str | None = None, group_id: str | None = None, status: str = "queued") -> str:
+        """Register a run (queued for the job manager, or running for an in-process caller); returns its id."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         pool = run.model.conv[0].pool
         name = name or f"{dataset}-{pool}-seed{run.train.seed}"
@@ -89,8 +90,8 @@ class RunStore:
         (self.run_dir(run_id) / "config.json").write_text(run.to_json())
         with self._connect(write=True) as con:
             con.execute("INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created) "
-                        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                        (run_id, name, run.to_json(), dataset, data_dir, group_id, time.time()))
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time()))
         return run_id
 
     def update(self, run_id: str, **fields: Any) -> None:
@@ -167,18 +168,31 @@ class RunStore:
         """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
         return sorted((self.run_dir(run_id) / "epochs").glob("epoch_*.safetensors"))
 
-    def mark_orphans(self, is_alive, stale_after: float = 60.0) -> list[str]:
+    def claim(self, run_id: str, pid: int) -> bool:
+        """Atomically move a queued run to running; False if someone else got it (or it was cancelled)."""
+        with self._connect(write=True) as con:
+            cur = con.execute("UPDATE runs SET status = 'running', pid = ?, started = ?, heartbeat = ? "
+                              "WHERE id = ? AND status = 'queued'", (pid, time.time(), time.time(), run_id))
+            return cur.rowcount == 1
+
+    def mark_orphans(self, is_alive, stale_after: float = 120.0) -> list[str]:
         """Runs left ``running`` by a dead worker become ``interrupted`` (keeping their last checkpoint)."""
         changed = []
         now = time.time()
         for run in self.list(status=("running",)):
-            dead = run["pid"] is not None and not is_alive(run["pid"])
-            stale = (run["heartbeat"] or run["started"] or run["created"]) < now - stale_after
-            if dead or stale:
-                last = self.epoch_checkpoints(run["id"])
-                self.update(run["id"], status="interrupted", finished=now,
-                            checkpoint=str(last[-1]) if last else None,
-                            error="the worker stopped before the run finished")
+            if run["pid"] is not None:
+                orphan = not is_alive(run["pid"])
+            else:  # no worker recorded: judge by the heartbeat
+                orphan = (run["heartbeat"] or run["started"] or run["created"]) < now - stale_after
+            if orphan:
+                self.interrupt(run["id"], "the worker stopped before the run finished")
                 changed.append(run["id"])
         return changed
 
+    def interrupt(self, run_id: str, error: str, status: str = "interrupted") -> None:
+        """End an active run from outside its worker, pointing at its last saved epoch."""
+        last = self.epoch_checkpoints(run_id)
+        with self._connect(write=True) as con:
+            con.execute("UPDATE runs SET status = ?, finished = ?, error = ?, checkpoint = ? "
+                        "WHERE id = ? AND status IN ('queued', 'running')",
+                        (status, time.time(), error, str(last[-1]) if last else None, run_id))

@@ -57,6 +57,7 @@ class TrainResult:
     val_accuracy: float | None = None
     images_per_s: float = 0.0
     error: str | None = None
+    test_predictions: torch.Tensor | None = None  # predicted label per test image, for confusion matrices
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -181,7 +182,7 @@ def train(run: RunConfig, data: Dataset,
     result.seconds = time.perf_counter() - start
     result.images_per_s = seen / max(result.seconds, 1e-9)
     if result.status != "diverged":
-        result.test_loss, result.test_accuracy, _ = evaluate(model, data.test_x, data.test_y)
+        result.test_loss, result.test_accuracy, result.test_predictions = evaluate(model, data.test_x, data.test_y)
     model.eval()
     end = _event("end", _Window(), result.epochs_done, cfg, step, total_steps, opt, seen, start,
                  None, result.val_accuracy)

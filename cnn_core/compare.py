@@ -1,0 +1,153 @@
+"""Comparing runs: curves, summaries, the hyperparameters that differ, and max-vs-average pooling.
+
+Pure functions over what the run store returns (rows, metric rows, saved test predictions); the
+Compare page only draws their results.
+"""
+
+from __future__ import annotations
+
+import json
+from statistics import mean, stdev
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnn_core.runs import RunStore
+
+CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+LOWER_IS_BETTER = ("loss", "val_loss")
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"conv": [{"stride": 1}]}}`` -> ``{"model.conv1.stride": 1}`` (conv blocks numbered like layers)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, name + "."))
+        elif key == "conv" and isinstance(value, list):
+            for i, block in enumerate(value, start=1):
+                flat.update(flatten_config(block, f"{prefix}conv{i}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def config_diff(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A table of only the hyperparameters that differ between runs (rows: keys, columns: run names)."""
+    flat = {row["name"] + f" ({row['id'][-6:]})": {"dataset": row["dataset"], **flatten_config(json.loads(row["config"]))}
+            for row in rows}
+    table = pd.DataFrame(flat)
+    if table.empty:
+        return table
+    differs = table.astype(str).nunique(axis=1) > 1
+    return table[differs]
+
+
+def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataFrame:
+    """Long-form metric rows (run, name, epoch/step, metric, value) for overlaid charts."""
+    frames = []
+    for run_id in run_ids:
+        row = store.get(run_id)
+        metrics = pd.DataFrame(store.metrics(run_id, kind))
+        if metrics.empty:
+            continue
+        x = "epoch" if kind == "epoch" else "step"
+        long = metrics.melt(id_vars=[x, "elapsed"], value_vars=[m for m in CURVE_METRICS if m in metrics],
+                            var_name="metric", value_name="value").dropna(subset=["value"])
+        long["run"], long["name"] = run_id, row["name"]
+        long["pooling"] = json.loads(row["config"])["model"]["conv"][0]["pool"]
+        long["seed"] = json.loads(row["config"])["train"]["seed"]
+        frames.append(long)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["epoch", "elapsed", "metric", "value", "run", "name", "pooling", "seed"])
+
+
+def smooth(values: list[float] | np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard-style exponential moving average, bias-corrected so the start is not dragged to 0."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight ** i) if weight > 0 else v)
+    return np.asarray(out)
+
+
+def metric_summary(long: pd.DataFrame) -> pd.DataFrame:
+    """Per run and metric: best (min for losses, max otherwise), final and min values."""
+    rows = []
+    for (name, metric), group in long.groupby(["name", "metric"], sort=False):
+        values = group["value"].to_numpy()
+        best = values.min() if metric in LOWER_IS_BETTER else values.max()
+        rows.append({"run": name, "metric": metric, "best": best, "final": values[-1], "min": values.min()})
+    return pd.DataFrame(rows)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[true, predicted]."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    return counts
+
+
+def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    counts = confusion_matrix(labels, predictions, num_classes)
+    return np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
+
+
+def load_predictions(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    path = store.run_dir(run_id) / "predictions.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
+    """Max vs average pooling over seeds: accuracy mean ± std, per-seed points, epoch time, per-class gap, verdict."""
+    per_run = []
+    for run_id in run_ids:
+        row = store.get(run_id)
+        if row["status"] != "completed":
+            continue
+        cfg = json.loads(row["config"])
+        epochs = max(row["epochs_done"] or 1, 1)
+        preds = load_predictions(store, run_id)
+        per_run.append({"run": run_id, "pooling": cfg["model"]["conv"][0]["pool"], "seed": cfg["train"]["seed"],
+                        "test_accuracy": row["test_accuracy"], "seconds_per_epoch": (row["seconds"] or 0) / epochs,
+                        "per_class": per_class_accuracy(np.array(preds["labels"]), np.array(preds["predictions"]),
+                                                        len(preds["classes"])) if preds else None,
+                        "classes": preds["classes"] if preds else None})
+    runs = pd.DataFrame(per_run)
+    result: dict[str, Any] = {"runs": runs, "summary": pd.DataFrame(), "per_class": pd.DataFrame(), "verdict": ""}
+    if runs.empty or runs["pooling"].nunique() < 2:
+        result["verdict"] = "Waiting for at least one finished run of each pooling."
+        return result
+    summary = runs.groupby("pooling").agg(mean=("test_accuracy", "mean"), n=("test_accuracy", "size"),
+                                          seconds_per_epoch=("seconds_per_epoch", "mean")).reset_index()
+    summary["std"] = [stdev(g) if len(g) > 1 else 0.0 for _, g in runs.groupby("pooling")["test_accuracy"]]
+    result["summary"] = summary
+    result["verdict"] = _verdict(runs)
+    with_classes = runs.dropna(subset=["per_class"]) if "per_class" in runs else runs.iloc[0:0]
+    if with_classes["pooling"].nunique() == 2:
+        mean_per_class = {p: np.mean(np.stack(g["per_class"].to_list()), axis=0) for p, g in with_classes.groupby("pooling")}
+        classes = with_classes["classes"].iloc[0]
+        result["per_class"] = pd.DataFrame({"class": classes, "max − avg (points)":
+                                            100 * (mean_per_class["max"] - mean_per_class["avg"])})
+    return result
+
+
+def _verdict(runs: pd.DataFrame) -> str:
+    accs = {p: runs.loc[runs["pooling"] == p, "test_accuracy"].tolist() for p in ("max", "avg")}
+    if not accs["max"] or not accs["avg"]:
+        return "Waiting for at least one finished run of each pooling."
+    diff = 100 * (mean(accs["max"]) - mean(accs["avg"]))
+    better = "max" if diff > 0 else "average"
+    spreads = [100 * stdev(a) for a in accs.values() if len(a) > 1]
+    if not spreads:
+        return (f"{better.capitalize()} pooling is ahead by {abs(diff):.2f} points, but with one seed there is no "
+                f"seed-to-seed spread to compare it with: run more seeds before concluding.")
+    spread = max(spreads)
+    if abs(diff) > 2 * spread:
+        return (f"{better.capitalize()} pooling is better here: the gap ({abs(diff):.2f} points) is larger than "
+                f"twice the seed-to-seed spread (std up to {spread:.2f} points).")
+    return (f"No clear winner: the gap ({abs(diff):.2f} points, {better} ahead) is within the seed-to-seed "
+            f"spread (std up to {spread:.2f} points).")
+

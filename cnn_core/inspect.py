@@ -1,0 +1,213 @@
+"""Look inside a trained network: its filters, its feature maps, and where it goes wrong.
+
+Everything here reads a ``ConvNet`` by the names of the layer table (conv1, act1, pool1, ...), so
+what the Filters page shows lines up with the shapes the Concepts page computes. Pure PyTorch and
+NumPy: the page turns these arrays into charts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cnn_core.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
+from cnn_core.data import to_float
+from cnn_core.runs import RunStore
+from cnn_core.train import evaluate
+
+# Runs whose weights are worth looking at: finished, or stopped/interrupted with a checkpoint kept.
+FINISHED = ("completed", "stopped", "interrupted")
+FEATURE_LAYER_PREFIXES = ("conv", "act", "pool")  # not act_fc: the fully connected part has no maps
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the convolution layers, in order (conv1, conv2, ...)."""
+    return [name for name, child in model.named_children() if isinstance(child, nn.Conv2d)]
+
+
+def feature_layers(model: nn.Module) -> list[str]:
+    """Names of the layers that output feature maps (conv, activation, pooling), in order."""
+    return [name for name, _ in model.named_children() if _is_feature_layer(name)]
+
+
+def _is_feature_layer(name: str) -> bool:
+    return name.startswith(FEATURE_LAYER_PREFIXES) and not name.startswith("act_fc")
+
+
+def feature_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """(C, H, W) of every feature layer's output, found by one forward pass of a blank input."""
+    config = model.config  # a ConvNet knows its input
+    blank = torch.zeros(1, config.in_channels, config.input_size, config.input_size,
+                        device=next(model.parameters()).device)
+    return {name: maps.shape for name, maps in feature_maps(model, blank).items()}
+
+
+def layer(model: nn.Module, name: str) -> nn.Module:
+    """A named child of the network; KeyError names the layers there are."""
+    children = dict(model.named_children())
+    if name not in children:
+        raise KeyError(f"no layer {name!r}; the network has {', '.join(children)}")
+    return children[name]
+
+
+@dataclass(frozen=True, eq=False)
+class FilterGrid:
+    """One conv layer's filters as small images, with one symmetric colour scale for all of them."""
+
+    layer: str
+    tiles: np.ndarray  # (out_channels, k, k) float32
+    scale: float  # max |weight| over the tiles: colours run from -scale to +scale, 0 in the middle
+    view: str  # "channel 2 of 6", "mean over 6 input channels", "the only input channel"
+
+
+def filter_grid(model: nn.Module, name: str, in_channel: int | None = None) -> FilterGrid:
+    """The filters of conv layer ``name``: one tile per output channel.
+
+    A first-layer filter is one k×k image. A deeper filter has one k×k slice per input channel;
+    ``in_channel`` picks one slice, ``None`` averages them (the summary a grid can show at once).
+    """
+    weight = layer(model, name).weight.detach().cpu().float().numpy()  # (out, in, k, k)
+    n_in = weight.shape[1]
+    if n_in == 1:
+        tiles, view = weight[:, 0], "the only input channel"
+    elif in_channel is None:
+        tiles, view = weight.mean(axis=1), f"mean over {n_in} input channels"
+    else:
+        if not 0 <= in_channel < n_in:
+            raise ValueError(f"{name}: input channel {in_channel} out of range 0..{n_in - 1}")
+        tiles, view = weight[:, in_channel], f"input channel {in_channel + 1} of {n_in}"
+    scale = float(np.abs(tiles).max()) or 1.0
+    return FilterGrid(name, np.ascontiguousarray(tiles, dtype=np.float32), scale, view)
+
+
+def filter_frame(grid: FilterGrid, columns: int | None = None) -> pd.DataFrame:
+    """Long-form rows (filter, x, y, weight) with tiles laid out on a grid with a one-pixel gap.
+
+    One chart with computed positions draws 120 filters far faster than 120 faceted charts.
+    """
+    n, k, _ = grid.tiles.shape
+    columns = columns or min(n, 12)
+    idx, ys, xs = np.meshgrid(np.arange(n), np.arange(k), np.arange(k), indexing="ij")
+    return pd.DataFrame({
+        "filter": idx.ravel() + 1,
+        "x": ((idx % columns) * (k + 1) + xs).ravel(),
+        "y": ((idx // columns) * (k + 1) + ys).ravel(),
+        "weight": grid.tiles.ravel(),
+    })
+
+
+def weight_histogram(model: nn.Module, name: str, bins: int = 40) -> pd.DataFrame:
+    """Counts of a layer's weights per bin (columns start, end, count), for a distribution chart."""
+    weights = layer(model, name).weight.detach().cpu().float().numpy().ravel()
+    counts, edges = np.histogram(weights, bins=bins)
+    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
+
+
+def filter_change(paths: list[str | Path], name: str) -> pd.DataFrame:
+    """How far a layer's filters moved in each epoch: ||W_e − W_{e−1}|| / ||W_e|| (0 for the first).
+
+    Large early, small late: the filters settle. Read from the per-epoch checkpoints of one run.
+    """
+    rows, previous = [], None
+    for epoch, path in enumerate(paths, start=1):
+        weight = layer(load_checkpoint(path).model, name).weight.detach()
+        change = 0.0 if previous is None else float((weight - previous).norm() / weight.norm().clamp_min(1e-12))
+        rows.append({"epoch": epoch, "relative change": change})
+        previous = weight
+    return pd.DataFrame(rows)
+
+
+def as_batch(image: np.ndarray | torch.Tensor, in_channels: int = 1) -> torch.Tensor:
+    """A (28, 28) float image in [0, 1] (or an N×C×H×W tensor) as the model's N×C×H×W input."""
+    x = torch.as_tensor(image, dtype=torch.float32)
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:
+        x = x[None]
+    if x.shape[1] != in_channels:  # a grey digit shown to an RGB model: repeat it on every channel
+        x = x.repeat(1, in_channels, 1, 1)
+    return x
+
+
+@torch.no_grad()
+def feature_maps(model: nn.Module, x: torch.Tensor) -> OrderedDict[str, np.ndarray]:
+    """Every conv, activation and pooling output for one input, in network order, named like the layer table.
+
+    Forward hooks catch the outputs in a single pass; they are removed before returning, so a
+    model shared between sessions is left as it was. Each map is (C, H, W) for the first input.
+    """
+    caught: OrderedDict[str, np.ndarray] = OrderedDict()
+    hooks = []
+    for name, child in model.named_children():
+        if _is_feature_layer(name):
+            hooks.append(child.register_forward_hook(
+                lambda _m, _i, out, name=name: caught.__setitem__(name, out[0].detach().cpu().float().numpy())))
+    try:
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return caught
+
+
+def confusion_matrix(labels: np.ndarray | torch.Tensor, predictions: np.ndarray | torch.Tensor,
+                     num_classes: int) -> np.ndarray:
+    """counts[true, predicted] over a test split."""
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def confusion_frame(counts: np.ndarray) -> pd.DataFrame:
+    """Long-form rows (true, predicted, count) for a clickable heatmap."""
+    true, pred = np.indices(counts.shape)
+    return pd.DataFrame({"true": true.ravel(), "predicted": pred.ravel(), "count": counts.ravel()})
+
+
+def misclassified(labels: np.ndarray | torch.Tensor, predictions: np.ndarray | torch.Tensor,
+                  true: int | None = None, predicted: int | None = None) -> np.ndarray:
+    """Indices of wrong answers, optionally only those of one confusion-matrix cell."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    wrong = labels != predictions
+    if true is not None:
+        wrong &= labels == true
+    if predicted is not None:
+        wrong &= predictions == predicted
+    return np.flatnonzero(wrong)
+
+
+def split_predictions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray]:
+    """Accuracy and predicted labels on a uint8 test split, by ``train.evaluate``.
+
+    It runs on a copy because ``evaluate`` leaves its model in train mode, and the model a page
+    passes in is shared by every session.
+    """
+    _, accuracy, predictions = evaluate(copy.deepcopy(model), images, labels)
+    return accuracy, predictions.numpy()
+
+
+def digit_at(images: torch.Tensor, index: int) -> np.ndarray:
+    """One test digit as a float (H, W) image in [0, 1] (first channel)."""
+    return to_float(images[index : index + 1])[0, 0].numpy()
+
+
+def model_choices(store: RunStore | None = None) -> dict[str, dict[str, Any]]:
+    """Models a page can offer: the bundled checkpoints, then finished runs that kept a checkpoint.
+
+    label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None}. The default
+    checkpoint comes first.
+    """
+    choices = {name: {"source": name, "run_id": None}
+               for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)}
+    store = store if store is not None else RunStore()
+    for run in store.list(status=FINISHED):
+        if run["checkpoint"] and Path(run["checkpoint"]).is_file():
+            choices[f"run: {run['name']} ({run['id']})"] = {"source": run["checkpoint"], "run_id": run["id"]}
+    return choices

@@ -1,0 +1,144 @@
+"""Train: set hyperparameters, see every layer's shape before training, launch runs and watch them live."""
+
+import json
+import time
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cnn_core.charts import confusion_chart, curves_chart
+from cnn_core.compare import confusion_matrix, curves, load_predictions
+from cnn_core.runs import ACTIVE
+from cnn_core.shapes import layer_table, total_macs, total_params
+from ui.config_form import config_controls
+from ui.resources import job_manager, test_images
+
+st.title("🏋️ Train")
+manager = job_manager()
+store = manager.store
+
+controls, preview = st.columns([1, 1.2], gap="large")
+with controls:
+    run, problem, dataset = config_controls()
+    st.session_state["train.current_config"] = run.to_json() if run else None  # the Compare page launches from it
+    st.session_state["train.current_dataset"] = dataset
+
+with preview:
+    st.subheader("Layers before training")
+    if problem:
+        st.error(problem)
+    else:
+        layers = layer_table(run.model)
+        table = pd.DataFrame([{"layer": l.name, "type": l.type, "output (C×H×W)": "×".join(map(str, l.output_shape)),
+                               "params": l.params, "MACs": l.macs, "receptive field": l.receptive_field,
+                               "stride fits": "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO")}
+                              for l in layers])
+        st.dataframe(table, hide_index=True, width="stretch")
+        m1, m2 = st.columns(2)
+        m1.metric("parameters", f"{total_params(layers):,}")
+        m2.metric("multiply-adds per image", f"{total_macs(layers):,}")
+        st.markdown("**Output size** = (W − F + 2P) / S + 1")
+        for l in layers:
+            if l.type in ("conv", "pool"):
+                mark = "✅" if l.fits else f"⚠️ stride does not fit: PyTorch drops the last {l.dropped} row(s)/column(s)"
+                st.markdown(f"`{l.name}`: {l.formula} {mark}")
+    name = st.text_input("run name (optional)", key="train.name")
+    if st.button("🚀 Launch training", type="primary", disabled=problem is not None, key="train.launch"):
+        run_id = manager.submit(run, dataset=dataset, name=name or None)
+        st.session_state["train.selected"] = run_id
+        st.toast(f"queued run {run_id}")
+
+
+def run_label(row: dict) -> str:
+    acc = f" · {row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else ""
+    return f"{row['name']} · {row['status']}{acc}"
+
+
+def live_view(run_id: str) -> None:
+    """Progress, curves and the stop button of one run, read from the store."""
+    row = store.get(run_id)
+    metrics = store.metrics(run_id)
+    cfg = json.loads(row["config"])
+    last = metrics[-1] if metrics else None
+    if row["status"] in ACTIVE:
+        if last:
+            done = last["step"] / max(last["total_steps"] or 1, 1)
+            left = last["elapsed"] * (1 - done) / max(done, 1e-9)
+            st.progress(min(done, 1.0), text=f"epoch {last['epoch']}/{cfg['train']['epochs']} · "
+                        f"{last['images_per_s']:,.0f} images/s · about {left:,.0f} s left")
+        else:
+            st.progress(0.0, text=f"{row['status']}: waiting for the first steps…")
+        if st.button("⏹ Stop", key=f"train.stop.{run_id}"):
+            manager.stop(run_id)
+    long = curves(store, [run_id], "epoch")
+    if not long.empty:
+        st.altair_chart(curves_chart(long, color="metric"), width="stretch")
+    elif row["status"] in ACTIVE:
+        steps = curves(store, [run_id], "step")
+        if not steps.empty:
+            st.altair_chart(curves_chart(steps, color="metric", x="step"), width="stretch")
+
+
+def results(run_id: str) -> None:
+    row = store.get(run_id)
+    if row["status"] not in ("completed", "stopped") or row["test_accuracy"] is None:
+        if row["error"]:
+            st.error(f"{row['status']}: {row['error']}")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("test accuracy", f"{row['test_accuracy']:.2%}")
+    c2.metric("validation accuracy", f"{row['val_accuracy']:.2%}" if row["val_accuracy"] is not None else "—")
+    c3.metric("time", f"{row['seconds']:.1f} s", help=f"{row['images_per_s']:,.0f} images/s on {row['device']}")
+    preds = load_predictions(store, run_id)
+    if preds:
+        labels, predicted = np.array(preds["labels"]), np.array(preds["predictions"])
+        left, right = st.columns(2)
+        left.altair_chart(confusion_chart(confusion_matrix(labels, predicted, len(preds["classes"])), preds["classes"],
+                                          "confusion matrix (test)"))
+        wrong = np.flatnonzero(labels != predicted)[:12]
+        if len(wrong):
+            try:
+                images, _, _ = test_images(row["dataset"], row["data_dir"])
+                right.markdown("**Misclassified test images** (true → predicted)")
+                right.image([images[i, 0] for i in wrong], width=64,
+                            caption=[f"{preds['classes'][labels[i]]}→{preds['classes'][predicted[i]]}" for i in wrong])
+            except Exception as err:  # the dataset may have moved since the run
+                right.info(f"test images not available: {err}")
+    ckpt = store.run_dir(run_id) / "model.safetensors"
+    d1, d2, d3 = st.columns(3)
+    if ckpt.is_file():
+        d1.download_button("checkpoint (.safetensors)", ckpt.read_bytes(), f"{row['name']}.safetensors",
+                           key=f"train.dl.ckpt.{run_id}")
+    d2.download_button("config (.json)", row["config"], f"{row['name']}.json", key=f"train.dl.cfg.{run_id}")
+    d3.download_button("metrics (.csv)", pd.DataFrame(store.metrics(run_id)).to_csv(index=False),
+                       f"{row['name']}-metrics.csv", key=f"train.dl.csv.{run_id}")
+
+
+st.divider()
+st.subheader("Runs")
+rows = store.list()
+if not rows:
+    st.info("No runs yet: set the hyperparameters above and launch one.")
+    st.stop()
+ids = [r["id"] for r in rows]
+by_id = {r["id"]: r for r in rows}
+selected = st.session_state.get("train.selected")
+selected = st.selectbox("run", ids, ids.index(selected) if selected in ids else 0,
+                        format_func=lambda i: run_label(by_id[i]), key="train.pick")
+st.session_state["train.selected"] = selected
+any_active = any(r["status"] in ACTIVE for r in rows)
+
+
+@st.fragment(run_every=1.0 if any_active else None)
+def live() -> None:
+    live_view(selected)
+    if any_active and not any(r["status"] in ACTIVE for r in store.list(status=ACTIVE)):
+        st.rerun()  # everything finished: redraw the page once, which also stops this polling
+
+
+live()
+results(selected)
+st.dataframe(pd.DataFrame(rows)[["name", "status", "epochs_done", "test_accuracy", "device", "id"]], hide_index=True,
+             width="stretch", column_config={"test_accuracy": st.column_config.NumberColumn(format="percent")})

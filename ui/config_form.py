@@ -1,0 +1,77 @@
+"""The hyperparameter controls of the Train page, turned into one validated ``RunConfig``."""
+
+from dataclasses import replace
+
+import streamlit as st
+import torch
+
+from cnn_core.config import ACTIVATIONS, LENET5_CONV, OPTIMIZERS, SCHEDULES, ConvBlock, ModelConfig, RunConfig, TrainConfig
+from cnn_core.data import DATASETS
+from cnn_core.errors import InvalidConfig
+
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
+EXTRA_BLOCK = ConvBlock(out_channels=32, kernel_size=3, padding="same", pool="none")
+K = "train."  # session_state namespace
+
+
+def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
+    with st.expander(f"conv{i}", expanded=i == 1):
+        c1, c2, c3 = st.columns(3)
+        depth = c1.slider("depth (filters)", 1, 128, default.out_channels, key=f"{K}conv{i}.depth")
+        kernel = c2.slider("filter size", 1, 9, default.kernel_size, key=f"{K}conv{i}.kernel")
+        stride = c3.slider("stride", 1, 4, default.stride, key=f"{K}conv{i}.stride")
+        modes = ["number", "same", "valid"]
+        mode_default = default.padding if isinstance(default.padding, str) else "number"
+        mode = c1.selectbox("padding", modes, modes.index(mode_default), key=f"{K}conv{i}.padmode")
+        zeros = c2.number_input("zeros per side", 0, 8, default.padding if isinstance(default.padding, int) else 0,
+                                key=f"{K}conv{i}.pad", disabled=mode != "number")
+        pool = c3.selectbox("pooling", ["max", "avg", "none"], ["max", "avg", "none"].index(default.pool),
+                            key=f"{K}conv{i}.pool")
+        p1, p2 = st.columns(2)
+        pool_size = p1.slider("pool size", 1, 4, default.pool_size, key=f"{K}conv{i}.pool_size", disabled=pool == "none")
+        pool_stride = p2.slider("pool stride", 1, 4, default.pool_stride, key=f"{K}conv{i}.pool_stride",
+                                disabled=pool == "none")
+    return ConvBlock(depth, kernel, stride, int(zeros) if mode == "number" else mode, pool, pool_size, pool_stride)
+
+
+def config_controls() -> tuple[RunConfig | None, str | None, str]:
+    """Draw the controls; returns (config or None, the reason it is invalid or None, dataset name)."""
+    dataset = st.selectbox("dataset", DATASETS, key=f"{K}dataset",
+                           help="mnist works offline (the bundled 5,000-digit sample when the full set is absent)")
+    blocks = st.slider("conv blocks", 1, 4, 3, key=f"{K}blocks")
+    conv = tuple(_conv_block(i, LENET5_CONV[i - 1] if i <= 3 else EXTRA_BLOCK) for i in range(1, blocks + 1))
+    c1, c2 = st.columns(2)
+    activation = c1.selectbox("activation", ACTIVATIONS, key=f"{K}activation")
+    fc_text = c2.text_input("fully connected sizes", "84", key=f"{K}fc", help="comma-separated, e.g. 120, 84")
+    defaults = TrainConfig()
+    c1, c2, c3 = st.columns(3)
+    optimizer = c1.selectbox("optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer), key=f"{K}optimizer")
+    schedule = c2.selectbox("schedule", SCHEDULES, SCHEDULES.index(defaults.schedule), key=f"{K}schedule")
+    augment = c3.selectbox("augmentation", ["auto", "on", "off"], key=f"{K}augment",
+                           help="small random shifts/rotations/scaling; auto = on for small training sets")
+    lr = st.select_slider("learning rate (log scale)", LEARNING_RATES, defaults.lr, key=f"{K}lr",
+                          format_func=lambda v: f"{v:g}")
+    c1, c2, c3 = st.columns(3)
+    batch = c1.select_slider("batch size", BATCH_SIZES, defaults.batch_size, key=f"{K}batch")
+    epochs = c2.slider("epochs", 1, 100, 10, key=f"{K}epochs")
+    seed = c3.number_input("seed", 0, 2**31 - 1, 0, key=f"{K}seed")
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    device = st.selectbox("device", devices, key=f"{K}device",
+                          format_func=lambda d: f"cuda ({torch.cuda.get_device_name(0)})" if d == "cuda" else d)
+    try:
+        fc = tuple(int(part) for part in fc_text.replace(" ", "").split(",") if part)
+    except ValueError:
+        return None, f"fully connected sizes must be whole numbers separated by commas, not {fc_text!r}", dataset
+    try:
+        model = ModelConfig(activation=activation, conv=conv, fc=fc)
+        train = TrainConfig(optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch, epochs=epochs,
+                            seed=int(seed), augment={"auto": "auto", "on": True, "off": False}[augment], device=device)
+    except InvalidConfig as err:
+        return None, str(err), dataset
+    return RunConfig(model=model, train=train), None, dataset
+
+
+def with_pooling(run: RunConfig, pool: str, seed: int) -> RunConfig:
+    """The same run with another pooling and seed: the pairs the Compare page launches."""
+    return replace(run, model=run.model.with_pooling(pool), train=replace(run.train, seed=seed))

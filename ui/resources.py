@@ -1,0 +1,26 @@
+"""Heavy objects cached once per app (``st.cache_resource``: shared by every session, so read-only per user)."""
+
+import numpy as np
+import streamlit as st
+
+from cnn_core.data import load_dataset
+from cnn_core.jobs import JobManager
+from cnn_core.runs import RunStore
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """The one job manager of this app: every session queues runs here and reads the shared store."""
+    return JobManager()
+
+
+def run_store() -> RunStore:
+    return job_manager().store
+
+
+@st.cache_data(max_entries=4, show_spinner="Loading the test images…")
+def test_images(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A dataset's test images (N, C, H, W uint8), labels and class names, for confusion matrices and galleries."""
+    data = load_dataset(dataset if dataset in ("mnist", "fashion-mnist", "kmnist") else "mnist", data_dir=data_dir,
+                        download=False)
+    return data.test_x.numpy(), data.test_y.numpy(), data.classes
