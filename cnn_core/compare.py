@@ -35,14 +35,14 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """A table of only the hyperparameters that differ between runs (rows: keys, columns: run names)."""
+    """A table of only the hyperparameters that differ between runs (a row per key, a column per run)."""
     flat = {row["name"] + f" ({row['id'][-6:]})": {"dataset": row["dataset"], **flatten_config(json.loads(row["config"]))}
             for row in rows}
     table = pd.DataFrame(flat)
     if table.empty:
         return table
     differs = table.astype(str).nunique(axis=1) > 1
-    return table[differs]
+    return table[differs].rename_axis("hyperparameter").reset_index()
 
 
 def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataFrame:

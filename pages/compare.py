@@ -82,7 +82,7 @@ if groups:
     pooling_view()
 
 st.header("Compare any runs")
-picked = st.multiselect("runs", list(by_id), format_func=lambda i: f"{by_id[i]['name']} ({by_id[i]['status']})",
+picked = st.multiselect("runs", list(by_id), format_func=lambda i: f"{by_id[i]['name']} · {i[-6:]} ({by_id[i]['status']})",
                         key="compare.runs")
 if picked:
     smoothing = st.slider("smoothing", 0.0, 0.95, 0.0, 0.05, key="compare.smoothing",
@@ -99,7 +99,7 @@ if picked:
     if diff.empty:
         st.caption("None: these runs share every hyperparameter.")
     else:
-        st.dataframe(diff, width="stretch")
+        st.dataframe(diff, hide_index=True, width="stretch")
 
 st.header("Manage runs")
 if not rows:

@@ -53,7 +53,7 @@ with preview:
 
 def run_label(row: dict) -> str:
     acc = f" · {row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else ""
-    return f"{row['name']} · {row['status']}{acc}"
+    return f"{row['name']} · {row['id'][-6:]} · {row['status']}{acc}"  # ids keep equal names apart
 
 
 def live_view(run_id: str) -> None:

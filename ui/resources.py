@@ -5,13 +5,17 @@ import streamlit as st
 
 from cnn_core.data import load_dataset
 from cnn_core.jobs import JobManager
-from cnn_core.runs import RunStore
+from cnn_core.runs import RunStore, default_runs_dir
 
 
 @st.cache_resource
+def _manager_for(root: str) -> JobManager:
+    return JobManager(RunStore(root))
+
+
 def job_manager() -> JobManager:
-    """The one job manager of this app: every session queues runs here and reads the shared store."""
-    return JobManager()
+    """The one job manager of this app (per run folder): every session queues runs here and reads the store."""
+    return _manager_for(str(default_runs_dir()))
 
 
 def run_store() -> RunStore:

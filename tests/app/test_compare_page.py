@@ -1,0 +1,72 @@
+"""AppTest: the Compare page on an empty store, a launched max-vs-avg pair, run comparison and management."""
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.runner import execute_run
+from cnn_core.runs import RunStore
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages" / "compare.py")
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def test_empty_store_renders_with_launch_enabled():
+    at = _page()
+    assert not at.exception
+    assert not at.button(key="compare.launch").disabled
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_max_vs_avg_launches_pairs_that_differ_only_in_pooling_and_shows_a_verdict():
+    at = _page()
+    at.slider(key="compare.seeds").set_value(1).run()
+    at.number_input(key="compare.epochs").set_value(1).run()
+    at.button(key="compare.launch").click().run()
+    store = RunStore()
+    runs = store.list()
+    assert sorted(r["name"] for r in runs) == ["avg-seed0", "max-seed0"]
+    a, b = (store.config(r["id"]) for r in runs)
+    assert a.train == b.train and a.model.with_pooling("max") == b.model.with_pooling("max")
+    deadline = time.time() + 180
+    while any(r["status"] in ("queued", "running") for r in store.list()) and time.time() < deadline:
+        time.sleep(0.5)
+    at.run()
+    verdict = at.info[0].value
+    assert "pooling is ahead by" in verdict and "one seed" in verdict
+    assert {m.label for m in at.metric} == {"max pooling: test accuracy", "avg pooling: test accuracy"}
+
+
+def _finished_run(small_data, **train) -> str:
+    store = RunStore()
+    run_id = store.create(RunConfig(train=TrainConfig(epochs=1, device="cpu", **train)), dataset="mnist")
+    execute_run(store, run_id, data=small_data)
+    return run_id
+
+
+def test_comparing_runs_lists_only_the_hyperparameters_that_differ(small_data):
+    first, second = _finished_run(small_data, lr=1e-3), _finished_run(small_data, lr=3e-3)
+    at = _page()
+    at.multiselect(key="compare.runs").set_value([first, second]).run()
+    assert not at.exception
+    diff = at.dataframe[-1].value
+    assert list(diff["hyperparameter"]) == ["train.lr"]
+    summary = at.dataframe[0].value
+    assert set(summary["metric"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_rename_and_delete_with_confirmation(small_data):
+    run_id = _finished_run(small_data)
+    at = _page()
+    at.text_input(key=f"compare.rename.{run_id}").set_value("my best run").run()
+    at.button(key="compare.rename").click().run()
+    assert RunStore().get(run_id)["name"] == "my best run"
+    assert at.button(key="compare.delete").disabled
+    at.checkbox(key=f"compare.sure.{run_id}").check().run()
+    at.button(key="compare.delete").click().run()
+    assert RunStore().list() == []

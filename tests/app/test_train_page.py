@@ -1,0 +1,59 @@
+"""AppTest: the Train page shows shapes before training, refuses invalid configs and launches runs."""
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.runs import RunStore
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages" / "train.py")
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def test_empty_store_shows_lenet5_shapes_and_formulas():
+    at = _page()
+    assert not at.exception
+    formulas = [m.value for m in at.markdown if m.value.startswith("`conv")]
+    assert formulas[0] == "`conv1`: (28 − 5 + 2·2) / 1 + 1 = 28 ✅"
+    assert at.metric[0].value == "61,706"
+    assert any("No runs yet" in i.value for i in at.info)
+    assert not at.button(key="train.launch").disabled
+
+
+def test_stride_that_does_not_fit_is_flagged_before_training():
+    at = _page()
+    at.slider(key="train.blocks").set_value(2).run()
+    at.slider(key="train.conv2.stride").set_value(2).run()
+    line = next(m.value for m in at.markdown if m.value.startswith("`conv2`"))
+    assert "5.50 → 5 (floored)" in line and "drops the last 1 row(s)/column(s)" in line
+
+
+def test_invalid_config_disables_launch_and_says_why():
+    at = _page()
+    at.slider(key="train.conv1.stride").set_value(2).run()
+    assert at.button(key="train.launch").disabled
+    assert at.error[0].value.startswith("conv3: filter 5×5 is larger than its 1×1 (padded) input")
+    at.text_input(key="train.fc").set_value("84, lots").run()
+    assert "whole numbers" in at.error[0].value
+
+
+def test_launch_registers_a_run_that_the_page_then_shows_finished():
+    at = _page()
+    at.slider(key="train.epochs").set_value(1).run()
+    at.text_input(key="train.name").set_value("apptest-run").run()
+    at.button(key="train.launch").click().run()
+    run_id = at.session_state["train.selected"]
+    store = RunStore()
+    assert store.get(run_id)["name"] == "apptest-run"
+    deadline = time.time() + 120
+    while store.get(run_id)["status"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert store.get(run_id)["status"] == "completed"
+    at.run()
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["test accuracy"].endswith("%")
+    assert [b.label for b in at.get("download_button")] == ["checkpoint (.safetensors)", "config (.json)", "metrics (.csv)"]
