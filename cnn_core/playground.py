@@ -8,6 +8,7 @@ Images are float32 arrays (C, H, W) in [0, 1] with C = 1 (grey) or 3 (RGB).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,17 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cnn_core import shapes
 from cnn_core.config import ConvBlock
 from cnn_core.data import Dataset
 from cnn_core.errors import InvalidConfig
 from cnn_core.preprocess import Source, load_image
-from cnn_core.shapes import (
-    conv_output_size,
-    dropped_pixels,
-    formula_text,
-    stride_fits,
-    total_padding,
-)
 
 _BLUR = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256  # binomial ≈ Gaussian with σ ≈ 1
 _SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
@@ -76,9 +71,9 @@ class ConvResult:
 class Window:
     """One output value taken apart: the input under the filter, the weights, their products."""
 
-    window: np.ndarray  # (C, k, k) padded input under the filter
+    pixels: np.ndarray  # (C, k, k) padded input under the filter
     weights: np.ndarray  # (C, k, k)
-    products: np.ndarray  # window * weights
+    products: np.ndarray  # pixels * weights
     total: float  # products.sum(): the output value (there is no bias)
     top: int  # the window's first row and column in the padded input
     left: int
@@ -100,8 +95,10 @@ def kernel_weights(kernels: Kernels, channels: int) -> np.ndarray:
     one size: smaller ones are centred in zeros. Sepia on a grey input mixes (g, g, g).
     """
     if isinstance(kernels, str):
-        if kernels != "sepia":
+        if kernels in PRESETS:
             return kernel_weights(PRESETS[kernels], channels)
+        if kernels != "sepia":
+            raise InvalidConfig(f"unknown filter {kernels!r}; choose one of {', '.join(PRESETS)} or sepia")
         mix = SEPIA if channels == 3 else SEPIA.sum(axis=1, keepdims=True)
         return mix.reshape(3, -1, 1, 1).copy()
     one = isinstance(kernels, np.ndarray) and kernels.ndim == 2
@@ -124,25 +121,28 @@ def kernel_from_cells(cells: Sequence[Sequence[object]]) -> np.ndarray:
     for i, row in enumerate(rows, start=1):
         for j, value in enumerate(row, start=1):
             try:
-                ok = abs(float(value)) <= MAX_WEIGHT  # type: ignore[arg-type]  # False for NaN
+                number = float(value)  # type: ignore[arg-type]
             except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise InvalidConfig(f"filter cell (row {i}, column {j}) is {value!r}: "
-                                    f"type a number between −{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+                number = math.nan
+            if math.isnan(number):
+                raise InvalidConfig(f"filter cell (row {i}, column {j}) is empty or not a number")
+            if abs(number) > MAX_WEIGHT:
+                raise InvalidConfig(f"filter cell (row {i}, column {j}) is {number:g}: "
+                                    f"keep weights between −{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
     return np.array(rows, dtype=np.float32)
 
 
 def pad_sides(padding: int | str, kernel_size: int) -> tuple[int, int]:
     """Zeros before and after on one axis. 'same' with an even filter pads one more after, as PyTorch does."""
-    total = total_padding(padding, kernel_size)
+    total = shapes.total_padding(padding, kernel_size)
     return total // 2, total - total // 2
 
 
 def _axis(size: int, kernel: int, stride: int, padding: int | str) -> AxisFacts:
-    return AxisFacts(size, size + total_padding(padding, kernel), conv_output_size(size, kernel, stride, padding),
-                     stride_fits(size, kernel, stride, padding), dropped_pixels(size, kernel, stride, padding),
-                     formula_text(size, kernel, stride, padding))
+    """Every fact along one axis from cnn_core.shapes, the one home of the formula: never re-derived here."""
+    args = (size, kernel, stride, padding)
+    return AxisFacts(size, size + shapes.total_padding(padding, kernel), shapes.conv_output_size(*args),
+                     shapes.stride_fits(*args), shapes.dropped_pixels(*args), shapes.formula_text(*args))
 
 
 def _checked_axes(shape: tuple[int, ...], kernel: int, stride: int, padding: int | str,
@@ -151,8 +151,9 @@ def _checked_axes(shape: tuple[int, ...], kernel: int, stride: int, padding: int
     ConvBlock(kernel_size=kernel, stride=stride, padding=padding).check(what)
     rows, cols = (_axis(n, kernel, stride, padding) for n in shape[-2:])
     if kernel > min(rows.padded, cols.padded):
+        padded = "padded " if rows.padded > rows.size or cols.padded > cols.size else ""
         raise InvalidConfig(f"{what}: the {kernel}×{kernel} window is larger than the {rows.padded}×{cols.padded} "
-                            "(padded) input, so there is no output; use more padding or a smaller window")
+                            f"{padded}input, so there is no output")
     return rows, cols
 
 
@@ -173,16 +174,16 @@ def padded_input(image: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
 
 def window_at(image: np.ndarray, kernels: Kernels, stride: int, padding: int | str, row: int, col: int,
               filter_index: int = 0) -> Window:
-    """The multiply-and-sum behind output value [filter_index, row, col]: window ⊙ weights, summed."""
+    """The multiply-and-sum behind output value [filter_index, row, col]: pixels ⊙ weights, summed."""
     result = convolve(image, kernels, stride, padding)
     if not (0 <= row < result.rows.output and 0 <= col < result.cols.output):
         raise InvalidConfig(f"output position ({row}, {col}) is outside the {result.rows.output}×{result.cols.output} output")
     weights = result.weights[filter_index]
     k = weights.shape[-1]
     top, left = row * stride, col * stride  # in padded coordinates: output i starts at i·S
-    window = padded_input(image, result.pad)[:, top:top + k, left:left + k].astype(np.float32)
-    products = window * weights
-    return Window(window, weights, products, float(products.sum(dtype=np.float64)), top, left)
+    pixels = padded_input(image, result.pad)[:, top:top + k, left:left + k].astype(np.float32)
+    products = pixels * weights
+    return Window(pixels, weights, products, float(products.sum(dtype=np.float64)), top, left)
 
 
 def pool(feature_map: np.ndarray, size: int, stride: int, kind: str) -> PoolResult:
@@ -269,9 +270,14 @@ def input_overlay(image: np.ndarray, result: ConvResult, scale: int, window: Win
     rgb[dropped] = 0.4 * rgb[dropped] + 0.6 * np.array([255, 120, 0])
     big = np.kron(rgb, np.ones((scale, scale, 1))).astype(np.uint8)
     if window is not None:
-        k, line = window.weights.shape[-1] * scale, max(1, scale // 3)
-        top, left = window.top * scale, window.left * scale
-        box = big[top:top + k, left:left + k]
-        for edge in (box[:line], box[-line:], box[:, :line], box[:, -line:]):
-            edge[...] = (255, 215, 0)
+        outline(big, window.top, window.left, window.weights.shape[-1], scale)
+    return big
+
+
+def outline(big: np.ndarray, top: int, left: int, size: int, scale: int) -> np.ndarray:
+    """Draw a yellow square around pixels [top:top+size, left:left+size] of an image enlarged `scale` times."""
+    line = max(1, scale // 3)  # thick enough to see, thin enough to leave the pixels inside visible
+    box = big[top * scale:(top + size) * scale, left * scale:(left + size) * scale]
+    for edge in (box[:line], box[-line:], box[:, :line], box[:, -line:]):
+        edge[...] = (255, 215, 0)
     return big

@@ -37,12 +37,14 @@ if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="comp
     for seed in range(base.train.seed, base.train.seed + n_seeds):
         for pool in ("max", "avg"):
             manager.submit(with_pooling(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group)
-    st.session_state["compare.group"] = group
+    st.session_state["compare.pick"] = group
+    st.rerun()  # the run list above was read before these runs existed
 
 groups = sorted({r["group_id"] for r in rows if (r["group_id"] or "").startswith("pool-")}, reverse=True)
 if groups:
-    chosen = st.session_state.get("compare.group")
-    group = st.selectbox("comparison", groups, groups.index(chosen) if chosen in groups else 0, key="compare.pick")
+    if st.session_state.get("compare.pick") not in groups:
+        st.session_state.pop("compare.pick", None)
+    group = st.selectbox("comparison", groups, key="compare.pick")
     members = [r["id"] for r in rows if r["group_id"] == group]
     group_active = any(by_id[i]["status"] in ACTIVE for i in members)
 

@@ -38,7 +38,10 @@ else:
                                 "official_test_accuracy": st.column_config.NumberColumn("MNIST 10k test", format="percent")})
     long = rows.melt(id_vars="name", value_vars=["test_accuracy", "official_test_accuracy"], var_name="test set",
                      value_name="accuracy").dropna()
-    chart = alt.Chart(long).mark_bar().encode(
-        x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0.95, 1.0]), axis=alt.Axis(format="%")),
-        y=alt.Y("name:N", title=None), color="test set:N", yOffset="test set:N")
+    long["test set"] = long["test set"].map({"test_accuracy": "held-out sample digits",
+                                             "official_test_accuracy": "official MNIST 10k test"})
+    chart = alt.Chart(long).mark_circle(size=160).encode(
+        x=alt.X("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
+        y=alt.Y("name:N", title=None), color="test set:N",
+        tooltip=["name", "test set", alt.Tooltip("accuracy:Q", format=".2%")]).properties(height=120)
     st.altair_chart(chart, width="stretch")

@@ -47,7 +47,7 @@ with preview:
     name = st.text_input("run name (optional)", key="train.name")
     if st.button("🚀 Launch training", type="primary", disabled=problem is not None, key="train.launch"):
         run_id = manager.submit(run, dataset=dataset, name=name or None)
-        st.session_state["train.selected"] = run_id
+        st.session_state["train.pick"] = run_id  # show the new run below (set before its selectbox exists)
         st.toast(f"queued run {run_id}")
 
 
@@ -124,10 +124,9 @@ if not rows:
     st.stop()
 ids = [r["id"] for r in rows]
 by_id = {r["id"]: r for r in rows}
-selected = st.session_state.get("train.selected")
-selected = st.selectbox("run", ids, ids.index(selected) if selected in ids else 0,
-                        format_func=lambda i: run_label(by_id[i]), key="train.pick")
-st.session_state["train.selected"] = selected
+if st.session_state.get("train.pick") not in ids:  # deleted meanwhile, or not a run of this store
+    st.session_state.pop("train.pick", None)
+selected = st.selectbox("run", ids, format_func=lambda i: run_label(by_id[i]), key="train.pick")
 any_active = any(r["status"] in ACTIVE for r in rows)
 
 

@@ -46,7 +46,7 @@ def test_launch_registers_a_run_that_the_page_then_shows_finished():
     at.slider(key="train.epochs").set_value(1).run()
     at.text_input(key="train.name").set_value("apptest-run").run()
     at.button(key="train.launch").click().run()
-    run_id = at.session_state["train.selected"]
+    run_id = at.session_state["train.pick"]
     store = RunStore()
     assert store.get(run_id)["name"] == "apptest-run"
     deadline = time.time() + 120

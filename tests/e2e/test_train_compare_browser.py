@@ -1,0 +1,71 @@
+"""Real browser: train a 1-epoch run from the Train page, compare max vs avg, two sessions at once."""
+
+import re
+import time
+
+from playwright.sync_api import Page, expect
+
+
+def _open(page: Page, app_url: str, title: str) -> None:
+    page.goto(app_url)
+    page.get_by_role("link", name=title).click()
+    expect(page.locator("h1").filter(has_text=title)).to_be_visible()
+
+
+def _set_slider(page: Page, label: str, key: str) -> None:
+    """Focus a slider by its label and press a key (Home = minimum)."""
+    page.get_by_role("slider", name=label).first.focus()
+    page.keyboard.press(key)
+
+
+def test_launch_a_one_epoch_run_and_watch_it_finish(page, app_url):
+    _open(page, app_url, "Train")
+    expect(page.get_by_text("(28 − 5 + 2·2) / 1 + 1 = 28")).to_be_visible()
+    _set_slider(page, "epochs", "Home")  # 1 epoch
+    expect(page.get_by_role("slider", name="epochs")).to_have_value("1")
+    page.get_by_label("run name (optional)").fill("browser-run")
+    page.get_by_label("run name (optional)").press("Enter")
+    page.get_by_role("button", name=re.compile("Launch training")).click()
+    start = time.time()
+    expect(page.get_by_role("combobox", name="run", exact=True)).to_have_value(re.compile("browser-run"))
+    # the live chart appears (Vega renders into a canvas/svg) and the run ends with its test accuracy
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("test accuracy", exact=True)).to_be_visible(timeout=90_000)
+    print(f"\nrun finished and shown {time.time() - start:.1f} s after launch")
+    expect(page.get_by_role("button", name="checkpoint (.safetensors)")).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_one_seed_max_vs_avg_comparison_shows_both_curves_and_the_summary(page, app_url):
+    _open(page, app_url, "Compare")
+    _set_slider(page, "seeds", "Home")  # 1 seed
+    epochs = page.get_by_label("epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.get_by_role("button", name="Launch max vs avg").click()
+    expect(page.get_by_text("max pooling: test accuracy")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("avg pooling: test accuracy")).to_be_visible()
+    expect(page.get_by_text(re.compile("pooling is ahead by"))).to_be_visible()
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_two_sessions_keep_their_own_controls_and_share_the_run_list(browser, app_url):
+    first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    for pg in (first, second):
+        pg.set_default_timeout(30_000)
+        _open(pg, app_url, "Train")
+    _set_slider(first, "epochs", "Home")
+    first.get_by_label("run name (optional)").fill("from-first-session")
+    first.get_by_label("run name (optional)").press("Enter")
+    first.get_by_role("button", name=re.compile("Launch training")).click()
+    expect(first.get_by_role("combobox", name="run", exact=True)).to_have_value(re.compile("from-first-session"))
+    # the second session's controls are untouched ...
+    expect(second.get_by_role("slider", name="epochs")).to_have_value("10")
+    # ... and after any interaction it lists the first session's run
+    _set_slider(second, "epochs", "ArrowLeft")
+    second.get_by_role("combobox", name="run", exact=True).click()  # the run list is shared
+    expect(second.get_by_role("option", name=re.compile("from-first-session"))).to_be_visible()
+    for pg in (first, second):
+        pg.context.close()
