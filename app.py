@@ -15,6 +15,9 @@ PAGES = [  # path, title, icon, url path
 ]
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
-pages = [st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home"))
-         for path, title, icon, url in PAGES if (ROOT / path).is_file()]
+pages = [
+    st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home"))
+    for path, title, icon, url in PAGES
+    if (ROOT / path).is_file()
+]
 st.navigation(pages).run()

@@ -35,12 +35,19 @@ def compare(label: str, data_dir: Path, our_args: list[str]) -> None:
     print(f"== {label} ({data_dir})", flush=True)
     article, article_s = timed([sys.executable, "benchmarks/article_recipe.py", "--data-dir", str(data_dir)])
     ours, ours_s = timed([sys.executable, "-m", "cnn_core", "train", "--data-dir", str(data_dir), "--json", *our_args])
-    print(f"article recipe (Adam 1e-4, batch 32, 10 epochs, per-sample DataLoader): "
-          f"{article['test_accuracy']:.2%} in {article_s:.1f} s")
-    print(f"CNN Lab default recipe {' '.join(our_args) or '(defaults)'}: {ours['test_accuracy']:.2%} in {ours_s:.1f} s "
-          f"({ours['images_per_s']:.0f} images/s)")
-    print(f"accuracy difference {100 * (ours['test_accuracy'] - article['test_accuracy']):+.2f} points; "
-          f"time ratio ours/article = {ours_s / article_s:.3f} (speed-up {article_s / ours_s:.1f}x)\n", flush=True)
+    print(
+        f"article recipe (Adam 1e-4, batch 32, 10 epochs, per-sample DataLoader): "
+        f"{article['test_accuracy']:.2%} in {article_s:.1f} s"
+    )
+    print(
+        f"CNN Lab default recipe {' '.join(our_args) or '(defaults)'}: {ours['test_accuracy']:.2%} in {ours_s:.1f} s "
+        f"({ours['images_per_s']:.0f} images/s)"
+    )
+    print(
+        f"accuracy difference {100 * (ours['test_accuracy'] - article['test_accuracy']):+.2f} points; "
+        f"time ratio ours/article = {ours_s / article_s:.3f} (speed-up {article_s / ours_s:.1f}x)\n",
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -11,24 +11,34 @@ import pandas as pd
 
 from cnn_core.compare import smooth
 
-METRIC_TITLES = {"loss": "train loss", "val_loss": "validation loss", "accuracy": "train accuracy",
-                 "val_accuracy": "validation accuracy"}
+METRIC_TITLES = {
+    "loss": "train loss",
+    "val_loss": "validation loss",
+    "accuracy": "train accuracy",
+    "val_accuracy": "validation accuracy",
+}
 
 
 def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0, x: str = "epoch") -> alt.VConcatChart:
     """Loss and accuracy panels (dashed = validation); with smoothing, the smoothed line is drawn over the
     faint raw one, never instead of it."""
     long = long.sort_values(["run", "metric", x]).copy()
-    long["smoothed"] = (long.groupby(["run", "metric"])["value"].transform(lambda v: smooth(v.to_numpy(), smoothing))
-                        if not long.empty else [])
+    long["smoothed"] = (
+        long.groupby(["run", "metric"])["value"].transform(lambda v: smooth(v.to_numpy(), smoothing))
+        if not long.empty
+        else []
+    )
     long["split"] = np.where(long["metric"].astype(str).str.startswith("val_"), "validation", "train")
     panels = []
     for panel in ("loss", "accuracy"):
         data = long[long["metric"].astype(str).str.endswith(panel)]
         base = alt.Chart(data).encode(
-            x=alt.X(f"{x}:Q", title=x), color=alt.Color(f"{color}:N"),
-            strokeDash=alt.StrokeDash("split:N", title="split"), detail="run:N",
-            tooltip=["name:N", f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".4f")])
+            x=alt.X(f"{x}:Q", title=x),
+            color=alt.Color(f"{color}:N"),
+            strokeDash=alt.StrokeDash("split:N", title="split"),
+            detail="run:N",
+            tooltip=["name:N", f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".4f")],
+        )
         raw = base.mark_line(opacity=0.25 if smoothing > 0 else 1.0, point=len(data) < 60 and smoothing == 0)
         layers = [raw.encode(y=alt.Y("value:Q", title=panel, scale=alt.Scale(zero=False)))]
         if smoothing > 0:
@@ -40,11 +50,23 @@ def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0
 def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", select: bool = False) -> alt.Chart:
     """A heatmap of counts[true, predicted] with the numbers written in the cells."""
     n = len(classes)
-    frame = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": int(counts[i, j]),
-                           "error": int(counts[i, j]) if i != j else 0} for i in range(n) for j in range(n)])
+    frame = pd.DataFrame(
+        [
+            {
+                "true": classes[i],
+                "predicted": classes[j],
+                "count": int(counts[i, j]),
+                "error": int(counts[i, j]) if i != j else 0,
+            }
+            for i in range(n)
+            for j in range(n)
+        ]
+    )
     base = alt.Chart(frame, title=title).encode(
-        x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes),
-        tooltip=["true:N", "predicted:N", "count:Q"])
+        x=alt.X("predicted:N", sort=classes),
+        y=alt.Y("true:N", sort=classes),
+        tooltip=["true:N", "predicted:N", "count:Q"],
+    )
     cells = base.mark_rect().encode(color=alt.Color("error:Q", scale=alt.Scale(scheme="orangered"), legend=None))
     if select:
         cells = cells.add_params(alt.selection_point(name="cell", fields=["true", "predicted"]))
@@ -55,16 +77,30 @@ def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", sel
 def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerChart:
     """Final test accuracy per seed (points) with the mean ± std per pooling."""
     summary = summary.assign(low=summary["mean"] - summary["std"], high=summary["mean"] + summary["std"])
-    points = alt.Chart(runs).mark_circle(size=80, opacity=0.7).encode(
-        x=alt.X("pooling:N"), y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-        color="pooling:N", tooltip=["pooling", "seed", alt.Tooltip("test_accuracy:Q", format=".4f")])
+    points = (
+        alt.Chart(runs)
+        .mark_circle(size=80, opacity=0.7)
+        .encode(
+            x=alt.X("pooling:N"),
+            y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+            color="pooling:N",
+            tooltip=["pooling", "seed", alt.Tooltip("test_accuracy:Q", format=".4f")],
+        )
+    )
     bars = alt.Chart(summary).mark_errorbar(thickness=2).encode(x="pooling:N", y="low:Q", y2="high:Q")
     means = alt.Chart(summary).mark_tick(size=30, thickness=2, color="black").encode(x="pooling:N", y="mean:Q")
     return (points + bars + means).properties(height=260, title="test accuracy per seed, mean ± std")
 
 
 def per_class_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
-    return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("class:N", sort=None), y=alt.Y(f"{value}:Q"),
-        color=alt.condition(alt.datum[value] > 0, alt.value("#1f77b4"), alt.value("#ff7f0e")),
-        tooltip=["class", alt.Tooltip(f"{value}:Q", format=".2f")]).properties(height=220)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=None),
+            y=alt.Y(f"{value}:Q"),
+            color=alt.condition(alt.datum[value] > 0, alt.value("#1f77b4"), alt.value("#ff7f0e")),
+            tooltip=["class", alt.Tooltip(f"{value}:Q", format=".2f")],
+        )
+        .properties(height=220)
+    )

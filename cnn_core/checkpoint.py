@@ -58,8 +58,9 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConfig,
-                    metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, config: ModelConfig, metadata: dict[str, Any] | None = None
+) -> Path:
     """Save weights + config atomically; refuses non-finite weights (a diverged model is not kept)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
@@ -126,7 +127,7 @@ def _read_header_metadata(data: bytes, label: str) -> dict[str, str]:
     if header_len > MAX_HEADER_BYTES or header_len > len(data) - 8:
         raise BadCheckpoint(f"{label}: header length {header_len} is impossible (truncated or not safetensors)")
     try:
-        header = json.loads(data[8:8 + header_len])
+        header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BadCheckpoint(f"{label}: its header is not JSON (not a safetensors file)") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
@@ -140,12 +141,15 @@ def _check_state(tensors: dict[str, torch.Tensor], model: nn.Module, label: str)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise BadCheckpoint(f"{label}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise BadCheckpoint(
+            f"{label}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for key, ref in expected.items():
         got = tensors[key]
         if got.shape != ref.shape:
-            raise BadCheckpoint(f"{label}: size mismatch for {key}: file has {tuple(got.shape)}, "
-                                f"config needs {tuple(ref.shape)}")
+            raise BadCheckpoint(
+                f"{label}: size mismatch for {key}: file has {tuple(got.shape)}, config needs {tuple(ref.shape)}"
+            )
         if got.dtype != torch.float32:
             raise BadCheckpoint(f"{label}: {key} is {got.dtype}, expected float32")
         if not torch.isfinite(got).all():
@@ -158,7 +162,14 @@ def bundled_checkpoints() -> list[dict[str, Any]]:
     for name, description in BUNDLED.items():
         sidecar = CHECKPOINT_DIR / f"{name}.json"
         info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        rows.append({"name": name, "description": description, "available": (CHECKPOINT_DIR / f"{name}.safetensors").is_file(),
-                     "test_accuracy": info.get("test_accuracy"), "official_test_accuracy": info.get("official_test_accuracy"),
-                     "test_set": info.get("test_set")})
+        rows.append(
+            {
+                "name": name,
+                "description": description,
+                "available": (CHECKPOINT_DIR / f"{name}.safetensors").is_file(),
+                "test_accuracy": info.get("test_accuracy"),
+                "official_test_accuracy": info.get("official_test_accuracy"),
+                "test_set": info.get("test_set"),
+            }
+        )
     return rows

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import replace
 
-from cnn_core.config import OPTIMIZERS, POOLINGS, SCHEDULES, DEVICES, RunConfig, load_config
+from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, SCHEDULES, RunConfig, load_config
 from cnn_core.errors import CnnLabError
 from cnn_core.shapes import layer_table, total_macs, total_params
 
@@ -78,26 +78,52 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    configs = [(path, load_config(path)) for path in args.config] if args.config else [("LeNet-5 (default)", RunConfig())]
+    configs = (
+        [(path, load_config(path)) for path in args.config] if args.config else [("LeNet-5 (default)", RunConfig())]
+    )
     for label, run in configs:
         layers = layer_table(run.model)
         if args.json:
-            print(json.dumps({"config": label, "layers": [layer.to_dict() for layer in layers],
-                              "total_params": total_params(layers), "total_macs": total_macs(layers)}))
+            print(
+                json.dumps(
+                    {
+                        "config": label,
+                        "layers": [layer.to_dict() for layer in layers],
+                        "total_params": total_params(layers),
+                        "total_macs": total_macs(layers),
+                    }
+                )
+            )
             continue
         print(f"{label}\n{'layer':<8} {'type':<8} {'output (C, H, W)':<17} {'params':>9} {'MACs':>11} {'RF':>4}  fit")
         for layer in layers:
-            fit = "" if layer.type in ("fc", "flatten") else "yes" if layer.fits else f"no: drops {layer.dropped} row(s)/col(s)"
+            fit = (
+                ""
+                if layer.type in ("fc", "flatten")
+                else "yes"
+                if layer.fits
+                else f"no: drops {layer.dropped} row(s)/col(s)"
+            )
             shape = "×".join(map(str, layer.output_shape))
-            print(f"{layer.name:<8} {layer.type:<8} {shape:<17} {layer.params:>9,} {layer.macs:>11,} {layer.receptive_field:>4}  {fit}")
+            print(
+                f"{layer.name:<8} {layer.type:<8} {shape:<17} {layer.params:>9,} {layer.macs:>11,} "
+                f"{layer.receptive_field:>4}  {fit}"
+            )
         print(f"total parameters {total_params(layers):,}, multiply-adds {total_macs(layers):,}\n")
     return 0
 
 
 def _train_config(args: argparse.Namespace) -> RunConfig:
     run = load_config(args.config) if args.config else RunConfig()
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-                 "schedule": args.schedule, "seed": args.seed, "device": args.device}
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "seed": args.seed,
+        "device": args.device,
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
@@ -115,37 +141,74 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run = _train_config(args)
     name = args.data_dir or args.dataset
-    data = load_dataset(args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir,
-                        val_fraction=run.train.val_fraction)
+    data = load_dataset(
+        args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir, val_fraction=run.train.val_fraction
+    )
     store = RunStore(args.runs_dir)
-    run_id = store.create(run, dataset=args.dataset if not args.data_dir else "idx", name=args.name,
-                          data_dir=args.data_dir, status="running")  # running at once: no job manager may take it
+    run_id = store.create(
+        run,
+        dataset=args.dataset if not args.data_dir else "idx",
+        name=args.name,
+        data_dir=args.data_dir,
+        status="running",
+    )  # running at once: no job manager may take it
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
-    bar = tqdm(total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size), unit="step",
-               file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+    bar = tqdm(
+        total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size),
+        unit="step",
+        file=sys.stderr,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
 
     def on_event(event) -> None:
         bar.update(event.step - bar.n)
         if event.kind == "epoch":
-            bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.3f}",
-                            val_acc=f"{event.val_accuracy:.4f}" if event.val_accuracy is not None else "-")
+            bar.set_postfix(
+                epoch=f"{event.epoch}/{event.epochs}",
+                loss=f"{event.loss:.3f}",
+                val_acc=f"{event.val_accuracy:.4f}" if event.val_accuracy is not None else "-",
+            )
             if args.json:
-                print(json.dumps({"epoch": event.epoch, "loss": event.loss, "accuracy": event.accuracy,
-                                  "val_loss": event.val_loss, "val_accuracy": event.val_accuracy,
-                                  "lr": event.lr, "images_per_s": event.images_per_s, "elapsed": event.elapsed}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "epoch": event.epoch,
+                            "loss": event.loss,
+                            "accuracy": event.accuracy,
+                            "val_loss": event.val_loss,
+                            "val_accuracy": event.val_accuracy,
+                            "lr": event.lr,
+                            "images_per_s": event.images_per_s,
+                            "elapsed": event.elapsed,
+                        }
+                    ),
+                    flush=True,
+                )
 
     result = execute_run(store, run_id, data=data, on_event=on_event)
     bar.close()
     row = store.get(run_id)
-    summary = {"run_id": run_id, "name": row["name"], "status": row["status"], "test_accuracy": row["test_accuracy"],
-               "val_accuracy": row["val_accuracy"], "seconds": row["seconds"], "device": row["device"],
-               "images_per_s": row["images_per_s"], "checkpoint": row["checkpoint"], "error": row["error"]}
+    summary = {
+        "run_id": run_id,
+        "name": row["name"],
+        "status": row["status"],
+        "test_accuracy": row["test_accuracy"],
+        "val_accuracy": row["val_accuracy"],
+        "seconds": row["seconds"],
+        "device": row["device"],
+        "images_per_s": row["images_per_s"],
+        "checkpoint": row["checkpoint"],
+        "error": row["error"],
+    }
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
         acc = f"{row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else "n/a"
-        print(f"{row['status']}: test accuracy {acc} in {row['seconds'] or 0:.1f} s on {row['device']}; "
-              f"checkpoint {row['checkpoint']}")
+        print(
+            f"{row['status']}: test accuracy {acc} in {row['seconds'] or 0:.1f} s on {row['device']}; "
+            f"checkpoint {row['checkpoint']}"
+        )
     if result is None or row["status"] in ("failed", "diverged"):
         print(f"error: {row['error']}", file=sys.stderr)
         return 1

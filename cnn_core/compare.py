@@ -36,8 +36,10 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_diff(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """A table of only the hyperparameters that differ between runs (a row per key, a column per run)."""
-    flat = {row["name"] + f" ({row['id'][-6:]})": {"dataset": row["dataset"], **flatten_config(json.loads(row["config"]))}
-            for row in rows}
+    flat = {
+        row["name"] + f" ({row['id'][-6:]})": {"dataset": row["dataset"], **flatten_config(json.loads(row["config"]))}
+        for row in rows
+    }
     table = pd.DataFrame(flat)
     if table.empty:
         return table
@@ -54,14 +56,21 @@ def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataF
         if metrics.empty:
             continue
         x = "epoch" if kind == "epoch" else "step"
-        long = metrics.melt(id_vars=[x, "elapsed"], value_vars=[m for m in CURVE_METRICS if m in metrics],
-                            var_name="metric", value_name="value").dropna(subset=["value"])
+        long = metrics.melt(
+            id_vars=[x, "elapsed"],
+            value_vars=[m for m in CURVE_METRICS if m in metrics],
+            var_name="metric",
+            value_name="value",
+        ).dropna(subset=["value"])
         long["run"], long["name"] = run_id, row["name"]
         long["pooling"] = json.loads(row["config"])["model"]["conv"][0]["pool"]
         long["seed"] = json.loads(row["config"])["train"]["seed"]
         frames.append(long)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["epoch", "elapsed", "metric", "value", "run", "name", "pooling", "seed"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["epoch", "elapsed", "metric", "value", "run", "name", "pooling", "seed"])
+    )
 
 
 def smooth(values: list[float] | np.ndarray, weight: float) -> np.ndarray:
@@ -69,7 +78,7 @@ def smooth(values: list[float] | np.ndarray, weight: float) -> np.ndarray:
     out, avg = [], 0.0
     for i, v in enumerate(values, start=1):
         avg = weight * avg + (1 - weight) * v
-        out.append(avg / (1 - weight ** i) if weight > 0 else v)
+        out.append(avg / (1 - weight**i) if weight > 0 else v)
     return np.asarray(out)
 
 
@@ -110,27 +119,45 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
         cfg = json.loads(row["config"])
         epochs = max(row["epochs_done"] or 1, 1)
         preds = load_predictions(store, run_id)
-        per_run.append({"run": run_id, "pooling": cfg["model"]["conv"][0]["pool"], "seed": cfg["train"]["seed"],
-                        "test_accuracy": row["test_accuracy"], "seconds_per_epoch": (row["seconds"] or 0) / epochs,
-                        "per_class": per_class_accuracy(np.array(preds["labels"]), np.array(preds["predictions"]),
-                                                        len(preds["classes"])) if preds else None,
-                        "classes": preds["classes"] if preds else None})
+        per_run.append(
+            {
+                "run": run_id,
+                "pooling": cfg["model"]["conv"][0]["pool"],
+                "seed": cfg["train"]["seed"],
+                "test_accuracy": row["test_accuracy"],
+                "seconds_per_epoch": (row["seconds"] or 0) / epochs,
+                "per_class": per_class_accuracy(
+                    np.array(preds["labels"]), np.array(preds["predictions"]), len(preds["classes"])
+                )
+                if preds
+                else None,
+                "classes": preds["classes"] if preds else None,
+            }
+        )
     runs = pd.DataFrame(per_run)
     result: dict[str, Any] = {"runs": runs, "summary": pd.DataFrame(), "per_class": pd.DataFrame(), "verdict": ""}
     if runs.empty or runs["pooling"].nunique() < 2:
         result["verdict"] = "Waiting for at least one finished run of each pooling."
         return result
-    summary = runs.groupby("pooling").agg(mean=("test_accuracy", "mean"), n=("test_accuracy", "size"),
-                                          seconds_per_epoch=("seconds_per_epoch", "mean")).reset_index()
+    summary = (
+        runs.groupby("pooling")
+        .agg(
+            mean=("test_accuracy", "mean"), n=("test_accuracy", "size"), seconds_per_epoch=("seconds_per_epoch", "mean")
+        )
+        .reset_index()
+    )
     summary["std"] = [stdev(g) if len(g) > 1 else 0.0 for _, g in runs.groupby("pooling")["test_accuracy"]]
     result["summary"] = summary
     result["verdict"] = _verdict(runs)
     with_classes = runs.dropna(subset=["per_class"]) if "per_class" in runs else runs.iloc[0:0]
     if with_classes["pooling"].nunique() == 2:
-        mean_per_class = {p: np.mean(np.stack(g["per_class"].to_list()), axis=0) for p, g in with_classes.groupby("pooling")}
+        mean_per_class = {
+            p: np.mean(np.stack(g["per_class"].to_list()), axis=0) for p, g in with_classes.groupby("pooling")
+        }
         classes = with_classes["classes"].iloc[0]
-        result["per_class"] = pd.DataFrame({"class": classes, "max − avg (points)":
-                                            100 * (mean_per_class["max"] - mean_per_class["avg"])})
+        result["per_class"] = pd.DataFrame(
+            {"class": classes, "max − avg (points)": 100 * (mean_per_class["max"] - mean_per_class["avg"])}
+        )
     return result
 
 
@@ -142,12 +169,17 @@ def _verdict(runs: pd.DataFrame) -> str:
     better = "max" if diff > 0 else "average"
     spreads = [100 * stdev(a) for a in accs.values() if len(a) > 1]
     if not spreads:
-        return (f"{better.capitalize()} pooling is ahead by {abs(diff):.2f} points, but with one seed there is no "
-                f"seed-to-seed spread to compare it with: run more seeds before concluding.")
+        return (
+            f"{better.capitalize()} pooling is ahead by {abs(diff):.2f} points, but with one seed there is no "
+            f"seed-to-seed spread to compare it with: run more seeds before concluding."
+        )
     spread = max(spreads)
     if abs(diff) > 2 * spread:
-        return (f"{better.capitalize()} pooling is better here: the gap ({abs(diff):.2f} points) is larger than "
-                f"twice the seed-to-seed spread (std up to {spread:.2f} points).")
-    return (f"No clear winner: the gap ({abs(diff):.2f} points, {better} ahead) is within the seed-to-seed "
-            f"spread (std up to {spread:.2f} points).")
-
+        return (
+            f"{better.capitalize()} pooling is better here: the gap ({abs(diff):.2f} points) is larger than "
+            f"twice the seed-to-seed spread (std up to {spread:.2f} points)."
+        )
+    return (
+        f"No clear winner: the gap ({abs(diff):.2f} points, {better} ahead) is within the seed-to-seed "
+        f"spread (std up to {spread:.2f} points)."
+    )

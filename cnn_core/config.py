@@ -48,7 +48,9 @@ class ConvBlock:
             if self.padding not in ("same", "valid"):
                 raise InvalidConfig(f"{name}: padding must be a number, 'same' or 'valid', not {self.padding!r}")
             if self.padding == "same" and self.stride != 1:
-                raise InvalidConfig(f"{name}: 'same' padding needs stride 1 (PyTorch refuses it with stride {self.stride})")
+                raise InvalidConfig(
+                    f"{name}: 'same' padding needs stride 1 (PyTorch refuses it with stride {self.stride})"
+                )
         elif isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
             raise InvalidConfig(f"{name}: padding must be a non-negative integer, 'same' or 'valid'")
         if self.pool not in POOLINGS:
@@ -117,7 +119,9 @@ class ModelConfig:
         if "conv" in data:
             if not isinstance(data["conv"], list):
                 raise InvalidConfig("model.conv must be a list of conv blocks")
-            data["conv"] = tuple(ConvBlock(**_known_keys(ConvBlock, b, f"conv{i}")) for i, b in enumerate(data["conv"], 1))
+            data["conv"] = tuple(
+                ConvBlock(**_known_keys(ConvBlock, b, f"conv{i}")) for i, b in enumerate(data["conv"], 1)
+            )
         if "fc" in data:
             data["fc"] = tuple(data["fc"])
         return cls(**data)
@@ -196,7 +200,9 @@ class RunConfig:
             raise InvalidConfig("config must be a JSON object with 'model' and/or 'train'")
         unknown = set(data) - {"model", "train"}
         if unknown:
-            raise InvalidConfig(f"config: unknown section(s) {', '.join(sorted(unknown))}; expected 'model' and 'train'")
+            raise InvalidConfig(
+                f"config: unknown section(s) {', '.join(sorted(unknown))}; expected 'model' and 'train'"
+            )
         return cls(
             model=ModelConfig.from_dict(data.get("model", {})),
             train=TrainConfig.from_dict(data.get("train", {})),

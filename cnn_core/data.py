@@ -29,8 +29,18 @@ DATASETS = ("mnist", "fashion-mnist", "kmnist")
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
 }
 TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 SPLIT_SEED = 1234  # fixed, so every run of a dataset sees the same validation and test digits
@@ -96,8 +106,15 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Train images/labels and, when present, test images/labels from the four standard IDX files."""
     folder = Path(folder)
-    found = {stem: _find_idx(folder, stem) for stem in (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    found = {
+        stem: _find_idx(folder, stem)
+        for stem in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    }
     if found["train-images-idx3-ubyte"] is None or found["train-labels-idx1-ubyte"] is None:
         raise DatasetNotFound(f"no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in {folder}")
     arrays = [read_idx(p) if p is not None else None for p in found.values()]
@@ -168,9 +185,13 @@ def _locate(name: str, data_dir: str | os.PathLike | None, root: Path, download:
     )
 
 
-def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
-                 root: str | os.PathLike | None = None, val_fraction: float = 0.1,
-                 download: bool = True) -> Dataset:
+def load_dataset(
+    name: str = "mnist",
+    data_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    download: bool = True,
+) -> Dataset:
     """Load a dataset by name (or from an IDX folder) with stratified validation (and test) splits."""
     if data_dir is None and name not in DATASETS:
         raise DatasetNotFound(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or pass --data-dir")
@@ -183,10 +204,16 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
         test_x, test_y, train_x, train_y = train_x[held], train_y[held], train_x[kept], train_y[kept]
         source += f"; test = {len(held):,} held-out digits"
     kept, held = stratified_split(train_y, val_fraction)
-    tensors = [_as_images(train_x[kept]), _as_labels(train_y[kept]), _as_images(train_x[held]),
-               _as_labels(train_y[held]), _as_images(test_x), _as_labels(test_y)]
+    tensors = [
+        _as_images(train_x[kept]),
+        _as_labels(train_y[kept]),
+        _as_images(train_x[held]),
+        _as_labels(train_y[held]),
+        _as_images(test_x),
+        _as_labels(test_y),
+    ]
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[:max(n_classes, 10)]
+    classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[: max(n_classes, 10)]
     return Dataset(name, classes, *tensors, source=source)
 
 
@@ -208,8 +235,13 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0)
 
 
-def augment(images: torch.Tensor, generator: torch.Generator, max_rotate: float = 10.0,
-            max_shift: float = 0.1, max_scale: float = 0.1) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    max_rotate: float = 10.0,
+    max_shift: float = 0.1,
+    max_scale: float = 0.1,
+) -> torch.Tensor:
     """Random small rotations, shifts and scaling of a whole float batch at once (one affine grid)."""
     n = images.shape[0]
     dev = images.device
@@ -220,7 +252,8 @@ def augment(images: torch.Tensor, generator: torch.Generator, max_rotate: float 
     angle = uniform(max_rotate) * (torch.pi / 180)
     scale = 1 + uniform(max_scale)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, uniform(max_shift) * 2], 1),
-                         torch.stack([sin, cos, uniform(max_shift) * 2], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, uniform(max_shift) * 2], 1), torch.stack([sin, cos, uniform(max_shift) * 2], 1)], 1
+    )
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

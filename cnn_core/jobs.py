@@ -44,8 +44,9 @@ def pid_alive(pid: int) -> bool:
 class JobManager:
     """Queue, start, stop and watch training runs; one per app, shared by every session."""
 
-    def __init__(self, store: RunStore | None = None, max_concurrent: int | None = None,
-                 start_thread: bool = True) -> None:
+    def __init__(
+        self, store: RunStore | None = None, max_concurrent: int | None = None, start_thread: bool = True
+    ) -> None:
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or default_concurrency()
         self._procs: dict[str, subprocess.Popen] = {}
@@ -58,8 +59,14 @@ class JobManager:
             self._thread = threading.Thread(target=self._loop, name="cnn-lab-jobs", daemon=True)
             self._thread.start()
 
-    def submit(self, run: RunConfig, dataset: str = "mnist", name: str | None = None,
-               data_dir: str | None = None, group_id: str | None = None) -> str:
+    def submit(
+        self,
+        run: RunConfig,
+        dataset: str = "mnist",
+        name: str | None = None,
+        data_dir: str | None = None,
+        group_id: str | None = None,
+    ) -> str:
         """Queue a run; it starts as soon as a worker slot is free. Returns the run id."""
         run_id = self.store.create(run, dataset=dataset, name=name, data_dir=data_dir, group_id=group_id)
         self._wake.set()
@@ -84,8 +91,11 @@ class JobManager:
                 del self._procs[run_id]
                 if code != 0:  # the worker died without recording an end (killed, crashed)
                     how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                    self.store.interrupt(run_id, f"the worker {how}; the last epoch's checkpoint is kept",
-                                         status="interrupted" if code < 0 else "failed")
+                    self.store.interrupt(
+                        run_id,
+                        f"the worker {how}; the last epoch's checkpoint is kept",
+                        status="interrupted" if code < 0 else "failed",
+                    )
             free = self.max_concurrent - len(self._procs)
             for row in reversed(self.store.list(status=("queued",))) if free > 0 else []:
                 if free <= 0 or self._closed:
@@ -98,11 +108,20 @@ class JobManager:
 
     def _spawn(self, run_id: str) -> subprocess.Popen:
         log = open(self.store.run_dir(run_id) / "worker.log", "ab")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
+        }
         # Its own session: a Ctrl-C in the app's terminal or a page rerun never reaches the worker.
-        return subprocess.Popen([sys.executable, "-m", "cnn_core", "worker", run_id, "--runs-dir", str(self.store.root)],
-                                cwd=str(PROJECT_DIR), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cnn_core", "worker", run_id, "--runs-dir", str(self.store.root)],
+            cwd=str(PROJECT_DIR),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _loop(self) -> None:
         last_orphan_check = time.monotonic()

@@ -17,8 +17,12 @@ from cnn_core.config import ModelConfig
 from cnn_core.shapes import layer_table
 
 ACTIVATION_MODULES = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
 }
 
 

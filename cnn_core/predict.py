@@ -10,7 +10,7 @@ import torch
 
 from cnn_core.errors import BadImage
 from cnn_core.model import ConvNet
-from cnn_core.preprocess import load_image, digit_steps
+from cnn_core.preprocess import digit_steps, load_image
 
 
 def probabilities(model: ConvNet, image28: np.ndarray) -> np.ndarray:
@@ -33,8 +33,12 @@ def predict_file(model: ConvNet, source: str | os.PathLike | bytes, label: str |
     except BadImage as err:
         return {"path": label, "error": str(err)}
     probs = probabilities(model, image)
-    return {"path": label, "prediction": int(probs.argmax()), "confidence": float(probs.max()),
-            "probabilities": [round(float(p), 6) for p in probs]}
+    return {
+        "path": label,
+        "prediction": int(probs.argmax()),
+        "confidence": float(probs.max()),
+        "probabilities": [round(float(p), 6) for p in probs],
+    }
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

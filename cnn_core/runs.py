@@ -38,8 +38,19 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 """
-_METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s", "elapsed",
-                  "total_steps")
+_METRIC_FIELDS = (
+    "kind",
+    "epoch",
+    "step",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "images_per_s",
+    "elapsed",
+    "total_steps",
+)
 
 
 def default_runs_dir() -> Path:
@@ -80,8 +91,15 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         return self.root / run_id
 
-    def create(self, run: RunConfig, dataset: str, name: str | None = None,
-               data_dir: str | None = None, group_id: str | None = None, status: str = "queued") -> str:
+    def create(
+        self,
+        run: RunConfig,
+        dataset: str,
+        name: str | None = None,
+        data_dir: str | None = None,
+        group_id: str | None = None,
+        status: str = "queued",
+    ) -> str:
         """Register a run (queued for the job manager, or running for an in-process caller); returns its id."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         pool = run.model.conv[0].pool
@@ -89,9 +107,11 @@ class RunStore:
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         (self.run_dir(run_id) / "config.json").write_text(run.to_json())
         with self._connect(write=True) as con:
-            con.execute("INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time()))
+            con.execute(
+                "INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time()),
+            )
         return run_id
 
     def update(self, run_id: str, **fields: Any) -> None:
@@ -106,9 +126,11 @@ class RunStore:
     def log_metric(self, run_id: str, event: dict[str, Any]) -> None:
         """Append one step/epoch metric row and refresh the heartbeat in one short transaction."""
         with self._connect(write=True) as con:
-            con.execute(f"INSERT INTO metrics (run_id, {', '.join(_METRIC_FIELDS)}) VALUES "
-                        f"(?, {', '.join('?' * len(_METRIC_FIELDS))})",
-                        (run_id, *(event.get(k) for k in _METRIC_FIELDS)))
+            con.execute(
+                f"INSERT INTO metrics (run_id, {', '.join(_METRIC_FIELDS)}) VALUES "
+                f"(?, {', '.join('?' * len(_METRIC_FIELDS))})",
+                (run_id, *(event.get(k) for k in _METRIC_FIELDS)),
+            )
             con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
 
     def get(self, run_id: str) -> dict[str, Any]:
@@ -155,8 +177,10 @@ class RunStore:
     def request_stop(self, run_id: str) -> None:
         """Ask a run to stop; a queued run is cancelled at once, a running one at its next step."""
         with self._connect(write=True) as con:
-            con.execute("UPDATE runs SET status = 'stopped', finished = ? WHERE id = ? AND status = 'queued'",
-                        (time.time(), run_id))
+            con.execute(
+                "UPDATE runs SET status = 'stopped', finished = ? WHERE id = ? AND status = 'queued'",
+                (time.time(), run_id),
+            )
             con.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
 
     def stop_requested(self, run_id: str) -> bool:
@@ -171,8 +195,11 @@ class RunStore:
     def claim(self, run_id: str, pid: int) -> bool:
         """Atomically move a queued run to running; False if someone else got it (or it was cancelled)."""
         with self._connect(write=True) as con:
-            cur = con.execute("UPDATE runs SET status = 'running', pid = ?, started = ?, heartbeat = ? "
-                              "WHERE id = ? AND status = 'queued'", (pid, time.time(), time.time(), run_id))
+            cur = con.execute(
+                "UPDATE runs SET status = 'running', pid = ?, started = ?, heartbeat = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (pid, time.time(), time.time(), run_id),
+            )
             return cur.rowcount == 1
 
     def mark_orphans(self, is_alive, stale_after: float = 120.0) -> list[str]:
@@ -193,6 +220,8 @@ class RunStore:
         """End an active run from outside its worker, pointing at its last saved epoch."""
         last = self.epoch_checkpoints(run_id)
         with self._connect(write=True) as con:
-            con.execute("UPDATE runs SET status = ?, finished = ?, error = ?, checkpoint = ? "
-                        "WHERE id = ? AND status IN ('queued', 'running')",
-                        (status, time.time(), error, str(last[-1]) if last else None, run_id))
+            con.execute(
+                "UPDATE runs SET status = ?, finished = ?, error = ?, checkpoint = ? "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                (status, time.time(), error, str(last[-1]) if last else None, run_id),
+            )

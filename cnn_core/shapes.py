@@ -82,9 +82,15 @@ class Layer:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "type": self.type, "output_shape": list(self.output_shape),
-            "params": self.params, "macs": self.macs, "receptive_field": self.receptive_field,
-            "fits": self.fits, "dropped": self.dropped, "formula": self.formula,
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "receptive_field": self.receptive_field,
+            "fits": self.fits,
+            "dropped": self.dropped,
+            "formula": self.formula,
         }
 
 
@@ -96,26 +102,44 @@ def layer_table(cfg: ModelConfig) -> list[Layer]:
     for i, block in enumerate(cfg.conv, start=1):
         out = _checked_size(f"conv{i}", size, block.kernel_size, block.stride, block.padding)
         rf, jump = rf + (block.kernel_size - 1) * jump, jump * block.stride
-        layers.append(Layer(
-            f"conv{i}", "conv", (block.out_channels, out, out),
-            conv_params(channels, block.out_channels, block.kernel_size),
-            block.out_channels * out * out * channels * block.kernel_size ** 2, rf,
-            block.kernel_size, block.stride, block.padding, size,
-            stride_fits(size, block.kernel_size, block.stride, block.padding),
-            dropped_pixels(size, block.kernel_size, block.stride, block.padding),
-            formula_text(size, block.kernel_size, block.stride, block.padding),
-        ))
+        layers.append(
+            Layer(
+                f"conv{i}",
+                "conv",
+                (block.out_channels, out, out),
+                conv_params(channels, block.out_channels, block.kernel_size),
+                block.out_channels * out * out * channels * block.kernel_size**2,
+                rf,
+                block.kernel_size,
+                block.stride,
+                block.padding,
+                size,
+                stride_fits(size, block.kernel_size, block.stride, block.padding),
+                dropped_pixels(size, block.kernel_size, block.stride, block.padding),
+                formula_text(size, block.kernel_size, block.stride, block.padding),
+            )
+        )
         channels, size = block.out_channels, out
         if block.pool != "none":
             out = _checked_size(f"pool{i}", size, block.pool_size, block.pool_stride, 0)
             rf, jump = rf + (block.pool_size - 1) * jump, jump * block.pool_stride
-            layers.append(Layer(
-                f"pool{i}", "pool", (channels, out, out), 0, 0, rf,
-                block.pool_size, block.pool_stride, 0, size,
-                stride_fits(size, block.pool_size, block.pool_stride, 0),
-                dropped_pixels(size, block.pool_size, block.pool_stride, 0),
-                formula_text(size, block.pool_size, block.pool_stride, 0),
-            ))
+            layers.append(
+                Layer(
+                    f"pool{i}",
+                    "pool",
+                    (channels, out, out),
+                    0,
+                    0,
+                    rf,
+                    block.pool_size,
+                    block.pool_stride,
+                    0,
+                    size,
+                    stride_fits(size, block.pool_size, block.pool_stride, 0),
+                    dropped_pixels(size, block.pool_size, block.pool_stride, 0),
+                    formula_text(size, block.pool_size, block.pool_stride, 0),
+                )
+            )
             size = out
     features = channels * size * size
     if features <= 0:
@@ -124,7 +148,9 @@ def layer_table(cfg: ModelConfig) -> list[Layer]:
     layers.append(Layer("flatten", "flatten", (features, 1, 1), 0, 0, full_rf))
     widths = list(cfg.fc) + [cfg.num_classes]
     for j, width in enumerate(widths, start=1):
-        layers.append(Layer(f"fc{j}", "fc", (width, 1, 1), linear_params(features, width), features * width, cfg.input_size))
+        layers.append(
+            Layer(f"fc{j}", "fc", (width, 1, 1), linear_params(features, width), features * width, cfg.input_size)
+        )
         features = width
     return layers
 

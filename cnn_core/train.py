@@ -76,15 +76,16 @@ def device_label(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 1000) -> tuple[float, float, torch.Tensor]:
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and predicted labels over a uint8 image tensor (on the model's device)."""
     model.eval()
     device = next(model.parameters()).device
     total_loss, preds = 0.0, []
     for start in range(0, len(images), batch_size):
-        x = to_float(images[start:start + batch_size].to(device))
-        y = labels[start:start + batch_size].to(device)
+        x = to_float(images[start : start + batch_size].to(device))
+        y = labels[start : start + batch_size].to(device)
         logits = model(x).float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
@@ -96,8 +97,13 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.momentum > 0,
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -112,10 +118,13 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def train(run: RunConfig, data: Dataset,
-          on_event: Callable[[Event], None] | None = None,
-          should_stop: Callable[[], bool] | None = None,
-          on_epoch_end: Callable[[ConvNet, Event], None] | None = None) -> TrainResult:
+def train(
+    run: RunConfig,
+    data: Dataset,
+    on_event: Callable[[Event], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch_end: Callable[[ConvNet, Event], None] | None = None,
+) -> TrainResult:
     """Train ``run.model`` on ``data`` with ``run.train``; returns the result, never raises on divergence."""
     cfg = run.train
     on_event = on_event or (lambda e: None)
@@ -142,7 +151,7 @@ def train(run: RunConfig, data: Dataset,
         window = _Window()
         epoch_stats = _Window()
         for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             x, y = to_float(xs[idx]), ys[idx]
             if use_augment:
                 x = augment(x, aug_gen)
@@ -151,8 +160,10 @@ def train(run: RunConfig, data: Dataset,
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 result.status = "diverged"
-                result.error = (f"loss became {loss.item()} at epoch {epoch}, step {step + 1}: "
-                                f"the learning rate {cfg.lr:g} is probably too high")
+                result.error = (
+                    f"loss became {loss.item()} at epoch {epoch}, step {step + 1}: "
+                    f"the learning rate {cfg.lr:g} is probably too high"
+                )
                 break
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -184,8 +195,9 @@ def train(run: RunConfig, data: Dataset,
     if result.status != "diverged":
         result.test_loss, result.test_accuracy, result.test_predictions = evaluate(model, data.test_x, data.test_y)
     model.eval()
-    end = _event("end", _Window(), result.epochs_done, cfg, step, total_steps, opt, seen, start,
-                 None, result.val_accuracy)
+    end = _event(
+        "end", _Window(), result.epochs_done, cfg, step, total_steps, opt, seen, start, None, result.val_accuracy
+    )
     end.status = result.status
     on_event(end)
     return result
@@ -202,10 +214,31 @@ class _Window:
         self.count, self.batches = self.count + count, self.batches + 1
 
 
-def _event(kind: str, w: _Window, epoch: int, cfg: TrainConfig, step: int, total_steps: int,
-           opt: torch.optim.Optimizer, seen: int, start: float,
-           val_loss: float | None = None, val_accuracy: float | None = None) -> Event:
+def _event(
+    kind: str,
+    w: _Window,
+    epoch: int,
+    cfg: TrainConfig,
+    step: int,
+    total_steps: int,
+    opt: torch.optim.Optimizer,
+    seen: int,
+    start: float,
+    val_loss: float | None = None,
+    val_accuracy: float | None = None,
+) -> Event:
     elapsed = time.perf_counter() - start
-    return Event(kind, epoch, cfg.epochs, step, total_steps,
-                 w.loss / max(w.batches, 1), w.correct / max(w.count, 1), opt.param_groups[0]["lr"],
-                 seen / max(elapsed, 1e-9), elapsed, val_loss, val_accuracy)
+    return Event(
+        kind,
+        epoch,
+        cfg.epochs,
+        step,
+        total_steps,
+        w.loss / max(w.batches, 1),
+        w.correct / max(w.count, 1),
+        opt.param_groups[0]["lr"],
+        seen / max(elapsed, 1e-9),
+        elapsed,
+        val_loss,
+        val_accuracy,
+    )

@@ -22,9 +22,15 @@ st.header("Max vs average pooling")
 current = st.session_state.get("train.current_config")
 run = RunConfig.from_json(current) if current else RunConfig()
 dataset = st.session_state.get("train.current_dataset", "mnist")
-st.caption(("Uses the current Train page config" if current else "Uses the default LeNet-5 recipe "
-            "(set your own on the Train page)") + f" on **{dataset}**, {run.train.epochs} epochs. Each pair differs "
-           "only in pooling and shares its seed: same initial weights, same data order, same augmentation.")
+st.caption(
+    (
+        "Uses the current Train page config"
+        if current
+        else "Uses the default LeNet-5 recipe (set your own on the Train page)"
+    )
+    + f" on **{dataset}**, {run.train.epochs} epochs. Each pair differs "
+    "only in pooling and shares its seed: same initial weights, same data order, same augmentation."
+)
 c1, c2 = st.columns([2, 1])
 n_seeds = c1.slider("seeds", 1, 5, 3, key="compare.seeds")
 epochs = c2.number_input("epochs", 1, 100, run.train.epochs, key="compare.epochs")
@@ -33,7 +39,9 @@ if no_pooling:
     st.warning("This config has no pooling layer: pick max or avg pooling for a conv block on the Train page.")
 if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="compare.launch"):
     group = "pool-" + time.strftime("%Y%m%d-%H%M%S")
-    base = RunConfig(model=run.model, train=RunConfig.from_dict({"train": {**run.train.to_dict(), "epochs": int(epochs)}}).train)
+    base = RunConfig(
+        model=run.model, train=RunConfig.from_dict({"train": {**run.train.to_dict(), "epochs": int(epochs)}}).train
+    )
     for seed in range(base.train.seed, base.train.seed + n_seeds):
         for pool in ("max", "avg"):
             manager.submit(with_pooling(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group)
@@ -64,19 +72,26 @@ if groups:
             left.altair_chart(seed_points_chart(result["runs"], result["summary"]), width="stretch")
             summary = result["summary"].set_index("pooling")
             for pool in summary.index:
-                right.metric(f"{pool} pooling: test accuracy", f"{summary.loc[pool, 'mean']:.2%} ± "
-                             f"{summary.loc[pool, 'std']:.2%}", help=f"{summary.loc[pool, 'n']} seed(s)")
+                right.metric(
+                    f"{pool} pooling: test accuracy",
+                    f"{summary.loc[pool, 'mean']:.2%} ± {summary.loc[pool, 'std']:.2%}",
+                    help=f"{summary.loc[pool, 'n']} seed(s)",
+                )
                 right.caption(f"{summary.loc[pool, 'seconds_per_epoch']:.2f} s per epoch")
             if not result["per_class"].empty:
                 st.markdown("**Per-class accuracy, max − avg** (points, mean over seeds)")
                 st.altair_chart(per_class_chart(result["per_class"], "max − avg (points)"), width="stretch")
             matrices = st.columns(2)
-            for col, pool in zip(matrices, ("max", "avg")):
-                preds = [load_predictions(store, r) for r in result["runs"].loc[result["runs"]["pooling"] == pool, "run"]]
+            for col, pool in zip(matrices, ("max", "avg"), strict=True):
+                preds = [
+                    load_predictions(store, r) for r in result["runs"].loc[result["runs"]["pooling"] == pool, "run"]
+                ]
                 preds = [p for p in preds if p]
                 if preds:
-                    counts = sum(confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"]))
-                                 for p in preds)
+                    counts = sum(
+                        confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"]))
+                        for p in preds
+                    )
                     col.altair_chart(confusion_chart(counts, preds[0]["classes"], f"{pool} pooling (all seeds)"))
         if group_active and done == len(states):
             st.rerun()
@@ -84,11 +99,22 @@ if groups:
     pooling_view()
 
 st.header("Compare any runs")
-picked = st.multiselect("runs", list(by_id), format_func=lambda i: f"{by_id[i]['name']} · {i[-6:]} ({by_id[i]['status']})",
-                        key="compare.runs")
+picked = st.multiselect(
+    "runs",
+    list(by_id),
+    format_func=lambda i: f"{by_id[i]['name']} · {i[-6:]} ({by_id[i]['status']})",
+    key="compare.runs",
+)
 if picked:
-    smoothing = st.slider("smoothing", 0.0, 0.95, 0.0, 0.05, key="compare.smoothing",
-                          help="exponential moving average drawn over the faint raw curve")
+    smoothing = st.slider(
+        "smoothing",
+        0.0,
+        0.95,
+        0.0,
+        0.05,
+        key="compare.smoothing",
+        help="exponential moving average drawn over the faint raw curve",
+    )
     long = curves(store, picked)
     if long.empty:
         st.info("These runs have no finished epochs yet.")

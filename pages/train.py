@@ -1,9 +1,7 @@
 """Train: set hyperparameters, see every layer's shape before training, launch runs and watch them live."""
 
 import json
-import time
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -31,10 +29,20 @@ with preview:
         st.error(problem)
     else:
         layers = layer_table(run.model)
-        table = pd.DataFrame([{"layer": l.name, "type": l.type, "output (C×H×W)": "×".join(map(str, l.output_shape)),
-                               "params": l.params, "MACs": l.macs, "receptive field": l.receptive_field,
-                               "stride fits": "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO")}
-                              for l in layers])
+        table = pd.DataFrame(
+            [
+                {
+                    "layer": l.name,
+                    "type": l.type,
+                    "output (C×H×W)": "×".join(map(str, l.output_shape)),
+                    "params": l.params,
+                    "MACs": l.macs,
+                    "receptive field": l.receptive_field,
+                    "stride fits": "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO"),
+                }
+                for l in layers
+            ]
+        )
         st.dataframe(table, hide_index=True, width="stretch")
         m1, m2 = st.columns(2)
         m1.metric("parameters", f"{total_params(layers):,}")
@@ -66,8 +74,11 @@ def live_view(run_id: str) -> None:
         if last:
             done = last["step"] / max(last["total_steps"] or 1, 1)
             left = last["elapsed"] * (1 - done) / max(done, 1e-9)
-            st.progress(min(done, 1.0), text=f"epoch {last['epoch']}/{cfg['train']['epochs']} · "
-                        f"{last['images_per_s']:,.0f} images/s · about {left:,.0f} s left")
+            st.progress(
+                min(done, 1.0),
+                text=f"epoch {last['epoch']}/{cfg['train']['epochs']} · "
+                f"{last['images_per_s']:,.0f} images/s · about {left:,.0f} s left",
+            )
         else:
             st.progress(0.0, text=f"{row['status']}: waiting for the first steps…")
         if st.button("⏹ Stop", key=f"train.stop.{run_id}"):
@@ -95,25 +106,36 @@ def results(run_id: str) -> None:
     if preds:
         labels, predicted = np.array(preds["labels"]), np.array(preds["predictions"])
         left, right = st.columns(2)
-        left.altair_chart(confusion_chart(confusion_matrix(labels, predicted, len(preds["classes"])), preds["classes"],
-                                          "confusion matrix (test)"))
+        left.altair_chart(
+            confusion_chart(
+                confusion_matrix(labels, predicted, len(preds["classes"])), preds["classes"], "confusion matrix (test)"
+            )
+        )
         wrong = np.flatnonzero(labels != predicted)[:12]
         if len(wrong):
             try:
                 images, _, _ = test_images(row["dataset"], row["data_dir"])
                 right.markdown("**Misclassified test images** (true → predicted)")
-                right.image([images[i, 0] for i in wrong], width=64,
-                            caption=[f"{preds['classes'][labels[i]]}→{preds['classes'][predicted[i]]}" for i in wrong])
+                right.image(
+                    [images[i, 0] for i in wrong],
+                    width=64,
+                    caption=[f"{preds['classes'][labels[i]]}→{preds['classes'][predicted[i]]}" for i in wrong],
+                )
             except Exception as err:  # the dataset may have moved since the run
                 right.info(f"test images not available: {err}")
     ckpt = store.run_dir(run_id) / "model.safetensors"
     d1, d2, d3 = st.columns(3)
     if ckpt.is_file():
-        d1.download_button("checkpoint (.safetensors)", ckpt.read_bytes(), f"{row['name']}.safetensors",
-                           key=f"train.dl.ckpt.{run_id}")
+        d1.download_button(
+            "checkpoint (.safetensors)", ckpt.read_bytes(), f"{row['name']}.safetensors", key=f"train.dl.ckpt.{run_id}"
+        )
     d2.download_button("config (.json)", row["config"], f"{row['name']}.json", key=f"train.dl.cfg.{run_id}")
-    d3.download_button("metrics (.csv)", pd.DataFrame(store.metrics(run_id)).to_csv(index=False),
-                       f"{row['name']}-metrics.csv", key=f"train.dl.csv.{run_id}")
+    d3.download_button(
+        "metrics (.csv)",
+        pd.DataFrame(store.metrics(run_id)).to_csv(index=False),
+        f"{row['name']}-metrics.csv",
+        key=f"train.dl.csv.{run_id}",
+    )
 
 
 st.divider()
@@ -139,5 +161,9 @@ def live() -> None:
 
 live()
 results(selected)
-st.dataframe(pd.DataFrame(rows)[["name", "status", "epochs_done", "test_accuracy", "device", "id"]], hide_index=True,
-             width="stretch", column_config={"test_accuracy": st.column_config.NumberColumn(format="percent")})
+st.dataframe(
+    pd.DataFrame(rows)[["name", "status", "epochs_done", "test_accuracy", "device", "id"]],
+    hide_index=True,
+    width="stretch",
+    column_config={"test_accuracy": st.column_config.NumberColumn(format="percent")},
+)

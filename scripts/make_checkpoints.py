@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from cnn_core.checkpoint import CHECKPOINT_DIR, save_checkpoint  # noqa: E402
 from cnn_core.config import RunConfig  # noqa: E402
-from cnn_core.data import load_dataset, load_idx_folder, _as_images, _as_labels  # noqa: E402
+from cnn_core.data import _as_images, _as_labels, load_dataset, load_idx_folder  # noqa: E402
 from cnn_core.train import evaluate, train  # noqa: E402
 
 OFFICIAL = ROOT.parent / "shared" / "datasets" / "mnist-5k-official-test"
@@ -26,9 +26,14 @@ def main() -> None:
     for pool in ("max", "avg"):
         run = replace(base, model=base.model.with_pooling(pool))
         result = train(run, data)
-        metrics = {"dataset": "mnist (bundled 5k sample)", "test_accuracy": result.test_accuracy,
-                   "val_accuracy": result.val_accuracy, "epochs": result.epochs_done,
-                   "train": run.train.to_dict(), "test_set": f"{len(data.test_y)} held-out digits of the sample"}
+        metrics = {
+            "dataset": "mnist (bundled 5k sample)",
+            "test_accuracy": result.test_accuracy,
+            "val_accuracy": result.val_accuracy,
+            "epochs": result.epochs_done,
+            "train": run.train.to_dict(),
+            "test_set": f"{len(data.test_y)} held-out digits of the sample",
+        }
         if OFFICIAL.is_dir():
             _, _, test_x, test_y = load_idx_folder(OFFICIAL)
             _, acc, _ = evaluate(result.model, _as_images(test_x), _as_labels(test_y))

@@ -31,6 +31,12 @@ def bundled() -> Dataset:
 @pytest.fixture(scope="session")
 def small_data(bundled) -> Dataset:
     """600 training digits: enough to learn something in a second, small enough for 2 cores."""
-    return replace(bundled, train_x=bundled.train_x[:600], train_y=bundled.train_y[:600],
-                   val_x=bundled.val_x[:200], val_y=bundled.val_y[:200],
-                   test_x=bundled.test_x[:300], test_y=bundled.test_y[:300])
+    return replace(
+        bundled,
+        train_x=bundled.train_x[:600],
+        train_y=bundled.train_y[:600],
+        val_x=bundled.val_x[:200],
+        val_y=bundled.val_y[:200],
+        test_x=bundled.test_x[:300],
+        test_y=bundled.test_y[:300],
+    )

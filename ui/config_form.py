@@ -5,7 +5,16 @@ from dataclasses import replace
 import streamlit as st
 import torch
 
-from cnn_core.config import ACTIVATIONS, LENET5_CONV, OPTIMIZERS, SCHEDULES, ConvBlock, ModelConfig, RunConfig, TrainConfig
+from cnn_core.config import (
+    ACTIVATIONS,
+    LENET5_CONV,
+    OPTIMIZERS,
+    SCHEDULES,
+    ConvBlock,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from cnn_core.data import DATASETS
 from cnn_core.errors import InvalidConfig
 
@@ -24,21 +33,35 @@ def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
         modes = ["number", "same", "valid"]
         mode_default = default.padding if isinstance(default.padding, str) else "number"
         mode = c1.selectbox("padding", modes, modes.index(mode_default), key=f"{K}conv{i}.padmode")
-        zeros = c2.number_input("zeros per side", 0, 8, default.padding if isinstance(default.padding, int) else 0,
-                                key=f"{K}conv{i}.pad", disabled=mode != "number")
-        pool = c3.selectbox("pooling", ["max", "avg", "none"], ["max", "avg", "none"].index(default.pool),
-                            key=f"{K}conv{i}.pool")
+        zeros = c2.number_input(
+            "zeros per side",
+            0,
+            8,
+            default.padding if isinstance(default.padding, int) else 0,
+            key=f"{K}conv{i}.pad",
+            disabled=mode != "number",
+        )
+        pool = c3.selectbox(
+            "pooling", ["max", "avg", "none"], ["max", "avg", "none"].index(default.pool), key=f"{K}conv{i}.pool"
+        )
         p1, p2 = st.columns(2)
-        pool_size = p1.slider("pool size", 1, 4, default.pool_size, key=f"{K}conv{i}.pool_size", disabled=pool == "none")
-        pool_stride = p2.slider("pool stride", 1, 4, default.pool_stride, key=f"{K}conv{i}.pool_stride",
-                                disabled=pool == "none")
+        pool_size = p1.slider(
+            "pool size", 1, 4, default.pool_size, key=f"{K}conv{i}.pool_size", disabled=pool == "none"
+        )
+        pool_stride = p2.slider(
+            "pool stride", 1, 4, default.pool_stride, key=f"{K}conv{i}.pool_stride", disabled=pool == "none"
+        )
     return ConvBlock(depth, kernel, stride, int(zeros) if mode == "number" else mode, pool, pool_size, pool_stride)
 
 
 def config_controls() -> tuple[RunConfig | None, str | None, str]:
     """Draw the controls; returns (config or None, the reason it is invalid or None, dataset name)."""
-    dataset = st.selectbox("dataset", DATASETS, key=f"{K}dataset",
-                           help="mnist works offline (the bundled 5,000-digit sample when the full set is absent)")
+    dataset = st.selectbox(
+        "dataset",
+        DATASETS,
+        key=f"{K}dataset",
+        help="mnist works offline (the bundled 5,000-digit sample when the full set is absent)",
+    )
     blocks = st.slider("conv blocks", 1, 4, 3, key=f"{K}blocks")
     conv = tuple(_conv_block(i, LENET5_CONV[i - 1] if i <= 3 else EXTRA_BLOCK) for i in range(1, blocks + 1))
     c1, c2 = st.columns(2)
@@ -48,25 +71,42 @@ def config_controls() -> tuple[RunConfig | None, str | None, str]:
     c1, c2, c3 = st.columns(3)
     optimizer = c1.selectbox("optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer), key=f"{K}optimizer")
     schedule = c2.selectbox("schedule", SCHEDULES, SCHEDULES.index(defaults.schedule), key=f"{K}schedule")
-    augment = c3.selectbox("augmentation", ["auto", "on", "off"], key=f"{K}augment",
-                           help="small random shifts/rotations/scaling; auto = on for small training sets")
-    lr = st.select_slider("learning rate (log scale)", LEARNING_RATES, defaults.lr, key=f"{K}lr",
-                          format_func=lambda v: f"{v:g}")
+    augment = c3.selectbox(
+        "augmentation",
+        ["auto", "on", "off"],
+        key=f"{K}augment",
+        help="small random shifts/rotations/scaling; auto = on for small training sets",
+    )
+    lr = st.select_slider(
+        "learning rate (log scale)", LEARNING_RATES, defaults.lr, key=f"{K}lr", format_func=lambda v: f"{v:g}"
+    )
     c1, c2, c3 = st.columns(3)
     batch = c1.select_slider("batch size", BATCH_SIZES, defaults.batch_size, key=f"{K}batch")
     epochs = c2.slider("epochs", 1, 100, 10, key=f"{K}epochs")
     seed = c3.number_input("seed", 0, 2**31 - 1, 0, key=f"{K}seed")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    device = st.selectbox("device", devices, key=f"{K}device",
-                          format_func=lambda d: f"cuda ({torch.cuda.get_device_name(0)})" if d == "cuda" else d)
+    device = st.selectbox(
+        "device",
+        devices,
+        key=f"{K}device",
+        format_func=lambda d: f"cuda ({torch.cuda.get_device_name(0)})" if d == "cuda" else d,
+    )
     try:
         fc = tuple(int(part) for part in fc_text.replace(" ", "").split(",") if part)
     except ValueError:
         return None, f"fully connected sizes must be whole numbers separated by commas, not {fc_text!r}", dataset
     try:
         model = ModelConfig(activation=activation, conv=conv, fc=fc)
-        train = TrainConfig(optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch, epochs=epochs,
-                            seed=int(seed), augment={"auto": "auto", "on": True, "off": False}[augment], device=device)
+        train = TrainConfig(
+            optimizer=optimizer,
+            lr=lr,
+            schedule=schedule,
+            batch_size=batch,
+            epochs=epochs,
+            seed=int(seed),
+            augment={"auto": "auto", "on": True, "off": False}[augment],
+            device=device,
+        )
     except InvalidConfig as err:
         return None, str(err), dataset
     return RunConfig(model=model, train=train), None, dataset

@@ -25,6 +25,7 @@ def run_store() -> RunStore:
 @st.cache_data(max_entries=4, show_spinner="Loading the test images…")
 def test_images(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A dataset's test images (N, C, H, W uint8), labels and class names, for confusion matrices and galleries."""
-    data = load_dataset(dataset if dataset in ("mnist", "fashion-mnist", "kmnist") else "mnist", data_dir=data_dir,
-                        download=False)
+    data = load_dataset(
+        dataset if dataset in ("mnist", "fashion-mnist", "kmnist") else "mnist", data_dir=data_dir, download=False
+    )
     return data.test_x.numpy(), data.test_y.numpy(), data.classes

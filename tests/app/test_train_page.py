@@ -56,4 +56,8 @@ def test_launch_registers_a_run_that_the_page_then_shows_finished():
     at.run()
     labels = {m.label: m.value for m in at.metric}
     assert labels["test accuracy"].endswith("%")
-    assert [b.label for b in at.get("download_button")] == ["checkpoint (.safetensors)", "config (.json)", "metrics (.csv)"]
+    assert [b.label for b in at.get("download_button")] == [
+        "checkpoint (.safetensors)",
+        "config (.json)",
+        "metrics (.csv)",
+    ]

@@ -10,20 +10,36 @@ from tests.conftest import ROOT
 
 
 def cli(*args: str, env_runs=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnn_core", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cnn_core", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_summary_json_has_one_line_per_config(tmp_path):
     cfg = tmp_path / "rgb.json"
-    cfg.write_text(json.dumps({"model": {"in_channels": 3, "input_size": 32,
-                                         "conv": [{"out_channels": 8, "kernel_size": 3, "padding": "same"}]}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "model": {
+                    "in_channels": 3,
+                    "input_size": 32,
+                    "conv": [{"out_channels": 8, "kernel_size": 3, "padding": "same"}],
+                }
+            }
+        )
+    )
     out = cli("summary", "--json", "--config", str(cfg), "--config", str(cfg))
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(lines) == 2
     layers = lines[0]["layers"]
-    assert layers[0] == {**layers[0], "name": "conv1", "type": "conv", "output_shape": [8, 32, 32], "params": 8 * 27 + 8}
+    assert layers[0] == {
+        **layers[0],
+        "name": "conv1",
+        "type": "conv",
+        "output_shape": [8, 32, 32],
+        "params": 8 * 27 + 8,
+    }
     assert {layer["type"] for layer in layers} == {"conv", "pool", "flatten", "fc"}
     assert lines[0]["total_params"] == sum(layer["params"] for layer in layers)
 
@@ -37,8 +53,20 @@ def test_summary_of_invalid_config_exits_2_with_reason_and_no_traceback(tmp_path
 
 
 def test_train_json_reports_every_epoch_and_a_final_summary(tmp_path, private_runs_dir):
-    out = cli("train", "--epochs", "1", "--batch-size", "256", "--seed", "3", "--name", "cli-test", "--json",
-              "--pooling", "avg")
+    out = cli(
+        "train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--seed",
+        "3",
+        "--name",
+        "cli-test",
+        "--json",
+        "--pooling",
+        "avg",
+    )
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[0]["epoch"] == 1

@@ -33,8 +33,12 @@ def test_idx_folder_with_plain_and_gzipped_files(tmp_path):
     labels = np.repeat(np.arange(10), 4).astype(np.uint8)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes()))
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(gzip.decompress((tmp_path / "train-labels-idx1-ubyte.gz").read_bytes()))
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(
+        gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    )
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(
+        gzip.decompress((tmp_path / "train-labels-idx1-ubyte.gz").read_bytes())
+    )
     data = load_dataset(data_dir=tmp_path, val_fraction=0.1)
     assert len(data.test_y) == 40 and len(data.train_y) + len(data.val_y) == 40
     assert (read_idx(tmp_path / "t10k-images-idx3-ubyte") == images).all()

@@ -130,25 +130,31 @@ def _good_bytes(tmp_path) -> bytes:
     return save_checkpoint(tmp_path / "good.safetensors", build_model(seed=0), ModelConfig()).read_bytes()
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b[: len(b) // 2], "not a valid safetensors|impossible"),
-    (lambda b: b + b"trailing", "not a valid safetensors"),
-    (lambda b: struct.pack("<Q", 2**40) + b[8:], "impossible"),
-    (lambda b: b"\x80\x04\x95pickle", "header length|too short|impossible"),
-    (lambda b: b"", "too short"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[: len(b) // 2], "not a valid safetensors|impossible"),
+        (lambda b: b + b"trailing", "not a valid safetensors"),
+        (lambda b: struct.pack("<Q", 2**40) + b[8:], "impossible"),
+        (lambda b: b"\x80\x04\x95pickle", "header length|too short|impossible"),
+        (lambda b: b"", "too short"),
+    ],
+)
 def test_broken_checkpoint_bytes_give_a_clear_error(tmp_path, mutate, message):
     with pytest.raises(BadCheckpoint, match=message):
         load_checkpoint(mutate(_good_bytes(tmp_path)))
 
 
 def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
-    wide = ModelConfig(conv=(ModelConfig().conv[0].__class__(out_channels=16, kernel_size=5, padding=2),
-                             *ModelConfig().conv[1:]))
+    wide = ModelConfig(
+        conv=(ModelConfig().conv[0].__class__(out_channels=16, kernel_size=5, padding=2), *ModelConfig().conv[1:])
+    )
     data = save_checkpoint(tmp_path / "wide.safetensors", build_model(wide), wide).read_bytes()
     # swap in the default config: conv1 has 16 filters in the file but 6 in the config
-    from safetensors.torch import load, save
     import json
+
+    from safetensors.torch import load, save
+
     tensors = load(data)
     forged = save(tensors, metadata={"format": "cnn-lab/1", "config": json.dumps(ModelConfig().to_dict())})
     with pytest.raises(BadCheckpoint, match="size mismatch for conv1.weight"):

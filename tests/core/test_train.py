@@ -58,6 +58,7 @@ def test_every_optimizer_and_schedule_runs(small_data):
 
 def test_auto_device_is_cpu_without_a_gpu():
     import torch
+
     if not torch.cuda.is_available():
         assert pick_device("auto").type in ("cpu", "mps")
     assert pick_device("cpu").type == "cpu"
