@@ -62,3 +62,55 @@ def test_auto_device_is_cpu_without_a_gpu():
     if not torch.cuda.is_available():
         assert pick_device("auto").type in ("cpu", "mps")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_max_and_avg_runs_with_one_seed_start_from_the_same_weights_and_data_order(small_data):
+    """Pooling has no weights, so the pair shares its initial weights; data order and augmentation
+    come from generators seeded by the seed alone, so the first recorded steps see the same batches."""
+    import torch
+
+    from cnn_core.config import ModelConfig
+    from cnn_core.model import build_model
+
+    max_model, avg_model = build_model(ModelConfig(), seed=5), build_model(ModelConfig().with_pooling("avg"), seed=5)
+    for (name, a), (_, b) in zip(max_model.state_dict().items(), avg_model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    seen = {}
+    for pool in ("max", "avg"):
+        run = _run(seed=5, epochs=1)
+        run = RunConfig(model=run.model.with_pooling(pool), train=run.train)
+        batches = []
+        original = torch.Tensor.__getitem__
+
+        def spy(self, idx, _batches=batches, _original=original):
+            if self is small_data.train_y or (
+                isinstance(idx, torch.Tensor)
+                and idx.dtype == torch.long
+                and self.dtype == torch.long
+                and self.ndim == 1
+            ):
+                _batches.append(idx.clone())
+            return _original(self, idx)
+
+        torch.Tensor.__getitem__ = spy
+        try:
+            train(run, small_data)
+        finally:
+            torch.Tensor.__getitem__ = original
+        seen[pool] = batches
+    assert seen["max"] and all(torch.equal(a, b) for a, b in zip(seen["max"], seen["avg"], strict=True))
+
+
+def test_rgb_32x32_inputs_train_end_to_end():
+    import torch
+
+    from cnn_core.config import ConvBlock, ModelConfig
+    from cnn_core.data import Dataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (96, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.arange(96) % 10
+    data = Dataset("synthetic", [str(i) for i in range(10)], x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:], "test")
+    model = ModelConfig(in_channels=3, input_size=32, conv=(ConvBlock(8, 3, padding="same"), ConvBlock(16, 3)))
+    result = train(RunConfig(model=model, train=_run(epochs=1).train), data)
+    assert result.status == "completed" and result.model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
