@@ -11,12 +11,10 @@
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from cnn_core.config import RunConfig, TrainConfig  # noqa: E402
 from cnn_core.jobs import JobManager  # noqa: E402
 from cnn_core.runs import RunStore  # noqa: E402
+from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -54,52 +53,12 @@ def throughput(epochs: int, runs_dir: Path) -> tuple[float, float]:
 
 
 def idle_cpu(runs_dir: Path, seconds: float = 20.0) -> float:
-    store = RunStore(runs_dir / "jobs")  # holds the finished run from the throughput test
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CNN_LAB_RUNS": str(store.root)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright
 
+    server, url = start_app(runs_dir / "jobs")  # its store holds the finished run from the throughput test
+    try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.goto(url)
             page.get_by_role("link", name="Train").click()
@@ -111,8 +70,7 @@ def idle_cpu(runs_dir: Path, seconds: float = 20.0) -> float:
             elapsed = time.monotonic() - start
             browser.close()
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_app(server)
     return 100 * used / elapsed
 
 

@@ -5,32 +5,11 @@ it these tests skip, unless CNN_LAB_REQUIRE_BROWSER=1 (set by CI), where a missi
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CNN_LAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
 
 @pytest.fixture(scope="session")
@@ -50,48 +29,12 @@ def browser():
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """Start the app once per session with its own run store; yields its base URL."""
-    port = _free_port()
-    runs = tmp_path_factory.mktemp("e2e-runs")
-    env = {**os.environ, "CNN_LAB_RUNS": str(runs), "CNN_LAB_DATA": str(runs / "no-data")}
-    log = open(runs / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (runs / "streamlit.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        proc, url = start_app(tmp_path_factory.mktemp("e2e-runs"))
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    yield url
+    stop_app(proc)
 
 
 @pytest.fixture
