@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from captum.attr import (
-    DeepLift, GuidedBackprop, GuidedGradCam, IntegratedGradients, LayerAttribution, LayerGradCam,
-    NoiseTunnel, Occlusion, Saliency,
+    DeepLift,
+    GuidedBackprop,
+    GuidedGradCam,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
 )
 from torch import nn
 
@@ -54,7 +62,33 @@ class Method:
     title: str
     function: Callable[..., torch.Tensor]
     options: tuple[Option, ...]
-    about: str
+    about: str  # the function's docstring: one line for the page
+
+
+METHODS: dict[str, Method] = {}  # filled in by @method below, in the order the page shows them
+
+
+def method(title: str, *options: Option) -> Callable:
+    """Register an attribution function under its own name, with a title and its options."""
+
+    def register(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        about = (function.__doc__ or "").strip()
+        METHODS[function.__name__] = Method(function.__name__, title, function, options, about)
+        return function
+
+    return register
+
+
+_BASELINE = Option(
+    "baseline",
+    "Baseline",
+    "black",
+    "choice",
+    choices=("black", "blurred", "noise"),
+    help="What 'no digit' looks like: a black image, a blur of this digit, or uniform noise.",
+)
+_LAYER = Option("layer", "Layer", None, "layer", help="The layer whose feature maps are weighed by their gradients.")
+_ABSOLUTE = Option("absolute", "Absolute value", True, "flag", help="Show |gradient|: how much, not which way.")
 
 
 def make_baseline(x: torch.Tensor, kind: str = "black") -> torch.Tensor:
@@ -72,7 +106,7 @@ def make_baseline(x: torch.Tensor, kind: str = "black") -> torch.Tensor:
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = int(2 * sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     channels = x.shape[1]
     out = F.pad(x, (radius, radius, radius, radius), mode="reflect")
@@ -97,92 +131,105 @@ def default_cam_layer(model: nn.Module) -> str:
     return cam_layers(model)[-1]
 
 
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black",
-                         n_steps: int = 24) -> torch.Tensor:
-    # 24 Gauss-Legendre steps already give a completeness error of a few % of the logit on LeNet-5.
-    ig = IntegratedGradients(model)
-    return ig.attribute(x, make_baseline(x, baseline), target=target, n_steps=n_steps)
+# Completeness (the map sums to f(x) − f(baseline)) is off by a median 1 % (90th percentile 3 %) with
+# 32 Gauss-Legendre steps on the bundled LeNet-5, measured over 30 digits and all three baselines.
+@method("Integrated Gradients", _BASELINE, Option("n_steps", "Steps", 32, low=4, high=200, help="Points on the path."))
+def integrated_gradients(
+    model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black", n_steps: int = 32
+) -> torch.Tensor:
+    """Gradients averaged along a straight path from the baseline to the digit, times the difference."""
+    return IntegratedGradients(model).attribute(x, make_baseline(x, baseline), target=target, n_steps=n_steps)
 
 
+@method("Saliency", _ABSOLUTE)
 def saliency(model: nn.Module, x: torch.Tensor, target: Any, absolute: bool = True) -> torch.Tensor:
+    """The gradient of the class score for each pixel."""
     return Saliency(model).attribute(x, target=target, abs=absolute)
 
 
+# Sums exactly to f(x) − f(baseline) with average pooling; Captum's max-pooling rule is an
+# approximation (measured: off by a median 3 %, up to 20 %, on the bundled max-pooling model).
+@method("DeepLift", _BASELINE)
 def deeplift(model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black") -> torch.Tensor:
-    with warnings.catch_warnings():  # Captum warns on every call that it hooks the activations
-        warnings.simplefilter("ignore", UserWarning)
-        return DeepLift(model).attribute(x, make_baseline(x, baseline), target=target)
+    """Each pixel's share of the change in score from the baseline, by DeepLift's rescale rule."""
+    return DeepLift(model).attribute(x, make_baseline(x, baseline), target=target)
 
 
+@method("Guided Backprop")
 def guided_backprop(model: nn.Module, x: torch.Tensor, target: Any) -> torch.Tensor:
+    """Gradients with negative signals stopped at every ReLU on the way back."""
     return GuidedBackprop(model).attribute(x, target=target)
 
 
+@method("Guided Grad-CAM", _LAYER)
 def guided_gradcam(model: nn.Module, x: torch.Tensor, target: Any, layer: str | None = None) -> torch.Tensor:
+    """Guided Backprop multiplied by the upsampled Grad-CAM map."""
     cam_layer = named_layer(model, layer or default_cam_layer(model))
     return GuidedGradCam(model, cam_layer).attribute(x, target=target, interpolate_mode="bilinear")
 
 
+@method("Layer Grad-CAM", _LAYER)
 def layer_gradcam(model: nn.Module, x: torch.Tensor, target: Any, layer: str | None = None) -> torch.Tensor:
+    """A layer's feature maps weighted by their mean gradient, ReLU, upsampled to 28×28."""
     cam = LayerGradCam(model, named_layer(model, layer or default_cam_layer(model)))
     coarse = cam.attribute(x, target=target, relu_attributions=True)  # (N, 1, h, w)
     fine = LayerAttribution.interpolate(coarse, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     return fine.expand_as(x).contiguous()
 
 
-def occlusion(model: nn.Module, x: torch.Tensor, target: Any, window: int = 6, stride: int = 3) -> torch.Tensor:
-    # 6×6 windows every 3 px: 8×8 = 64 positions, one batch; a window covers about one stroke.
+# 4×4 windows every 2 px: 13×13 = 169 positions that tile 28 px exactly, run as one batch; a window
+# hides about one stroke's width (MNIST strokes are 2-3 px).
+@method(
+    "Occlusion",
+    Option("window", "Window", 4, low=2, high=14, help="Side of the black square slid over the digit."),
+    Option("stride", "Stride", 2, low=1, high=14, help="Pixels between two positions of the square."),
+)
+def occlusion(model: nn.Module, x: torch.Tensor, target: Any, window: int = 4, stride: int = 2) -> torch.Tensor:
+    """How much the class score drops when a black square hides each region."""
     channels, height, width = x.shape[1:]
     positions = ((height - window) // stride + 1) * ((width - window) // stride + 1)
-    return Occlusion(model).attribute(x, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
-                                      baselines=0.0, target=target, perturbations_per_eval=max(positions, 1))
+    return Occlusion(model).attribute(
+        x,
+        sliding_window_shapes=(channels, window, window),
+        strides=(channels, stride, stride),
+        baselines=0.0,
+        target=target,
+        perturbations_per_eval=max(positions, 1),
+    )
 
 
-def smoothgrad(model: nn.Module, x: torch.Tensor, target: Any, samples: int = 16, noise_percent: int = 15,
-               absolute: bool = True) -> torch.Tensor:
-    # Smilkov et al. found 10-20 % of the input range best; 16 samples go through in one batch.
-    tunnel = NoiseTunnel(Saliency(model))
+# Smilkov et al. found noise of 10-20 % of the input range best; 16 samples go through in one batch.
+@method(
+    "SmoothGrad",
+    Option("samples", "Samples", 16, low=2, high=100, help="Noisy copies averaged."),
+    Option("noise_percent", "Noise (% of range)", 15, low=1, high=50, help="Standard deviation of the noise."),
+    _ABSOLUTE,
+)
+def smoothgrad(
+    model: nn.Module, x: torch.Tensor, target: Any, samples: int = 16, noise_percent: int = 15, absolute: bool = True
+) -> torch.Tensor:
+    """Saliency averaged over noisy copies of the digit (NoiseTunnel), which removes gradient speckle."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(NOISE_SEED)
-        return tunnel.attribute(x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=samples,
-                                stdevs=noise_percent / 100, target=target, abs=absolute)
-
-
-_BASELINE = Option("baseline", "Baseline", "black", "choice", choices=BASELINES,
-                   help="What 'no digit' looks like: a black image, a blur of this digit, or uniform noise.")
-_LAYER = Option("layer", "Layer", None, "layer", help="The layer whose feature maps are weighed by their gradients.")
-_ABSOLUTE = Option("absolute", "Absolute value", True, "flag", help="Show |gradient|: how much, not which way.")
-
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("integrated_gradients", "Integrated Gradients", integrated_gradients,
-           (_BASELINE, Option("n_steps", "Steps", 24, low=4, high=200, help="Points on the path from baseline to input.")),
-           "Gradients averaged along a straight path from the baseline to the digit, times the difference."),
-    Method("saliency", "Saliency", saliency, (_ABSOLUTE,), "The gradient of the class score for each pixel."),
-    Method("deeplift", "DeepLift", deeplift, (_BASELINE,),
-           "Each pixel's share of the change in score from the baseline, by DeepLift's rescale rule."),
-    Method("guided_backprop", "Guided Backprop", guided_backprop, (),
-           "Gradients with negative signals stopped at every ReLU on the way back."),
-    Method("guided_gradcam", "Guided Grad-CAM", guided_gradcam, (_LAYER,),
-           "Guided Backprop multiplied by the upsampled Grad-CAM map."),
-    Method("layer_gradcam", "Layer Grad-CAM", layer_gradcam, (_LAYER,),
-           "A layer's feature maps weighted by their mean gradient, ReLU, upsampled to 28×28."),
-    Method("occlusion", "Occlusion", occlusion,
-           (Option("window", "Window", 6, low=2, high=14, help="Side of the black square slid over the digit."),
-            Option("stride", "Stride", 3, low=1, high=14, help="Pixels between two positions of the square.")),
-           "How much the class score drops when a black square hides each region."),
-    Method("smoothgrad", "SmoothGrad", smoothgrad,
-           (Option("samples", "Samples", 16, low=2, high=100, help="Noisy copies averaged."),
-            Option("noise_percent", "Noise (% of range)", 15, low=1, high=50, help="Standard deviation of the noise."),
-            _ABSOLUTE),
-           "Saliency averaged over noisy copies of the digit (NoiseTunnel), which removes gradient speckle."),
-)}
+        return NoiseTunnel(Saliency(model)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=samples,
+            nt_samples_batch_size=samples,
+            stdevs=noise_percent / 100,
+            target=target,
+            abs=absolute,
+        )
 
 
 def options_for(name: str, model: nn.Module) -> tuple[Option, ...]:
     """A method's options with the model filled in (a "layer" option lists this model's conv layers)."""
-    method = _method(name)
-    return tuple(Option(o.name, o.label, default_cam_layer(model), "choice", choices=tuple(cam_layers(model)), help=o.help)
-                 if o.kind == "layer" else o for o in method.options)
+    return tuple(
+        Option(o.name, o.label, default_cam_layer(model), "choice", choices=tuple(cam_layers(model)), help=o.help)
+        if o.kind == "layer"
+        else o
+        for o in _lookup(name).options
+    )
 
 
 def default_options(name: str, model: nn.Module) -> dict[str, Any]:
@@ -202,33 +249,47 @@ def private_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def attribute(name: str, model: nn.Module, x: torch.Tensor, target: int | None = None,
-              **options: Any) -> torch.Tensor:
+def attribute(name: str, model: nn.Module, x: torch.Tensor, target: int | None = None, **options: Any) -> torch.Tensor:
     """Attribution of method ``name`` for ``target`` (the predicted class when None), shaped like ``x``."""
-    return _run(name, private_copy(model), x, target, options)
+    return run_method(name, private_copy(model), x, target, options)
 
 
-def attribute_all(model: nn.Module, x: torch.Tensor, target: int | None = None, methods: tuple[str, ...] | None = None,
-                  options: dict[str, dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
+def attribute_all(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | None = None,
+    methods: tuple[str, ...] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, torch.Tensor]:
     """Attributions by several methods (all by default) for one target, from one private copy of the model."""
     private = private_copy(model)
     target = predicted_class(private, x) if target is None else target
     options = options or {}
-    return {name: _run(name, private, x, target, options.get(name, {})) for name in (methods or tuple(METHODS))}
+    return {name: run_method(name, private, x, target, options.get(name, {})) for name in (methods or tuple(METHODS))}
 
 
-def _run(name: str, model: nn.Module, x: torch.Tensor, target: int | None, options: dict[str, Any]) -> torch.Tensor:
-    method = _method(name)
-    known = {o.name for o in method.options}
+def run_method(name: str, model: nn.Module, x: torch.Tensor, target: Any, options: dict[str, Any]) -> torch.Tensor:
+    """Like ``attribute`` but on ``model`` itself, hooks and all: pass a ``private_copy``.
+
+    ``target`` may also be a tensor of one class per input (Captum's metrics call it that way).
+    """
+    entry = _lookup(name)
+    known = {o.name for o in entry.options}
     unknown = set(options) - known
     if unknown:
-        raise ValueError(f"{method.title}: unknown option(s) {', '.join(sorted(unknown))}; "
-                         f"it has {', '.join(sorted(known)) or 'none'}")
+        raise ValueError(
+            f"{entry.title}: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"it has {', '.join(sorted(known)) or 'none'}"
+        )
     target = predicted_class(model, x) if target is None else target
-    return method.function(model, x, target, **options).detach()
+    x = x.detach().clone()  # Captum flips requires_grad on its input: not on the caller's tensor
+    with warnings.catch_warnings():
+        # Captum says on every call that it set requires_grad or hooked the activations: both expected.
+        warnings.filterwarnings("ignore", "(Input Tensor|Setting)", UserWarning)
+        return entry.function(model, x, target, **options).detach()
 
 
-def _method(name: str) -> Method:
+def _lookup(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown attribution method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name]

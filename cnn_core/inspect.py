@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cnn_core.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
+from cnn_core.compare import confusion_matrix  # noqa: F401 - one implementation, shared with the Compare page
 from cnn_core.data import to_float
 from cnn_core.runs import RunStore
 from cnn_core.train import evaluate
@@ -45,8 +46,9 @@ def _is_feature_layer(name: str) -> bool:
 def feature_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """(C, H, W) of every feature layer's output, found by one forward pass of a blank input."""
     config = model.config  # a ConvNet knows its input
-    blank = torch.zeros(1, config.in_channels, config.input_size, config.input_size,
-                        device=next(model.parameters()).device)
+    blank = torch.zeros(
+        1, config.in_channels, config.input_size, config.input_size, device=next(model.parameters()).device
+    )
     return {name: maps.shape for name, maps in feature_maps(model, blank).items()}
 
 
@@ -96,12 +98,14 @@ def filter_frame(grid: FilterGrid, columns: int | None = None) -> pd.DataFrame:
     n, k, _ = grid.tiles.shape
     columns = columns or min(n, 12)
     idx, ys, xs = np.meshgrid(np.arange(n), np.arange(k), np.arange(k), indexing="ij")
-    return pd.DataFrame({
-        "filter": idx.ravel() + 1,
-        "x": ((idx % columns) * (k + 1) + xs).ravel(),
-        "y": ((idx // columns) * (k + 1) + ys).ravel(),
-        "weight": grid.tiles.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "filter": idx.ravel() + 1,
+            "x": ((idx % columns) * (k + 1) + xs).ravel(),
+            "y": ((idx // columns) * (k + 1) + ys).ravel(),
+            "weight": grid.tiles.ravel(),
+        }
+    )
 
 
 def weight_histogram(model: nn.Module, name: str, bins: int = 40) -> pd.DataFrame:
@@ -141,15 +145,20 @@ def as_batch(image: np.ndarray | torch.Tensor, in_channels: int = 1) -> torch.Te
 def feature_maps(model: nn.Module, x: torch.Tensor) -> OrderedDict[str, np.ndarray]:
     """Every conv, activation and pooling output for one input, in network order, named like the layer table.
 
-    Forward hooks catch the outputs in a single pass; they are removed before returning, so a
-    model shared between sessions is left as it was. Each map is (C, H, W) for the first input.
+    Forward hooks catch the outputs in a single pass. They go on a copy (0.7 ms for LeNet-5): the
+    page's model is shared by every session, and a hook on it would also catch another session's
+    forward pass. Each map is (C, H, W), for the first input of the batch.
     """
+    model = copy.deepcopy(model)
     caught: OrderedDict[str, np.ndarray] = OrderedDict()
     hooks = []
     for name, child in model.named_children():
         if _is_feature_layer(name):
-            hooks.append(child.register_forward_hook(
-                lambda _m, _i, out, name=name: caught.__setitem__(name, out[0].detach().cpu().float().numpy())))
+            hooks.append(
+                child.register_forward_hook(
+                    lambda _m, _i, out, name=name: caught.__setitem__(name, out[0].detach().cpu().float().numpy())
+                )
+            )
     try:
         model(x)
     finally:
@@ -158,21 +167,12 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> OrderedDict[str, np.ndarr
     return caught
 
 
-def confusion_matrix(labels: np.ndarray | torch.Tensor, predictions: np.ndarray | torch.Tensor,
-                     num_classes: int) -> np.ndarray:
-    """counts[true, predicted] over a test split."""
-    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
-    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def confusion_frame(counts: np.ndarray) -> pd.DataFrame:
-    """Long-form rows (true, predicted, count) for a clickable heatmap."""
-    true, pred = np.indices(counts.shape)
-    return pd.DataFrame({"true": true.ravel(), "predicted": pred.ravel(), "count": counts.ravel()})
-
-
-def misclassified(labels: np.ndarray | torch.Tensor, predictions: np.ndarray | torch.Tensor,
-                  true: int | None = None, predicted: int | None = None) -> np.ndarray:
+def misclassified(
+    labels: np.ndarray | torch.Tensor,
+    predictions: np.ndarray | torch.Tensor,
+    true: int | None = None,
+    predicted: int | None = None,
+) -> np.ndarray:
     """Indices of wrong answers, optionally only those of one confusion-matrix cell."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     wrong = labels != predictions
@@ -201,13 +201,20 @@ def digit_at(images: torch.Tensor, index: int) -> np.ndarray:
 def model_choices(store: RunStore | None = None) -> dict[str, dict[str, Any]]:
     """Models a page can offer: the bundled checkpoints, then finished runs that kept a checkpoint.
 
-    label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None}. The default
-    checkpoint comes first.
+    label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None, "dataset": name,
+    "data_dir": folder or None} (the data it was trained on). The default checkpoint comes first.
     """
-    choices = {name: {"source": name, "run_id": None}
-               for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)}
+    choices = {
+        name: {"source": name, "run_id": None, "dataset": "mnist", "data_dir": None}
+        for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)
+    }
     store = store if store is not None else RunStore()
     for run in store.list(status=FINISHED):
         if run["checkpoint"] and Path(run["checkpoint"]).is_file():
-            choices[f"run: {run['name']} ({run['id']})"] = {"source": run["checkpoint"], "run_id": run["id"]}
+            choices[f"run: {run['name']} ({run['id']})"] = {
+                "source": run["checkpoint"],
+                "run_id": run["id"],
+                "dataset": run["dataset"],
+                "data_dir": run["data_dir"],
+            }
     return choices

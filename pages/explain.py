@@ -1,0 +1,206 @@
+"""Explain: what the model sees, what it answers, which pixels drove the answer, and which map to trust."""
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from cnn_core import explain, faithfulness, heatmap, inspect
+from cnn_core.charts import confusion_chart
+from cnn_core.checkpoint import load_checkpoint
+from cnn_core.errors import CnnLabError
+from cnn_core.predict import probabilities
+from cnn_core.preprocess import digit_steps, load_image
+from ui.resources import test_images
+
+UNSURE = 0.6  # below this top probability the page warns that the model is guessing
+OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
+INPUTS = ("Test digit", "Upload", "Draw")
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]  # a convenience: load_image checks the real format
+CANVAS = {"stroke_width": 18, "stroke_color": "#ffffff", "background_color": "#000000", "width": 280, "height": 280}
+SCORES_HELP = (
+    "Lower is better for infidelity (does the map predict the effect of blacking out a square?), sensitivity "
+    "(does it jump when the input barely moves?) and deletion area (does removing the top pixels kill the class "
+    "fast?). Spearman ρ with a randomly initialised copy of the model should be near 0: a map that stays the same "
+    "is not explaining what the model learned (Adebayo et al., 2018)."
+)
+
+
+@st.cache_resource(max_entries=8)
+def model_for(source: str):
+    return load_checkpoint(source).model
+
+
+@st.cache_data(max_entries=8, show_spinner="Testing the model on the test split…")
+def split_predictions(source: str, name: str, data_dir: str | None):
+    x, y, _ = test_images(name, data_dir)
+    return inspect.split_predictions(model_for(source), torch.from_numpy(x), torch.from_numpy(y))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def attributions(source: str, image: np.ndarray, target: int, methods: tuple, options: dict) -> dict:
+    x = inspect.as_batch(image, model_for(source).config.in_channels)
+    return {k: v.numpy() for k, v in explain.attribute_all(model_for(source), x, target, methods, options).items()}
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring faithfulness…")
+def faithfulness_report(source: str, image: np.ndarray, target: int, methods: tuple, options: dict):
+    x = inspect.as_batch(image, model_for(source).config.in_channels)
+    maps = {k: torch.as_tensor(v) for k, v in attributions(source, image, target, methods, options).items()}
+    return faithfulness.report(model_for(source), x, target, maps, options)
+
+
+def open_test_digit(index: int) -> None:
+    st.session_state["explain.input"], st.session_state["explain.index"] = "Test digit", index
+
+
+def uploaded_or_drawn(mode: str):
+    """The preprocessing steps of an uploaded or drawn digit; None (with a message) when there is none."""
+    if mode == "Upload":
+        upload = st.file_uploader("A digit image", type=IMAGE_TYPES, key="explain.upload")
+        data = upload.getvalue() if upload is not None else None
+    else:
+        # Imported on demand: the canvas is a v2 custom component that registers itself with the running app.
+        from streamlit_drawable_canvas import st_canvas
+
+        st.caption("Draw one digit, big, in the middle.")
+        drawing = st_canvas(**CANVAS, return_image_data=True, key="explain.canvas")
+        data = drawing.image_bytes if drawing.json_data and drawing.json_data.get("objects") else None
+    if data is None:
+        st.info("Upload a digit image." if mode == "Upload" else "Draw a digit to see what the model makes of it.")
+        return None
+    try:
+        return digit_steps(load_image(data))
+    except CnnLabError as err:
+        st.error(str(err))
+        return None
+
+
+def show_steps(steps, plain: np.ndarray, classes: list[str]) -> None:
+    st.markdown(
+        "**What the model sees**: MNIST's own recipe — ink bright on black, cropped, scaled into 20×20, centred."
+    )
+    pictures = [np.asarray(steps.original), steps.grey, steps.cropped, steps.boxed, steps.centred, steps.plain]
+    grey = "grey, inverted" if steps.inverted else "grey"
+    plain_text = f"plain resize → {classes[int(plain.argmax())]} ({plain.max():.0%})"
+    names = ["original", grey, "cropped", "20×20", "centred 28×28", plain_text]
+    for col, picture, name in zip(st.columns(6), pictures, names, strict=True):
+        col.image(heatmap.thumbnail(picture), caption=name, width="stretch")
+
+
+def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
+    bars = pd.DataFrame({"class": classes, "probability": probs, "top": probs == probs.max()})
+    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    tooltip = ["class", alt.Tooltip("probability:Q", format=".2%")]
+    colour = alt.Color("top:N", legend=None)
+    return alt.Chart(bars).mark_bar().encode(x=alt.X("class:N", sort=None), y=y, color=colour, tooltip=tooltip)
+
+
+def method_options(methods: tuple, model) -> dict:
+    """A widget for every declared option of the chosen methods."""
+    options: dict = {}
+    for name in methods:
+        st.caption(f"**{explain.METHODS[name].title}**: {explain.METHODS[name].about}")
+        for o in explain.options_for(name, model):
+            key, text = f"explain.{name}.{o.name}", f"{explain.METHODS[name].title}: {o.label}"
+            if o.kind == "int":
+                value = st.slider(text, o.low, o.high, o.default, key=key, help=o.help)
+            elif o.kind == "flag":
+                value = st.checkbox(text, o.default, key=key, help=o.help)
+            else:
+                value = st.selectbox(text, o.choices, o.choices.index(o.default), key=key, help=o.help)
+            options.setdefault(name, {})[o.name] = value
+    return options
+
+
+def heatmap_row(title: str, image: np.ndarray, maps: dict, scales: dict) -> None:
+    st.markdown(f"**{title}**")
+    for start in range(0, len(maps), 4):
+        for col, name in zip(st.columns(4), list(maps)[start : start + 4], strict=False):
+            caption = f"{explain.METHODS[name].title} (scale ±{scales[name]:.2g})"
+            col.image(heatmap.overlay(image, maps[name], scales[name]), width="stretch", caption=caption)
+
+
+st.title("💡 Explain")
+choices = inspect.model_choices()
+label = st.selectbox("Model", list(choices), key="explain.model")
+choice = choices[label]
+model = model_for(choice["source"])
+try:
+    test_x, test_y, classes = test_images(choice["dataset"], choice["data_dir"])
+except CnnLabError as err:
+    test_x, classes = None, [str(c) for c in range(model.config.num_classes)]
+    st.warning(f"No test split for this model: {err}")
+
+mode = st.radio("Input", INPUTS if test_x is not None else INPUTS[1:], horizontal=True, key="explain.input")
+if mode == "Test digit":
+    index = st.number_input("Test digit #", 0, len(test_x) - 1, key="explain.index")
+    image, steps = inspect.digit_at(torch.from_numpy(test_x), int(index)), None
+    st.caption(f"Label: **{classes[int(test_y[index])]}**")
+else:
+    steps = uploaded_or_drawn(mode)
+    image = steps.centred if steps is not None else None
+
+if image is not None:
+    probs = probabilities(model, image)
+    predicted = int(probs.argmax())
+    if steps is not None:
+        show_steps(steps, probabilities(model, steps.plain), classes)
+    left, right = st.columns([1, 3])
+    left.image(heatmap.grey_rgb(image), caption="model input", width=160)
+    left.metric("Prediction", classes[predicted], f"{probs.max():.1%} sure", delta_color="off", delta_arrow="off")
+    if probs.max() < UNSURE:
+        left.warning(f"The model is unsure: its best guess has only {probs.max():.0%}.")
+    right.altair_chart(probability_chart(probs, classes), width="stretch", height=220)
+
+    st.subheader("Which pixels drove the answer")
+    c1, c2, c3 = st.columns([1, 2, 1])
+    picked = c1.selectbox("Explain class", ["predicted"] + classes, key="explain.target")
+    target = predicted if picked == "predicted" else classes.index(picked)
+    titles = {name: m.title for name, m in explain.METHODS.items()}
+    methods = tuple(
+        c2.multiselect("Methods", list(titles), list(titles), format_func=titles.get, key="explain.methods")
+    )
+    scale_help = "Shared: one scale for all maps. Per method: each its own (the same for both models when comparing)."
+    shared = c3.radio("Colour scale", ["per method", "shared"], key="explain.scale", help=scale_help) == "shared"
+    with st.expander("Method settings"):
+        options = method_options(methods, model)
+    other = OTHER_POOLING.get(choice["source"])
+    compare = other is not None and st.toggle(f"Compare with {other}", key="explain.compare")
+    if methods:
+        maps = attributions(choice["source"], image, target, methods, options)
+        other_maps = attributions(other, image, target, methods, options) if compare else {}
+        scales = heatmap.scales(maps, *([other_maps] if compare else []), shared=shared)  # across both models
+        st.caption(f"Red pixels push towards class {classes[target]}, blue ones against it; white is neutral.")
+        heatmap_row(label, image, maps, scales)
+        if compare:
+            heatmap_row(other, image, other_maps, scales)
+
+        if st.toggle("Score faithfulness", value=True, key="explain.faithfulness"):
+            rows, curves = faithfulness_report(choice["source"], image, target, methods, options)
+            number = st.column_config.NumberColumn(format="%.3f")
+            st.dataframe(rows, hide_index=True, column_config=dict.fromkeys(rows.columns[1:], number))
+            st.caption(SCORES_HELP)
+            dashed = alt.condition("datum.method == 'random order'", alt.value([4, 4]), alt.value([1, 0]))
+            x = alt.X("fraction removed:Q", axis=alt.Axis(format="%"))
+            deletion = alt.Chart(curves).mark_line().encode(x=x, y="probability:Q", color="method:N", strokeDash=dashed)
+            st.altair_chart(deletion, width="stretch", height=260)
+
+if test_x is not None:
+    st.subheader("Where the model goes wrong")
+    accuracy, predictions = split_predictions(choice["source"], choice["dataset"], choice["data_dir"])
+    counts = inspect.confusion_matrix(test_y, predictions, len(classes))
+    st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
+    matrix = confusion_chart(counts, classes, select=True)
+    event = st.altair_chart(matrix, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
+    chosen = (event.selection.get("cell") or [{}])[0] if event else {}  # class names of the clicked cell
+    true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
+    wrong = inspect.misclassified(test_y, predictions, true, said)
+    where = f" {chosen['true']}s taken for {chosen['predicted']}" if chosen else ""
+    st.caption(f"{len(wrong)} misclassified{where}" + (": the first 16" if len(wrong) > 16 else ""))
+    for start in range(0, min(len(wrong), 16), 8):
+        for col, i in zip(st.columns(8), wrong[start : start + 8], strict=False):
+            caption = f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}"
+            col.image(heatmap.grey_rgb(test_x[i], 2), caption=caption)
+            col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=(int(i),))

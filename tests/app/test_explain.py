@@ -1,0 +1,130 @@
+"""AppTest: the Explain page predicts, shows what the model sees, draws every attribution method, scores
+them, and opens a misclassified test digit; a bad upload is one line of error and the page goes on."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cnn_core import explain
+from cnn_core.checkpoint import load_checkpoint
+from cnn_core.data import to_float
+from tests.conftest import ROOT
+
+N_METHODS = len(explain.METHODS)
+
+
+@pytest.fixture
+def at() -> AppTest:
+    """The page with faithfulness scoring off (it is on for a user): most tests look at other parts."""
+    app = AppTest.from_file(str(ROOT / "pages" / "explain.py"), default_timeout=60)
+    app.session_state["explain.faithfulness"] = False
+    app.run()
+    assert not app.exception
+    return app
+
+
+def paper_png(digit: np.ndarray) -> bytes:
+    """A test digit as a phone photo would give it: dark ink on white paper, 5× bigger, off-centre."""
+    page = np.full((200, 180), 255, np.uint8)
+    big = np.asarray(Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BILINEAR))
+    page[10:150, 30:170] = big
+    buffer = io.BytesIO()
+    Image.fromarray(page).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def heatmap_captions(at: AppTest) -> list[str]:
+    titles = tuple(m.title for m in explain.METHODS.values())
+    return [c for image in at.image for c in image.captions if c.startswith(titles)]
+
+
+def test_page_opens_on_a_test_digit_with_prediction_heatmaps_scores_and_mistakes(at, bundled):
+    assert at.selectbox(key="explain.model").options == ["lenet5-mnist-max", "lenet5-mnist-avg"]  # empty run store
+    assert at.metric[0].label == "Prediction" and at.metric[0].value == str(int(bundled.test_y[0]))
+    assert len(heatmap_captions(at)) == N_METHODS
+    at.toggle(key="explain.faithfulness").set_value(True).run()
+    scores = at.dataframe[0].value
+    assert list(scores["method"]) == [m.title for m in explain.METHODS.values()]
+    assert np.isfinite(scores.drop(columns="method").to_numpy(dtype=float)).all()
+    assert any("misclassified" in c.value for c in at.caption)
+    assert [b.label for b in at.button][:1] == ["Open"]
+
+
+def test_uploaded_photo_shows_each_preprocessing_step_a_prediction_and_heatmaps(at, bundled):
+    label = int(bundled.test_y[7])
+    at.radio(key="explain.input").set_value("Upload").run()
+    at.file_uploader(key="explain.upload").upload(
+        "digit.png", paper_png(bundled.test_x[7, 0].numpy()), "image/png"
+    ).run()
+    assert not at.exception and not at.error
+    captions = [c for image in at.image for c in image.captions]
+    for step in ("original", "grey, inverted", "cropped", "20×20", "centred 28×28"):
+        assert step in captions
+    assert any(c.startswith("plain resize → ") for c in captions)
+    assert at.metric[0].value == str(label)
+    assert len(heatmap_captions(at)) == N_METHODS
+
+
+def test_bad_upload_shows_one_line_and_the_page_still_explains_a_test_digit(at):
+    at.radio(key="explain.input").set_value("Upload").run()
+    at.file_uploader(key="explain.upload").upload("digit.png", b"this is text, not a PNG", "image/png").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["not an image Pillow can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)"]
+    assert not at.metric  # nothing predicted from a bad file
+    at.radio(key="explain.input").set_value("Test digit").run()
+    assert not at.error and at.metric[0].label == "Prediction"
+
+
+def test_draw_mode_shows_the_canvas_and_waits_for_a_drawing(at):
+    """AppTest cannot draw (a real browser test does); the canvas must at least render without error."""
+    at.radio(key="explain.input").set_value("Draw").run()
+    assert not at.exception and not at.error
+    assert any("Draw a digit" in i.value for i in at.info) and not at.metric
+
+
+def test_opening_a_misclassified_digit_explains_that_digit(at, bundled):
+    at.button[0].click().run()
+    index = at.session_state["explain.index"]
+    assert index > 0 and at.session_state["explain.input"] == "Test digit"
+    shown = at.metric[0].value
+    assert shown != str(int(bundled.test_y[index]))  # it was misclassified, and the page says so
+    assert f"Label: **{int(bundled.test_y[index])}**" in [c.value for c in at.caption]
+
+
+def test_another_target_class_and_a_shared_scale(at):
+    at.selectbox(key="explain.target").set_value("3").run()
+    assert any("push towards class 3" in c.value for c in at.caption)
+    at.radio(key="explain.scale").set_value("shared").run()
+    scales = {c.split("scale ")[1] for c in heatmap_captions(at)}
+    assert len(scales) == 1  # one scale for every method
+
+
+def test_method_settings_and_a_subset_of_methods(at):
+    at.multiselect(key="explain.methods").set_value(["occlusion", "layer_gradcam"]).run()
+    at.slider(key="explain.occlusion.window").set_value(7).run()
+    at.selectbox(key="explain.layer_gradcam.layer").set_value("act2").run()
+    assert not at.exception
+    assert [c.split(" (")[0] for c in heatmap_captions(at)] == ["Occlusion", "Layer Grad-CAM"]
+    at.toggle(key="explain.faithfulness").set_value(True).run()
+    assert list(at.dataframe[0].value["method"]) == ["Occlusion", "Layer Grad-CAM"]
+
+
+def test_comparing_max_and_average_pooling_draws_both_on_the_same_scales(at):
+    at.toggle(key="explain.compare").set_value(True).run()
+    captions = heatmap_captions(at)
+    assert len(captions) == 2 * N_METHODS
+    assert captions[:N_METHODS] == captions[N_METHODS:]  # per method, one scale across both models
+    assert {"**lenet5-mnist-max**", "**lenet5-mnist-avg**"} <= {m.value for m in at.markdown}
+
+
+def test_an_unsure_prediction_is_flagged(at, bundled):
+    model = load_checkpoint("lenet5-mnist-max").model
+    with torch.no_grad():
+        confidence = model.predict_proba(to_float(bundled.test_x)).max(1).values
+    unsure = int(torch.nonzero(confidence < 0.6)[0])
+    at.number_input(key="explain.index").set_value(unsure).run()
+    assert any("The model is unsure" in w.value for w in at.warning)

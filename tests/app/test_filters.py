@@ -1,0 +1,90 @@
+"""AppTest: the Filters page shows each conv layer's filters and every feature map, compares max and
+average pooling, and scrubs through a trained run's epochs."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.runner import execute_run
+from cnn_core.runs import RunStore
+from tests.conftest import ROOT
+
+LENET5_MAPS = [
+    "conv1: 6 × 28 × 28",
+    "act1: 6 × 28 × 28",
+    "pool1: 6 × 14 × 14",
+    "conv2: 16 × 10 × 10",
+    "act2: 16 × 10 × 10",
+    "pool2: 16 × 5 × 5",
+    "conv3: 120 × 1 × 1",
+    "act3: 120 × 1 × 1",
+]
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "filters.py"), default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def map_captions(at: AppTest) -> list[str]:
+    return [c for image in at.image for c in image.captions if ": " in c and " × " in c]
+
+
+def test_bundled_model_shows_filters_weights_and_the_articles_feature_maps():
+    at = open_page()
+    assert at.selectbox(key="filters.model").options == ["lenet5-mnist-max", "lenet5-mnist-avg"]
+    assert not at.slider  # a bundled model has no epochs to scrub through
+    assert any(c.value.startswith("6 filters of conv1, the only input channel") for c in at.caption)
+    assert map_captions(at) == LENET5_MAPS
+
+
+def test_a_deeper_layer_shows_one_input_channel_or_the_mean():
+    at = open_page()
+    at.selectbox(key="filters.layer").set_value("conv2").run()
+    show = at.selectbox(key="filters.channel")
+    assert show.options == ["mean over input channels"] + [f"input channel {c}" for c in range(1, 7)]
+    assert any(c.value.startswith("16 filters of conv2, mean over 6 input channels") for c in at.caption)
+    show.set_value("input channel 3").run()
+    assert any(c.value.startswith("16 filters of conv2, input channel 3 of 6") for c in at.caption)
+
+
+def test_another_test_digit_and_max_and_average_pooling_side_by_side():
+    at = open_page()
+    at.selectbox(key="filters.class").set_value("7").run()
+    at.number_input(key="filters.nth").set_value(3).run()
+    at.toggle(key="filters.compare").set_value(True).run()
+    assert not at.exception
+    assert map_captions(at) == LENET5_MAPS * 3  # the chosen model, then max and avg side by side
+    assert {"**lenet5-mnist-max**", "**lenet5-mnist-avg**"} <= {m.value for m in at.markdown}
+
+
+def test_bad_upload_is_one_line_and_the_page_keeps_working():
+    at = open_page()
+    at.radio(key="filters.input").set_value("Upload").run()
+    at.file_uploader(key="filters.upload").upload("digit.gif", b"GIF89a but not really", "image/gif").run()
+    assert not at.exception and len(at.error) == 1 and "\n" not in at.error[0].value
+    assert at.error[0].value.startswith(("not an image", "truncated or corrupt image"))
+    assert not map_captions(at)
+    at.selectbox(key="filters.layer").set_value("conv3").run()  # filters still work
+    assert any(c.value.startswith("120 filters of conv3") for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_trained_run_gets_an_epoch_slider_that_shows_each_epochs_filters(small_data):
+    store = RunStore()  # the private store of this test (CNN_LAB_RUNS)
+    run_id = store.create(
+        RunConfig(train=TrainConfig(epochs=2, batch_size=64, device="cpu")), dataset="mnist", name="two epochs"
+    )
+    execute_run(store, run_id, data=small_data)
+    at = open_page()
+    label = f"run: two epochs ({run_id})"
+    at.selectbox(key="filters.model").set_value(label).run()
+    epoch = at.slider(key="filters.epoch")
+    assert (epoch.min, epoch.max, epoch.value) == (1, 2, 2)
+    final = at.caption[0].value
+    epoch.set_value(1).run()
+    assert not at.exception
+    assert at.caption[0].value != final  # other weights, another scale
+    assert map_captions(at) == LENET5_MAPS
+    assert any("How far the filters moved in each epoch" in c.value for c in at.caption)
