@@ -3,15 +3,20 @@
 from pathlib import Path
 
 import streamlit as st
+import torch
+
+# The app process only runs small inferences (feature maps, attributions); one thread keeps it from
+# fighting the training worker for the two cores. Workers are separate processes with their own setting.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent
 PAGES = [  # path, title, icon, url path
-    ("pages/home.py", "Home", "🏠", "home"),
-    ("pages/concepts.py", "Concepts", "🧮", "concepts"),
-    ("pages/train.py", "Train", "🏋️", "train"),
-    ("pages/compare.py", "Compare", "⚖️", "compare"),
-    ("pages/filters.py", "Filters & feature maps", "🔍", "filters"),
-    ("pages/explain.py", "Explain", "💡", "explain"),
+    ("views/home.py", "Home", "🏠", "home"),
+    ("views/concepts.py", "Concepts", "🧮", "concepts"),
+    ("views/train.py", "Train", "🏋️", "train"),
+    ("views/compare.py", "Compare", "⚖️", "compare"),
+    ("views/filters.py", "Filters & feature maps", "🔍", "filters"),
+    ("views/explain.py", "Explain", "💡", "explain"),
 ]
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")

@@ -79,7 +79,10 @@ def device_label(device: torch.device) -> str:
 def evaluate(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
 ) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and predicted labels over a uint8 image tensor (on the model's device)."""
+    """Mean loss, accuracy and predicted labels over a uint8 image tensor (on the model's device).
+
+    The model's train/eval mode is restored afterwards: a cached model shared by sessions is not changed."""
+    was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total_loss, preds = 0.0, []
@@ -89,7 +92,7 @@ def evaluate(
         logits = model(x).float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
-    model.train()
+    model.train(was_training)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
     n = max(len(labels), 1)
     return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred

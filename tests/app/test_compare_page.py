@@ -9,7 +9,7 @@ from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "compare.py")
+PAGE = str(ROOT / "views" / "compare.py")
 
 
 def _page() -> AppTest:

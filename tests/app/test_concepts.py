@@ -15,7 +15,7 @@ SUM = re.compile(r"Sum of the \d+ products = \*\*(-?[\d.]+)\*\*; PyTorch's outpu
 
 @pytest.fixture
 def at() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "pages" / "concepts.py"), default_timeout=60).run()
+    app = AppTest.from_file(str(ROOT / "views" / "concepts.py"), default_timeout=60).run()
     assert not app.exception
     return app
 

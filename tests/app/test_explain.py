@@ -20,7 +20,7 @@ N_METHODS = len(explain.METHODS)
 @pytest.fixture
 def at() -> AppTest:
     """The page with faithfulness scoring off (it is on for a user): most tests look at other parts."""
-    app = AppTest.from_file(str(ROOT / "pages" / "explain.py"), default_timeout=60)
+    app = AppTest.from_file(str(ROOT / "views" / "explain.py"), default_timeout=60)
     app.session_state["explain.faithfulness"] = False
     app.run()
     assert not app.exception

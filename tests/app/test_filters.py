@@ -22,7 +22,7 @@ LENET5_MAPS = [
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "filters.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "views" / "filters.py"), default_timeout=60).run()
     assert not at.exception
     return at
 

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from cnn_core.runs import RunStore
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "train.py")
+PAGE = str(ROOT / "views" / "train.py")
 
 
 def _page() -> AppTest:

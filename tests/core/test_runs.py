@@ -1,8 +1,9 @@
 """The run store records runs across processes; checkpoints are atomic and validated."""
 
-import multiprocessing as mp
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from cnn_core.errors import BadCheckpoint, RunNotFound
 from cnn_core.model import build_model
 from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
+from tests.conftest import ROOT
 
 
 def _tiny_run(**kw) -> RunConfig:
@@ -81,16 +83,15 @@ def _hammer(root: str, run_id: str, n: int) -> None:
 def test_one_writer_and_several_readers_never_see_database_is_locked(tmp_path):
     store = RunStore(tmp_path / "store")
     run_id = store.create(_tiny_run(), dataset="mnist")
-    ctx = mp.get_context("spawn")
-    writers = [ctx.Process(target=_hammer, args=(str(store.root), run_id, 150)) for _ in range(2)]
-    for w in writers:
-        w.start()
+    # separate interpreters (not multiprocessing, whose spawn re-runs whatever __main__ AppTest left behind)
+    code = f"from tests.core.test_runs import _hammer; _hammer({str(store.root)!r}, {run_id!r}, 150)"
+    writers = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT) for _ in range(2)]
     reads = 0
-    while any(w.is_alive() for w in writers):
+    while any(w.poll() is None for w in writers):
         store.metrics(run_id)
         store.list()
         reads += 1
-    assert all(w.exitcode == 0 for w in writers) and reads > 0
+    assert all(w.returncode == 0 for w in writers) and reads > 0
     assert len(store.metrics(run_id)) == 300
 
 
