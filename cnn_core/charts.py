@@ -11,12 +11,7 @@ import pandas as pd
 
 from cnn_core.compare import smooth
 
-METRIC_TITLES = {
-    "loss": "train loss",
-    "val_loss": "validation loss",
-    "accuracy": "train accuracy",
-    "val_accuracy": "validation accuracy",
-}
+POOLING_COLORS = alt.Scale(domain=["max", "avg", "none"], range=["#d62728", "#1f77b4", "#7f7f7f"])
 
 
 def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0, x: str = "epoch") -> alt.VConcatChart:
@@ -33,8 +28,8 @@ def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0
     for panel in ("loss", "accuracy"):
         data = long[long["metric"].astype(str).str.endswith(panel)]
         base = alt.Chart(data).encode(
-            x=alt.X(f"{x}:Q", title=x),
-            color=alt.Color(f"{color}:N"),
+            x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1)),
+            color=alt.Color(f"{color}:N", scale=POOLING_COLORS if color == "pooling" else alt.Undefined),
             strokeDash=alt.StrokeDash("split:N", title="split"),
             detail="run:N",
             tooltip=["name:N", f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".4f")],
@@ -63,8 +58,8 @@ def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", sel
         ]
     )
     base = alt.Chart(frame, title=title).encode(
-        x=alt.X("predicted:N", sort=classes),
-        y=alt.Y("true:N", sort=classes),
+        x=alt.X("predicted:N", sort=classes, axis=alt.Axis(labelAngle=0, labelOverlap=False)),
+        y=alt.Y("true:N", sort=classes, axis=alt.Axis(labelOverlap=False)),
         tooltip=["true:N", "predicted:N", "count:Q"],
     )
     cells = base.mark_rect().encode(color=alt.Color("error:Q", scale=alt.Scale(scheme="orangered"), legend=None))
@@ -81,13 +76,17 @@ def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerCha
         alt.Chart(runs)
         .mark_circle(size=80, opacity=0.7)
         .encode(
-            x=alt.X("pooling:N"),
-            y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-            color="pooling:N",
+            x=alt.X("pooling:N", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+            color=alt.Color("pooling:N", scale=POOLING_COLORS),
             tooltip=["pooling", "seed", alt.Tooltip("test_accuracy:Q", format=".4f")],
         )
     )
-    bars = alt.Chart(summary).mark_errorbar(thickness=2).encode(x="pooling:N", y="low:Q", y2="high:Q")
+    bars = (
+        alt.Chart(summary)
+        .mark_errorbar(thickness=2)
+        .encode(x="pooling:N", y=alt.Y("low:Q", title="test accuracy"), y2="high:Q")
+    )
     means = alt.Chart(summary).mark_tick(size=30, thickness=2, color="black").encode(x="pooling:N", y="mean:Q")
     return (points + bars + means).properties(height=260, title="test accuracy per seed, mean ± std")
 

@@ -28,7 +28,7 @@ st.caption(
         if current
         else "Uses the default LeNet-5 recipe (set your own on the Train page)"
     )
-    + f" on **{dataset}**, {run.train.epochs} epochs. Each pair differs "
+    + f" on **{dataset}**. Each pair differs "
     "only in pooling and shares its seed: same initial weights, same data order, same augmentation."
 )
 c1, c2 = st.columns([2, 1])
