@@ -12,6 +12,8 @@ import os
 import time
 from typing import Callable
 
+import torch
+
 from cnn_core.checkpoint import atomic_write, save_checkpoint
 from cnn_core.config import RunConfig
 from cnn_core.data import Dataset, load_dataset
@@ -55,6 +57,10 @@ def execute_run(
     except CnnLabError as err:
         store.update(run_id, status="failed", finished=time.time(), error=str(err))
         return None
+    except torch.cuda.OutOfMemoryError:
+        error = (
+            f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
+        )
     except BaseException as err:  # a bug or an interrupt: record it, then let it surface
         store.update(
             run_id,
@@ -63,8 +69,13 @@ def execute_run(
             error=f"{type(err).__name__}: {err}",
         )
         raise
-    _finish(store, run_id, run, data, result)
-    return result
+    else:
+        _finish(store, run_id, run, data, result)
+        return result
+    # Out of the except block, so the failed step's tensors (kept alive by the traceback) can be freed.
+    torch.cuda.empty_cache()
+    store.update(run_id, status="failed", finished=time.time(), error=error)
+    return None
 
 
 def _finish(store: RunStore, run_id: str, run: RunConfig, data: Dataset, result: TrainResult) -> None:

@@ -179,3 +179,17 @@ def test_bundled_checkpoints_ship_with_their_accuracy():
     for name, row in rows.items():
         assert row["available"] and row["test_accuracy"] > 0.97
         assert load_checkpoint(name).config.conv[0].pool == name.rsplit("-", 1)[1]
+
+
+def test_gpu_out_of_memory_fails_the_run_cleanly_with_advice(small_data, monkeypatch):
+    import cnn_core.runner as runner
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(runner, "train", out_of_memory)
+    store = RunStore()
+    run_id = store.create(_tiny_run(batch_size=4096), dataset="mnist")
+    assert execute_run(store, run_id, data=small_data) is None
+    row = store.get(run_id)
+    assert row["status"] == "failed" and "batch size 4096" in row["error"] and "\n" not in row["error"]
