@@ -5,6 +5,8 @@ Charts are built here (no Streamlit) so pages stay views and the charts can be t
 
 from __future__ import annotations
 
+import io
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -103,3 +105,12 @@ def per_class_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """The chart as a standalone SVG file, rendered by vl-convert (no browser needed).
+
+    Streamlit's chart toolbar offers PNG and the Vega-Lite spec but no SVG; pages add this as a download."""
+    buffer = io.StringIO()
+    chart.save(buffer, format="svg")
+    return buffer.getvalue()

@@ -177,7 +177,8 @@ def window_at(image: np.ndarray, kernels: Kernels, stride: int, padding: int | s
     """The multiply-and-sum behind output value [filter_index, row, col]: pixels ⊙ weights, summed."""
     result = convolve(image, kernels, stride, padding)
     if not (0 <= row < result.rows.output and 0 <= col < result.cols.output):
-        raise InvalidConfig(f"output position ({row}, {col}) is outside the {result.rows.output}×{result.cols.output} output")
+        size = f"{result.rows.output}×{result.cols.output}"
+        raise InvalidConfig(f"output position ({row}, {col}) is outside the {size} output")
     weights = result.weights[filter_index]
     k = weights.shape[-1]
     top, left = row * stride, col * stride  # in padded coordinates: output i starts at i·S

@@ -9,6 +9,7 @@ from cnn_core.charts import confusion_chart, curves_chart, per_class_chart, seed
 from cnn_core.compare import config_diff, confusion_matrix, curves, load_predictions, metric_summary, pooling_comparison
 from cnn_core.config import RunConfig
 from cnn_core.runs import ACTIVE
+from ui.charts import chart_with_svg
 from ui.config_form import with_pooling
 from ui.resources import job_manager
 
@@ -64,12 +65,14 @@ if groups:
             st.progress(done / len(states), text=f"{done}/{len(states)} runs finished")
         long = curves(store, members)
         if not long.empty:
-            st.altair_chart(curves_chart(long, color="pooling"), width="stretch")
+            chart_with_svg(curves_chart(long, color="pooling"), "max-vs-avg-curves", "compare.svg.curves")
         result = pooling_comparison(store, members)
         st.info(result["verdict"])
         if not result["summary"].empty:
             left, right = st.columns(2)
-            left.altair_chart(seed_points_chart(result["runs"], result["summary"]), width="stretch")
+            chart_with_svg(
+                seed_points_chart(result["runs"], result["summary"]), "max-vs-avg-accuracy", "compare.svg.seeds", left
+            )
             summary = result["summary"].set_index("pooling")
             for pool in summary.index:
                 right.metric(
@@ -119,7 +122,7 @@ if picked:
     if long.empty:
         st.info("These runs have no finished epochs yet.")
     else:
-        st.altair_chart(curves_chart(long, smoothing=smoothing), width="stretch")
+        chart_with_svg(curves_chart(long, smoothing=smoothing), "run-curves", "compare.svg.runs")
         st.markdown("**Best, final and minimum per metric**")
         st.dataframe(metric_summary(long), hide_index=True, width="stretch")
     diff = config_diff([by_id[i] for i in picked])

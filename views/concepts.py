@@ -34,14 +34,24 @@ def heatmap(slot, values: np.ndarray, title: str) -> None:
     """A (C, k, k) array with its numbers; colour channels are stacked R, G, B from the top."""
     channels, height, width = values.shape
     names = [""] if channels == 1 else ["R", "G", "B"][:channels]
-    frame = pd.DataFrame([(f"{names[c]}{i}", j, float(values[c, i, j]))
-                          for c in range(channels) for i in range(height) for j in range(width)],
-                         columns=["row", "column", "value"])
+    frame = pd.DataFrame(
+        [
+            (f"{names[c]}{i}", j, float(values[c, i, j]))
+            for c in range(channels)
+            for i in range(height)
+            for j in range(width)
+        ],
+        columns=["row", "column", "value"],
+    )
     top = max(float(np.abs(values).max()), 1e-9)
-    base = alt.Chart(frame, title=title).encode(x=alt.X("column:O", title=None),
-                                                y=alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None))
-    cells = base.mark_rect().encode(color=alt.Color(
-        "value:Q", legend=None, scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top], domainMid=0)))
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("column:O", title=None), y=alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None)
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "value:Q", legend=None, scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top], domainMid=0)
+        )
+    )
     numbers = base.mark_text(fontSize=12 if width <= 3 else 10).encode(text=alt.Text("value:Q", format=".3~g"))
     slot.altair_chart(cells + numbers, width="stretch", height=60 + 30 * channels * height)  # 30 px a row
 
@@ -58,8 +68,9 @@ def pick_input() -> tuple[np.ndarray, str]:
         size = st.slider("Pattern size (pixels)", 8, 48, 28, key="concepts.pattern_size")
         return pg.pattern(name, size), f"a {size}×{size} {name}"
     if source == "upload":
-        file = st.file_uploader("Image (colour is kept; big images are shrunk to 64 pixels)", type=UPLOAD_TYPES,
-                                key="concepts.upload")
+        file = st.file_uploader(
+            "Image (colour is kept; big images are shrunk to 64 pixels)", type=UPLOAD_TYPES, key="concepts.upload"
+        )
         if file is not None:
             try:
                 image = decoded(file.getvalue())
@@ -68,8 +79,11 @@ def pick_input() -> tuple[np.ndarray, str]:
             else:
                 return image, "your image" + (" in colour (R, G, B)" if len(image) == 3 else " (grey)")
         st.caption("Until an image is loaded, the first dataset digit is used.")
-    index = st.number_input("Digit number (held-out test set)", 0, len(digits.test_x) - 1, 0,
-                            key="concepts.digit") if source == "dataset digit" else 0
+    index = (
+        st.number_input("Digit number (held-out test set)", 0, len(digits.test_x) - 1, 0, key="concepts.digit")
+        if source == "dataset digit"
+        else 0
+    )
     image, label = pg.dataset_digit(digits, int(index))
     return image, f"a {label} from {digits.source.split(';')[0]}"
 
@@ -86,9 +100,11 @@ def pick_filter() -> tuple[pg.Kernels, str]:
 
 
 st.title("🧮 Concepts: convolution and pooling")
-st.markdown("A filter is a small window slid over the image; at each place it multiplies the pixels under it by "
-            "its weights and adds them up. Pick an input and a filter, set **stride** and **padding**, and watch "
-            "the article's formula **output = (W − F + 2P) / S + 1** at work. Every number here is PyTorch's.")
+st.markdown(
+    "A filter is a small window slid over the image; at each place it multiplies the pixels under it by "
+    "its weights and adds them up. Pick an input and a filter, set **stride** and **padding**, and watch "
+    "the article's formula **output = (W − F + 2P) / S + 1** at work. Every number here is PyTorch's."
+)
 
 left, right = st.columns(2)
 with left:
@@ -114,26 +130,36 @@ k = result.weights.shape[-1]
 st.subheader("What the filter produces")
 shown_in, shown_out, facts = st.columns([1, 1, 1.2])
 with facts:
-    st.markdown(f"Input: {described}, **{rows.size} × {cols.size}**, filter **{k} × {k}**, stride {stride}, "
-                f"padding {padding!r} → {rows.padded} × {cols.padded} after padding.")
+    st.markdown(
+        f"Input: {described}, **{rows.size} × {cols.size}**, filter **{k} × {k}**, stride {stride}, "
+        f"padding {padding!r} → {rows.padded} × {cols.padded} after padding."
+    )
     st.markdown(f"**Output size: {rows.output} × {cols.output}**")
     st.markdown(f"Rows: `{rows.formula}`" + ("" if rows.formula == cols.formula else f"  \nColumns: `{cols.formula}`"))
     if rows.fits and cols.fits:
         st.success(f"Stride {stride} fits: (W − F + 2P) / S is a whole number, every pixel is reached.")
     else:
         lost = [plural(n, w) for n, w in ((rows.dropped, "row"), (cols.dropped, "column")) if n]
-        st.warning(f"Stride {stride} does not fit: PyTorch drops {' and '.join(lost)} of the padded input "
-                   "(shaded orange); no window ever reaches them.")
-    st.caption("Blue: zero padding. Yellow: the window and the output value stepped through below. Output in "
-               "red/blue: positive/negative values.")
+        st.warning(
+            f"Stride {stride} does not fit: PyTorch drops {' and '.join(lost)} of the padded input "
+            "(shaded orange); no window ever reaches them."
+        )
+    st.caption(
+        "Blue: zero padding. Yellow: the window and the output value stepped through below. Output in "
+        "red/blue: positive/negative values."
+    )
 
 st.subheader("Step through one output position")
 channel = 0
 if result.output.shape[0] > 1:  # sepia: three filters, one per output colour
-    channel = ["R", "G", "B"].index(st.radio("Output channel", ["R", "G", "B"], horizontal=True, key="concepts.channel"))
+    channel = ["R", "G", "B"].index(
+        st.radio("Output channel", ["R", "G", "B"], horizontal=True, key="concepts.channel")
+    )
 position = []
 strongest = np.unravel_index(int(np.abs(result.output[channel]).argmax()), result.output.shape[1:])
-for slot, axis, size, start in zip(st.columns(2), ("row", "column"), (rows.output, cols.output), strongest):
+for slot, axis, size, start in zip(
+    st.columns(2), ("row", "column"), (rows.output, cols.output), strongest, strict=False
+):
     key = f"concepts.{axis}"  # opens on the strongest response, not a blank corner
     st.session_state[key] = min(st.session_state.get(key, int(start)), size - 1)  # the output may have shrunk
     position.append(slot.slider(f"Output {axis}", 0, size - 1, key=key) if size > 1 else 0)
@@ -144,8 +170,10 @@ charts = st.columns(3)
 heatmap(charts[0], window.pixels, "Input under the window")
 heatmap(charts[1], window.weights, "Filter weights")
 heatmap(charts[2], window.products, "Products (element-wise)")
-st.markdown(f"Sum of the {window.products.size} products = **{window.total:.4f}**; "
-            f"PyTorch's output at ({row}, {col}) = **{value:.4f}**.")
+st.markdown(
+    f"Sum of the {window.products.size} products = **{window.total:.4f}**; "
+    f"PyTorch's output at ({row}, {col}) = **{value:.4f}**."
+)
 
 overlay = pg.input_overlay(image, result, max(1, DISPLAY // max(rows.padded, cols.padded)), window)
 shown_in.image(overlay, caption="Padded input", width="stretch")
@@ -165,18 +193,24 @@ else:
     r, c = np.unravel_index(int(np.argmax(gap)), gap.shape)  # where the two disagree most
     values = pg.pool_window(result.output, pool_size, pool_stride, int(r), int(c))
     views = st.columns(3)
-    for view, (kind, res) in zip(views, pooled.items()):
+    for view, (kind, res) in zip(views, pooled.items(), strict=False):
         maps = res.output if res.output.shape[0] == 3 else res.output[:1]
-        view.image(picture(pg.to_rgb(maps)), width="stretch",
-                   caption=f"{'Max' if kind == 'max' else 'Average'} pooling: {res.rows.output} × {res.cols.output}")
+        view.image(
+            picture(pg.to_rgb(maps)),
+            width="stretch",
+            caption=f"{'Max' if kind == 'max' else 'Average'} pooling: {res.rows.output} × {res.cols.output}",
+        )
     first = " (R)" if values.shape[0] == 3 else ""
     heatmap(views[2], values[:1], f"Pooled window ({r}, {c}){first}")
-    views[2].markdown(f"max = **{pooled['max'].output[0, r, c]:.4f}**, average = **{pooled['avg'].output[0, r, c]:.4f}**  \n"
-                      f"`{pooled['max'].rows.formula}`")
+    views[2].markdown(
+        f"max = **{pooled['max'].output[0, r, c]:.4f}**, average = **{pooled['avg'].output[0, r, c]:.4f}**  \n"
+        f"`{pooled['max'].rows.formula}`"
+    )
 
 st.subheader("Depth: several filters at once")
-chosen = st.multiselect("Filters of one layer", list(pg.PRESETS), ["Sobel x", "Sobel y", "Laplacian edge"],
-                        key="concepts.depth")
+chosen = st.multiselect(
+    "Filters of one layer", list(pg.PRESETS), ["Sobel x", "Sobel y", "Laplacian edge"], key="concepts.depth"
+)
 if not chosen:
     st.info("Choose at least one filter.")
 else:
@@ -186,8 +220,10 @@ else:
         st.error(str(err))
     else:
         depth, height, width = stack.output.shape
-        st.markdown(f"**depth = {depth}**: {depth} filters → output {depth} × {height} × {width}. A layer's filters "
-                    f"share one size, so smaller ones sit in a {stack.weights.shape[-1]}×{stack.weights.shape[-1]} "
-                    "frame of zeros.")
-        for view, name, fmap in zip(st.columns(depth), chosen, stack.output):
+        st.markdown(
+            f"**depth = {depth}**: {depth} filters → output {depth} × {height} × {width}. A layer's filters "
+            f"share one size, so smaller ones sit in a {stack.weights.shape[-1]}×{stack.weights.shape[-1]} "
+            "frame of zeros."
+        )
+        for view, name, fmap in zip(st.columns(depth), chosen, stack.output, strict=False):
             view.image(picture(pg.to_rgb(fmap[None])), caption=name, width="stretch")

@@ -10,6 +10,7 @@ from cnn_core.charts import confusion_chart, curves_chart
 from cnn_core.compare import confusion_matrix, curves, load_predictions
 from cnn_core.runs import ACTIVE
 from cnn_core.shapes import layer_table, total_macs, total_params
+from ui.charts import chart_with_svg
 from ui.config_form import config_controls
 from ui.resources import job_manager, test_images
 
@@ -85,7 +86,7 @@ def live_view(run_id: str) -> None:
             manager.stop(run_id)
     long = curves(store, [run_id], "epoch")
     if not long.empty:
-        st.altair_chart(curves_chart(long, color="metric"), width="stretch")
+        chart_with_svg(curves_chart(long, color="metric"), f"{row['name']}-curves", f"train.svg.{run_id}")
     elif row["status"] in ACTIVE:
         steps = curves(store, [run_id], "step")
         if not steps.empty:

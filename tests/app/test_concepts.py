@@ -101,5 +101,7 @@ def test_a_pool_window_larger_than_the_feature_map_is_one_error_line(at):
     at.slider(key="concepts.stride").set_value(6).run()  # (8 − 5) / 6 + 1 → 1
     assert not at.exception and shown(at, SIZE) == ("1", "1")
     assert "concepts.row" not in [s.key for s in at.slider]  # one output position: nothing to step through
-    assert [e.value for e in at.error] == ["pooling: the 2×2 window is larger than the 1×1 input, so there is no output"]
+    assert [e.value for e in at.error] == [
+        "pooling: the 2×2 window is larger than the 1×1 input, so there is no output"
+    ]
     assert any("depth = 3" in md.value for md in at.markdown)  # the rest of the page still renders

@@ -41,8 +41,17 @@ def test_sepia_mixes_red_green_blue_at_every_pixel_like_the_article():
     assert (grey[0] >= grey[1]).all() and (grey[1] >= grey[2]).all()  # warm: red ≥ green ≥ blue
 
 
-CASES = [(3, 1, 0), (3, 2, 1), (5, 2, 2), (5, 3, 0), (3, 1, "same"), (4, 1, "same"), (2, 1, "same"),
-         (4, 3, "valid"), (2, 2, 1)]
+CASES = [
+    (3, 1, 0),
+    (3, 2, 1),
+    (5, 2, 2),
+    (5, 3, 0),
+    (3, 1, "same"),
+    (4, 1, "same"),
+    (2, 1, "same"),
+    (4, 3, "valid"),
+    (2, 2, 1),
+]
 
 
 @pytest.mark.parametrize("size,stride,padding", CASES)
@@ -69,7 +78,9 @@ def test_same_padding_with_an_even_filter_puts_the_extra_zero_after_like_pytorch
 def test_stride_that_does_not_fit_reports_the_rows_pytorch_drops(size, kernel, stride, padding):
     image = RNG.random((1, size, size), dtype=np.float32)
     result = pg.convolve(image, np.ones((kernel, kernel), np.float32), stride, padding)
-    torch_out = F.conv2d(torch.from_numpy(image)[None], torch.ones(1, 1, kernel, kernel), stride=stride, padding=padding)
+    torch_out = F.conv2d(
+        torch.from_numpy(image)[None], torch.ones(1, 1, kernel, kernel), stride=stride, padding=padding
+    )
     out = torch_out.shape[-1]
     assert result.output.shape[-1] == out == result.rows.output
     assert not result.rows.fits and result.rows.dropped == result.rows.padded - ((out - 1) * stride + kernel) > 0
@@ -95,8 +106,13 @@ def test_settings_with_no_output_are_refused_in_one_line():
 
 
 @settings(max_examples=60, deadline=None)
-@given(h=st.integers(1, 16), w=st.integers(1, 16), k=st.integers(1, 6), stride=st.integers(1, 4),
-       padding=st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])))
+@given(
+    h=st.integers(1, 16),
+    w=st.integers(1, 16),
+    k=st.integers(1, 6),
+    stride=st.integers(1, 4),
+    padding=st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])),
+)
 def test_output_shape_is_what_shapes_conv_output_size_says(h, w, k, stride, padding):
     image = np.ones((1, h, w), np.float32)
     kernel = np.ones((k, k), np.float32)

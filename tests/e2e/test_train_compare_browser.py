@@ -46,6 +46,10 @@ def test_one_seed_max_vs_avg_comparison_shows_both_curves_and_the_summary(page, 
     expect(page.get_by_text("max pooling: test accuracy")).to_be_visible(timeout=120_000)
     expect(page.get_by_text("avg pooling: test accuracy")).to_be_visible()
     expect(page.get_by_text(re.compile("pooling is ahead by"))).to_be_visible()
+    with page.expect_download() as download:  # Streamlit's toolbar has PNG; the page adds SVG
+        page.get_by_role("button", name=re.compile("SVG")).first.click()
+    assert download.value.suggested_filename == "max-vs-avg-curves.svg"
+    assert open(download.value.path(), encoding="utf-8").read().lstrip().startswith("<svg")
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
