@@ -35,16 +35,9 @@ def execute_run(
     """Train a queued run, recording everything in ``store``; returns None if it failed to start."""
     row = store.get(run_id)
     run = RunConfig.from_json(row["config"])
-    device = pick_device(run.train.device)
-    store.update(
-        run_id,
-        status="running",
-        started=time.time(),
-        heartbeat=time.time(),
-        pid=os.getpid(),
-        device=device_label(device),
-    )
+    store.update(run_id, status="running", started=time.time(), heartbeat=time.time(), pid=os.getpid())
     try:
+        store.update(run_id, device=device_label(pick_device(run.train.device)))
         if data is None:
             data = load_dataset(row["dataset"], data_dir=row["data_dir"], val_fraction=run.train.val_fraction)
         result = train(

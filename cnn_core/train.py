@@ -19,6 +19,7 @@ from torch import nn
 
 from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
+from cnn_core.errors import InvalidConfig
 from cnn_core.model import ConvNet, build_model
 
 
@@ -61,11 +62,14 @@ class TrainResult:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU for "auto"; a forced device that is missing falls back to CPU."""
+    """CUDA, then Apple MPS, then CPU for "auto"; a forced device that is not here is an InvalidConfig."""
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if name in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
-    if name in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if name in ("auto", "mps") and has_mps:
         return torch.device("mps")
+    if name in ("cuda", "mps"):
+        raise InvalidConfig(f"device {name!r} was asked for but this machine has none; use 'auto' or 'cpu'")
     return torch.device("cpu")
 
 

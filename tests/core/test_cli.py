@@ -104,3 +104,17 @@ def test_predict_reads_a_real_image_and_reports_bad_ones(tmp_path):
 def test_predict_with_a_missing_checkpoint_is_a_clear_error(tmp_path):
     out = cli("predict", str(_digit_png(tmp_path / "one.png")), "--checkpoint", "nope")
     assert out.returncode == 2 and "no checkpoint named 'nope'" in out.stderr
+
+
+def test_train_on_a_missing_gpu_fails_with_one_line_and_records_the_run_as_failed(private_runs_dir):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = cli("train", "--epochs", "1", "--device", "cuda", "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: device 'cuda' was asked for" in out.stderr
+    from cnn_core.runs import RunStore
+
+    assert [r["status"] for r in RunStore().list()] == ["failed"]

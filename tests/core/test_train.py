@@ -114,3 +114,15 @@ def test_rgb_32x32_inputs_train_end_to_end():
     model = ModelConfig(in_channels=3, input_size=32, conv=(ConvBlock(8, 3, padding="same"), ConvBlock(16, 3)))
     result = train(RunConfig(model=model, train=_run(epochs=1).train), data)
     assert result.status == "completed" and result.model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_forced_gpu_that_is_not_there_is_a_clear_error():
+    import pytest
+    import torch
+
+    from cnn_core.errors import InvalidConfig
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InvalidConfig, match="device 'cuda' was asked for but this machine has none"):
+        pick_device("cuda")
