@@ -53,6 +53,17 @@ _METRIC_FIELDS = (
 )
 
 
+# Columns added after the first release: (table, column, type). A store made by an older version gains them.
+_ADDED_COLUMNS = (("metrics", "total_steps", "INTEGER"),)
+
+
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        existing = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+        if column not in existing:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get("CNN_LAB_RUNS", PROJECT_DIR / "runs"))
 
@@ -67,6 +78,7 @@ class RunStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            _add_missing_columns(con)
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:

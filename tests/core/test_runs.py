@@ -193,3 +193,21 @@ def test_gpu_out_of_memory_fails_the_run_cleanly_with_advice(small_data, monkeyp
     assert execute_run(store, run_id, data=small_data) is None
     row = store.get(run_id)
     assert row["status"] == "failed" and "batch size 4096" in row["error"] and "\n" not in row["error"]
+
+
+def test_a_store_made_before_total_steps_existed_is_upgraded(tmp_path):
+    import sqlite3
+
+    old = tmp_path / "old"
+    old.mkdir()
+    con = sqlite3.connect(old / "runs.db")
+    con.execute(
+        "CREATE TABLE metrics (run_id TEXT NOT NULL, kind TEXT NOT NULL, epoch INTEGER, step INTEGER, "
+        "loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL, lr REAL, images_per_s REAL, elapsed REAL)"
+    )
+    con.commit()
+    con.close()
+    store = RunStore(old)
+    run_id = store.create(_tiny_run(), dataset="mnist")
+    store.log_metric(run_id, {"kind": "step", "epoch": 1, "step": 1, "loss": 1.0, "total_steps": 10})
+    assert store.metrics(run_id)[0]["total_steps"] == 10
