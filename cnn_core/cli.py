@@ -127,9 +127,8 @@ def _train_config(args: argparse.Namespace) -> RunConfig:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
-    train_cfg = RunConfig.from_dict({"train": {**run.train.to_dict(), **overrides}}).train
     model = run.model.with_pooling(args.pooling) if args.pooling else run.model
-    return replace(run, model=model, train=train_cfg)
+    return replace(run, model=model, train=replace(run.train, **overrides))  # replace re-validates
 
 
 def cmd_train(args: argparse.Namespace) -> int:

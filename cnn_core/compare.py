@@ -62,9 +62,9 @@ def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataF
             var_name="metric",
             value_name="value",
         ).dropna(subset=["value"])
+        config = json.loads(row["config"])
         long["run"], long["name"] = run_id, row["name"]
-        long["pooling"] = json.loads(row["config"])["model"]["conv"][0]["pool"]
-        long["seed"] = json.loads(row["config"])["train"]["seed"]
+        long["pooling"], long["seed"] = config["model"]["conv"][0]["pool"], config["train"]["seed"]
         frames.append(long)
     return (
         pd.concat(frames, ignore_index=True)

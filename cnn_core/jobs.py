@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import torch
 
@@ -155,8 +154,3 @@ class JobManager:
         if stop_runs:
             for run_id in self.running():
                 self.stop(run_id)
-
-
-def worker_log(store: RunStore, run_id: str) -> str:
-    path = Path(store.run_dir(run_id)) / "worker.log"
-    return path.read_text(errors="replace")[-4000:] if path.is_file() else ""

@@ -21,12 +21,14 @@ from cnn_core import shapes
 from cnn_core.config import ConvBlock
 from cnn_core.data import Dataset
 from cnn_core.errors import InvalidConfig
+from cnn_core.heatmap import upscale
 from cnn_core.preprocess import Source, load_image
 
 _BLUR = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256  # binomial ≈ Gaussian with σ ≈ 1
 _SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 PRESETS: dict[str, np.ndarray] = {  # name → a 2-D filter; float32 so sums match PyTorch's float32
-    name: np.asarray(k, dtype=np.float32) for name, k in {
+    name: np.asarray(k, dtype=np.float32)
+    for name, k in {
         "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
         "box blur": np.full((3, 3), 1 / 9),
         "Gaussian blur": _BLUR,
@@ -109,7 +111,7 @@ def kernel_weights(kernels: Kernels, channels: int) -> np.ndarray:
     weights = np.zeros((len(stack), channels, size, size), dtype=np.float32)
     for i, k in enumerate(stack):
         at = (size - k.shape[0]) // 2
-        weights[i, :, at:at + k.shape[0], at:at + k.shape[1]] = k / channels
+        weights[i, :, at : at + k.shape[0], at : at + k.shape[1]] = k / channels
     return weights
 
 
@@ -127,8 +129,10 @@ def kernel_from_cells(cells: Sequence[Sequence[object]]) -> np.ndarray:
             if math.isnan(number):
                 raise InvalidConfig(f"filter cell (row {i}, column {j}) is empty or not a number")
             if abs(number) > MAX_WEIGHT:
-                raise InvalidConfig(f"filter cell (row {i}, column {j}) is {number:g}: "
-                                    f"keep weights between −{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+                raise InvalidConfig(
+                    f"filter cell (row {i}, column {j}) is {number:g}: "
+                    f"keep weights between −{MAX_WEIGHT:g} and {MAX_WEIGHT:g}"
+                )
     return np.array(rows, dtype=np.float32)
 
 
@@ -141,19 +145,28 @@ def pad_sides(padding: int | str, kernel_size: int) -> tuple[int, int]:
 def _axis(size: int, kernel: int, stride: int, padding: int | str) -> AxisFacts:
     """Every fact along one axis from cnn_core.shapes, the one home of the formula: never re-derived here."""
     args = (size, kernel, stride, padding)
-    return AxisFacts(size, size + shapes.total_padding(padding, kernel), shapes.conv_output_size(*args),
-                     shapes.stride_fits(*args), shapes.dropped_pixels(*args), shapes.formula_text(*args))
+    return AxisFacts(
+        size,
+        size + shapes.total_padding(padding, kernel),
+        shapes.conv_output_size(*args),
+        shapes.stride_fits(*args),
+        shapes.dropped_pixels(*args),
+        shapes.formula_text(*args),
+    )
 
 
-def _checked_axes(shape: tuple[int, ...], kernel: int, stride: int, padding: int | str,
-                  what: str) -> tuple[AxisFacts, AxisFacts]:
+def _checked_axes(
+    shape: tuple[int, ...], kernel: int, stride: int, padding: int | str, what: str
+) -> tuple[AxisFacts, AxisFacts]:
     """Validate stride and padding the way a conv layer does, then the filter against the padded input."""
     ConvBlock(kernel_size=kernel, stride=stride, padding=padding).check(what)
     rows, cols = (_axis(n, kernel, stride, padding) for n in shape[-2:])
     if kernel > min(rows.padded, cols.padded):
         padded = "padded " if rows.padded > rows.size or cols.padded > cols.size else ""
-        raise InvalidConfig(f"{what}: the {kernel}×{kernel} window is larger than the {rows.padded}×{cols.padded} "
-                            f"{padded}input, so there is no output")
+        raise InvalidConfig(
+            f"{what}: the {kernel}×{kernel} window is larger than the {rows.padded}×{cols.padded} "
+            f"{padded}input, so there is no output"
+        )
     return rows, cols
 
 
@@ -162,8 +175,12 @@ def convolve(image: np.ndarray, kernels: Kernels, stride: int = 1, padding: int 
     weights = kernel_weights(kernels, image.shape[0])
     k = weights.shape[-1]
     rows, cols = _checked_axes(image.shape, k, stride, padding, "filter")
-    out = F.conv2d(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None], torch.from_numpy(weights),
-                   stride=stride, padding=padding)
+    out = F.conv2d(
+        torch.from_numpy(np.ascontiguousarray(image, np.float32))[None],
+        torch.from_numpy(weights),
+        stride=stride,
+        padding=padding,
+    )
     return ConvResult(out[0].numpy(), weights, stride, pad_sides(padding, k), rows, cols)
 
 
@@ -172,8 +189,9 @@ def padded_input(image: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
     return np.pad(image, ((0, 0), (before, after), (before, after)))
 
 
-def window_at(image: np.ndarray, kernels: Kernels, stride: int, padding: int | str, row: int, col: int,
-              filter_index: int = 0) -> Window:
+def window_at(
+    image: np.ndarray, kernels: Kernels, stride: int, padding: int | str, row: int, col: int, filter_index: int = 0
+) -> Window:
     """The multiply-and-sum behind output value [filter_index, row, col]: pixels ⊙ weights, summed."""
     result = convolve(image, kernels, stride, padding)
     if not (0 <= row < result.rows.output and 0 <= col < result.cols.output):
@@ -182,7 +200,7 @@ def window_at(image: np.ndarray, kernels: Kernels, stride: int, padding: int | s
     weights = result.weights[filter_index]
     k = weights.shape[-1]
     top, left = row * stride, col * stride  # in padded coordinates: output i starts at i·S
-    pixels = padded_input(image, result.pad)[:, top:top + k, left:left + k].astype(np.float32)
+    pixels = padded_input(image, result.pad)[:, top : top + k, left : left + k].astype(np.float32)
     products = pixels * weights
     return Window(pixels, weights, products, float(products.sum(dtype=np.float64)), top, left)
 
@@ -199,7 +217,7 @@ def pool(feature_map: np.ndarray, size: int, stride: int, kind: str) -> PoolResu
 
 def pool_window(feature_map: np.ndarray, size: int, stride: int, row: int, col: int) -> np.ndarray:
     """The (C, size, size) values that pooled output [row, col] takes its max or average of."""
-    return feature_map[:, row * stride:row * stride + size, col * stride:col * stride + size]
+    return feature_map[:, row * stride : row * stride + size, col * stride : col * stride + size]
 
 
 def pattern(name: str, size: int = 28) -> np.ndarray:
@@ -263,13 +281,13 @@ def input_overlay(image: np.ndarray, result: ConvResult, scale: int, window: Win
     rgb = to_rgb(padded_input(image, result.pad)).astype(np.float32)
     h, w = rgb.shape[:2]
     inside = np.zeros((h, w), dtype=bool)
-    inside[before:before + image.shape[1], before:before + image.shape[2]] = True
+    inside[before : before + image.shape[1], before : before + image.shape[2]] = True
     rgb[~inside] = 0.6 * rgb[~inside] + 0.4 * np.array([90, 150, 255])
     dropped = np.zeros((h, w), dtype=bool)
-    dropped[h - result.rows.dropped:] = True  # an empty slice when nothing is dropped
-    dropped[:, w - result.cols.dropped:] = True
+    dropped[h - result.rows.dropped :] = True  # an empty slice when nothing is dropped
+    dropped[:, w - result.cols.dropped :] = True
     rgb[dropped] = 0.4 * rgb[dropped] + 0.6 * np.array([255, 120, 0])
-    big = np.kron(rgb, np.ones((scale, scale, 1))).astype(np.uint8)
+    big = upscale(rgb, scale).astype(np.uint8)
     if window is not None:
         outline(big, window.top, window.left, window.weights.shape[-1], scale)
     return big
@@ -278,7 +296,7 @@ def input_overlay(image: np.ndarray, result: ConvResult, scale: int, window: Win
 def outline(big: np.ndarray, top: int, left: int, size: int, scale: int) -> np.ndarray:
     """Draw a yellow square around pixels [top:top+size, left:left+size] of an image enlarged `scale` times."""
     line = max(1, scale // 3)  # thick enough to see, thin enough to leave the pixels inside visible
-    box = big[top * scale:(top + size) * scale, left * scale:(left + size) * scale]
+    box = big[top * scale : (top + size) * scale, left * scale : (left + size) * scale]
     for edge in (box[:line], box[-line:], box[:, :line], box[:, -line:]):
         edge[...] = (255, 215, 0)
     return big

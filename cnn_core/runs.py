@@ -21,7 +21,6 @@ from cnn_core.errors import RunNotFound
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("queued", "running")
-FINAL = ("completed", "stopped", "diverged", "failed", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

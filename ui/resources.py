@@ -3,7 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from cnn_core.data import load_dataset
+from cnn_core.checkpoint import load_checkpoint
+from cnn_core.data import DATASETS, load_dataset
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore, default_runs_dir
 
@@ -18,14 +19,14 @@ def job_manager() -> JobManager:
     return _manager_for(str(default_runs_dir()))
 
 
-def run_store() -> RunStore:
-    return job_manager().store
+@st.cache_resource(max_entries=16)
+def checkpoint_model(source: str):
+    """A checkpoint's model (bundled name or path), loaded once and shared by the Filters and Explain pages."""
+    return load_checkpoint(source).model
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading the test images…")
 def test_images(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A dataset's test images (N, C, H, W uint8), labels and class names, for confusion matrices and galleries."""
-    data = load_dataset(
-        dataset if dataset in ("mnist", "fashion-mnist", "kmnist") else "mnist", data_dir=data_dir, download=False
-    )
+    data = load_dataset(dataset if dataset in DATASETS else "mnist", data_dir=data_dir, download=False)
     return data.test_x.numpy(), data.test_y.numpy(), data.classes

@@ -1,6 +1,7 @@
 """Compare: max vs average pooling over several seeds, any runs side by side, and run management."""
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
@@ -40,9 +41,7 @@ if no_pooling:
     st.warning("This config has no pooling layer: pick max or avg pooling for a conv block on the Train page.")
 if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="compare.launch"):
     group = "pool-" + time.strftime("%Y%m%d-%H%M%S")
-    base = RunConfig(
-        model=run.model, train=RunConfig.from_dict({"train": {**run.train.to_dict(), "epochs": int(epochs)}}).train
-    )
+    base = replace(run, train=replace(run.train, epochs=int(epochs)))
     for seed in range(base.train.seed, base.train.seed + n_seeds):
         for pool in ("max", "avg"):
             manager.submit(with_pooling(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group)

@@ -8,6 +8,7 @@ import streamlit as st
 from cnn_core import playground as pg
 from cnn_core.data import load_dataset
 from cnn_core.errors import BadImage, InvalidConfig
+from cnn_core.heatmap import upscale
 
 DISPLAY = 280  # pixels: pictures are enlarged by whole pixels (sharp squares) to about this size
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
@@ -26,7 +27,7 @@ def decoded(data: bytes) -> np.ndarray:
 def picture(rgb: np.ndarray, pixel: tuple[int, int] | None = None) -> np.ndarray:
     """Enlarged by whole pixels; `pixel` (row, column) is outlined in yellow."""
     scale = max(1, DISPLAY // max(rgb.shape[:2]))
-    big = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    big = upscale(rgb, scale)
     return big if pixel is None else pg.outline(big, *pixel, 1, scale)
 
 

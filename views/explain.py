@@ -8,11 +8,10 @@ import torch
 
 from cnn_core import explain, faithfulness, heatmap, inspect
 from cnn_core.charts import confusion_chart
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
 from cnn_core.preprocess import digit_steps, load_image
-from ui.resources import test_images
+from ui.resources import checkpoint_model, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
@@ -27,28 +26,25 @@ SCORES_HELP = (
 )
 
 
-@st.cache_resource(max_entries=8)
-def model_for(source: str):
-    return load_checkpoint(source).model
-
-
 @st.cache_data(max_entries=8, show_spinner="Testing the model on the test split…")
 def split_predictions(source: str, name: str, data_dir: str | None):
     x, y, _ = test_images(name, data_dir)
-    return inspect.split_predictions(model_for(source), torch.from_numpy(x), torch.from_numpy(y))
+    return inspect.split_predictions(checkpoint_model(source), torch.from_numpy(x), torch.from_numpy(y))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def attributions(source: str, image: np.ndarray, target: int, methods: tuple, options: dict) -> dict:
-    x = inspect.as_batch(image, model_for(source).config.in_channels)
-    return {k: v.numpy() for k, v in explain.attribute_all(model_for(source), x, target, methods, options).items()}
+    x = inspect.as_batch(image, checkpoint_model(source).config.in_channels)
+    return {
+        k: v.numpy() for k, v in explain.attribute_all(checkpoint_model(source), x, target, methods, options).items()
+    }
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring faithfulness…")
 def faithfulness_report(source: str, image: np.ndarray, target: int, methods: tuple, options: dict):
-    x = inspect.as_batch(image, model_for(source).config.in_channels)
+    x = inspect.as_batch(image, checkpoint_model(source).config.in_channels)
     maps = {k: torch.as_tensor(v) for k, v in attributions(source, image, target, methods, options).items()}
-    return faithfulness.report(model_for(source), x, target, maps, options)
+    return faithfulness.report(checkpoint_model(source), x, target, maps, options)
 
 
 def open_test_digit(index: int) -> None:
@@ -126,7 +122,7 @@ st.title("💡 Explain")
 choices = inspect.model_choices()
 label = st.selectbox("Model", list(choices), key="explain.model")
 choice = choices[label]
-model = model_for(choice["source"])
+model = checkpoint_model(choice["source"])
 try:
     test_x, test_y, classes = test_images(choice["dataset"], choice["data_dir"])
 except CnnLabError as err:

@@ -6,20 +6,14 @@ import streamlit as st
 import torch
 
 from cnn_core import heatmap, inspect
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.errors import CnnLabError
 from cnn_core.preprocess import digit_steps, load_image
 from cnn_core.runs import RunStore
-from ui.resources import test_images
+from ui.resources import checkpoint_model, test_images
 
 POOLING_PAIR = ("lenet5-mnist-max", "lenet5-mnist-avg")
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]  # a convenience: load_image checks the real format
 CANVAS = {"stroke_width": 16, "stroke_color": "#ffffff", "background_color": "#000000", "width": 224, "height": 224}
-
-
-@st.cache_resource(max_entries=16)
-def model_for(source: str):
-    return load_checkpoint(source).model
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading every epoch's weights…")
@@ -96,7 +90,7 @@ if len(epochs) > 1:
     help_text = "Filters and feature maps as they were after this epoch of training."
     epoch = st.slider("Epoch", 1, len(epochs), len(epochs), key="filters.epoch", help=help_text)
     source = epochs[epoch - 1]
-model = model_for(source)
+model = checkpoint_model(source)
 
 st.subheader("Filters")
 left, right = st.columns([3, 1])
@@ -149,7 +143,7 @@ if image is not None:
     show_feature_maps(maps, heatmap.scales(maps), columns=8)
 
     if st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
-        pair = {name: inspect.feature_maps(model_for(name), inspect.as_batch(image)) for name in POOLING_PAIR}
+        pair = {name: inspect.feature_maps(checkpoint_model(name), inspect.as_batch(image)) for name in POOLING_PAIR}
         scales = heatmap.scales(*pair.values())  # one scale per layer across both models
         for col, (name, pair_maps) in zip(st.columns(2), pair.items(), strict=True):
             with col:
