@@ -170,6 +170,14 @@ class RunStore:
         with self._connect() as con:
             return [dict(r) for r in con.execute(query + " ORDER BY rowid", args)]
 
+    def last_metric(self, run_id: str) -> dict[str, Any] | None:
+        """The newest metric row (what a progress bar needs), without reading the whole history."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT * FROM metrics WHERE run_id = ? ORDER BY rowid DESC LIMIT 1", (run_id,)
+            ).fetchone()
+        return dict(row) if row else None
+
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
         if not name:

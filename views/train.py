@@ -68,9 +68,8 @@ def run_label(row: dict) -> str:
 def live_view(run_id: str) -> None:
     """Progress, curves and the stop button of one run, read from the store."""
     row = store.get(run_id)
-    metrics = store.metrics(run_id)
     cfg = json.loads(row["config"])
-    last = metrics[-1] if metrics else None
+    last = store.last_metric(run_id)
     if row["status"] in ACTIVE:
         if last:
             done = last["step"] / max(last["total_steps"] or 1, 1)
@@ -128,12 +127,12 @@ def results(run_id: str) -> None:
     d1, d2, d3 = st.columns(3)
     if ckpt.is_file():
         d1.download_button(
-            "checkpoint (.safetensors)", ckpt.read_bytes(), f"{row['name']}.safetensors", key=f"train.dl.ckpt.{run_id}"
+            "checkpoint (.safetensors)", ckpt.read_bytes, f"{row['name']}.safetensors", key=f"train.dl.ckpt.{run_id}"
         )
     d2.download_button("config (.json)", row["config"], f"{row['name']}.json", key=f"train.dl.cfg.{run_id}")
     d3.download_button(
         "metrics (.csv)",
-        pd.DataFrame(store.metrics(run_id)).to_csv(index=False),
+        lambda: pd.DataFrame(store.metrics(run_id)).to_csv(index=False),  # built on click, not on every rerun
         f"{row['name']}-metrics.csv",
         key=f"train.dl.csv.{run_id}",
     )

@@ -211,3 +211,12 @@ def test_a_store_made_before_total_steps_existed_is_upgraded(tmp_path):
     run_id = store.create(_tiny_run(), dataset="mnist")
     store.log_metric(run_id, {"kind": "step", "epoch": 1, "step": 1, "loss": 1.0, "total_steps": 10})
     assert store.metrics(run_id)[0]["total_steps"] == 10
+
+
+def test_last_metric_is_the_newest_row():
+    store = RunStore()
+    run_id = store.create(_tiny_run(), dataset="mnist")
+    assert store.last_metric(run_id) is None
+    for step in (1, 2, 3):
+        store.log_metric(run_id, {"kind": "step", "epoch": 1, "step": step, "loss": 1.0 / step})
+    assert store.last_metric(run_id)["step"] == 3 == store.metrics(run_id)[-1]["step"]

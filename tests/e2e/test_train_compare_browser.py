@@ -2,8 +2,11 @@
 
 import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
+
+from cnn_core.checkpoint import load_checkpoint
 
 
 def _open(page: Page, app_url: str, title: str) -> None:
@@ -32,7 +35,10 @@ def test_launch_a_one_epoch_run_and_watch_it_finish(page, app_url):
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=90_000)
     expect(page.get_by_text("test accuracy", exact=True)).to_be_visible(timeout=90_000)
     print(f"\nrun finished and shown {time.time() - start:.1f} s after launch")
-    expect(page.get_by_role("button", name="checkpoint (.safetensors)")).to_be_visible()
+    with page.expect_download() as download:  # the file is read only when clicked
+        page.get_by_role("button", name="checkpoint (.safetensors)").click()
+    assert download.value.suggested_filename == "browser-run.safetensors"
+    assert load_checkpoint(Path(download.value.path()).read_bytes()).config.conv[0].out_channels == 6
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
 
