@@ -30,3 +30,23 @@ class RunNotFound(CnnLabError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "run not found"
+
+
+class BadDataset(CnnLabError, ValueError):
+    """A dataset was found but is malformed, or does not fit the model (size, channels, labels)."""
+
+
+class OverBudget(InvalidConfig):
+    """A run or a checkpoint would cost more memory, disk or time than the configured limits allow."""
+
+
+class BadRunStore(CnnLabError, OSError):
+    """The run store cannot be opened or written: not a database, truncated, read-only or on a full disk."""
+
+
+class RunBusy(CnnLabError, ValueError):
+    """The run is queued or running, and the action needs it finished (delete, for example)."""
+
+
+class InvalidRunName(CnnLabError, ValueError):
+    """A run name that cannot be used (empty after trimming)."""
