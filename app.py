@@ -19,10 +19,11 @@ PAGES = [  # path, title, icon, url path
     ("views/explain.py", "Explain", "💡", "explain"),
 ]
 
+missing = [path for path, *_ in PAGES if not (ROOT / path).is_file()]
+if missing:  # a broken checkout: say so, rather than quietly serve an app with a page fewer
+    raise FileNotFoundError(f"CNN Lab is missing its page file(s): {', '.join(missing)}")
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
 pages = [
-    st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home"))
-    for path, title, icon, url in PAGES
-    if (ROOT / path).is_file()
+    st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home")) for path, title, icon, url in PAGES
 ]
 st.navigation(pages).run()

@@ -7,18 +7,15 @@ samples) the total was 21-23 ms on the project's quiet 2-core CPU, 35-47 ms with
 beside it; when other jobs oversubscribe the cores, torch's two threads wait on each other and single
 runs can take 10× longer (--threads 1 degrades more gently).
 
-    python benchmarks/bench_explain.py [--runs 15] [--index 0] [--threads N]
+    python -m benchmarks.bench_explain [--runs 15] [--index 0] [--threads N]
 """
 
 import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnn_core import explain
 from cnn_core.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint

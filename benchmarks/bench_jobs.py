@@ -5,7 +5,7 @@
 2. CPU used by an idle app (streamlit server with the job manager, a finished run open on the Train
    page in Chromium) over 20 s (target: < 5 % of one core).
 
-    python benchmarks/bench_jobs.py [--epochs 20]
+    python -m benchmarks.bench_jobs [--epochs 20]
 """
 
 import argparse
@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.jobs import JobManager
+from cnn_core.runs import RunStore
+from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
-from cnn_core.config import RunConfig, TrainConfig  # noqa: E402
-from cnn_core.jobs import JobManager  # noqa: E402
-from cnn_core.runs import RunStore  # noqa: E402
-from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -5,7 +5,7 @@
 2. Fashion-MNIST (Debian's full set): ``python -m cnn_core train --epochs 2`` must reach the accuracy
    of the article's 10-epoch recipe in <= 1/8 of its time.
 
-    python benchmarks/bench_recipes.py [--only mnist|fashion]
+    python -m benchmarks.bench_recipes [--only mnist|fashion]
 """
 
 import argparse

@@ -1,6 +1,9 @@
-"""Altair charts shared by the pages: training curves, confusion matrices, per-seed accuracy.
+"""Every Altair chart the pages draw: training curves, confusion matrices, per-seed accuracy, the bundled
+models' accuracy, filters and their weights, class probabilities, deletion curves and the playground's
+numbers.
 
-Charts are built here (no Streamlit) so pages stay views and the charts can be tested.
+Charts are built here from plain frames and arrays (no Streamlit, no models) so pages stay views and
+every chart can be tested by its spec.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ import pandas as pd
 from cnn_core.compare import smooth
 
 POOLING_COLORS = alt.Scale(domain=["max", "avg", "none"], range=["#d62728", "#1f77b4", "#7f7f7f"])
+TEST_SETS = {"test_accuracy": "held-out sample digits", "official_test_accuracy": "official MNIST 10k test"}
+
+
+def _diverging(top: float) -> alt.Scale:
+    """Blue negative, white zero, red positive, symmetric about 0 (as ``cnn_core.heatmap`` draws arrays)."""
+    return alt.Scale(scheme="redblue", reverse=True, domain=[-top, top], domainMid=0)
 
 
 def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0, x: str = "epoch") -> alt.VConcatChart:
@@ -105,6 +114,121 @@ def per_class_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+def bundled_accuracy_chart(rows: pd.DataFrame) -> alt.Chart:
+    """One dot per bundled model and test set (``checkpoint.bundled_checkpoints`` rows): the held-out
+    sample and, where it was measured, the official MNIST test set."""
+    long = rows.melt(id_vars="name", value_vars=list(TEST_SETS), var_name="test set", value_name="accuracy").dropna()
+    long["test set"] = long["test set"].map(TEST_SETS)
+    return (
+        alt.Chart(long)
+        .mark_circle(size=160)
+        .encode(
+            x=alt.X("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
+            y=alt.Y("name:N", title=None),
+            color="test set:N",
+            tooltip=["name", "test set", alt.Tooltip("accuracy:Q", format=".2%")],
+        )
+        .properties(height=120)
+    )
+
+
+def filter_chart(frame: pd.DataFrame, scale: float) -> alt.Chart:
+    """A layer's filters (``probe.filter_frame`` rows) as one rect per weight on continuous axes, so the
+    empty gaps between tiles stay visible; one colour scale from −scale to +scale for the whole layer."""
+    width, height = int(frame["x"].max()) + 1, int(frame["y"].max()) + 1
+    cell = int(np.clip(120 // height, 6, 20))  # px per weight: a row of 6 filters is not a thin strip
+    legend = alt.Legend(gradientLength=max(40, height * cell - 30))
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .transform_calculate(x_end="datum.x + 1", y_end="datum.y + 1")
+        .encode(
+            x=alt.X("x:Q", scale=alt.Scale(domain=[0, width], nice=False), axis=None),
+            x2="x_end:Q",
+            y=alt.Y("y:Q", scale=alt.Scale(domain=[0, height], nice=False, reverse=True), axis=None),
+            y2="y_end:Q",
+            color=alt.Color("weight:Q", scale=_diverging(scale), legend=legend),
+            tooltip=["filter", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(width=width * cell, height=height * cell)
+    )
+
+
+def weight_histogram_chart(hist: pd.DataFrame, layer: str) -> alt.Chart:
+    """A layer's weight distribution from ``probe.weight_histogram`` bins (start, end, count)."""
+    return (
+        alt.Chart(hist)
+        .mark_bar()
+        .encode(x=alt.X("start:Q", title=f"{layer} weight"), x2="end:Q", y=alt.Y("count:Q"), y2=alt.datum(0))
+        .properties(height=180)
+    )
+
+
+def filter_change_chart(change: pd.DataFrame) -> alt.Chart:
+    """How far the filters moved in each epoch (``probe.filter_change``), as a percentage of their size."""
+    return (
+        alt.Chart(change)
+        .mark_line(point=True)
+        .encode(x="epoch:O", y=alt.Y("relative change:Q", axis=alt.Axis(format="%")))
+        .properties(height=180)
+    )
+
+
+def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
+    """One bar per class on a 0-100 % axis; the top class (or tied top classes) in its own colour."""
+    bars = pd.DataFrame({"class": classes, "probability": probs, "top": probs == probs.max()})
+    return (
+        alt.Chart(bars)
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=None),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.Color("top:N", legend=None),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".2%")],
+        )
+        .properties(height=220)
+    )
+
+
+def deletion_chart(curves: pd.DataFrame) -> alt.Chart:
+    """Deletion curves (``faithfulness.deletion_frame`` rows), one line per method; the random order,
+    the curve to beat, is dashed."""
+    dashed = alt.condition("datum.method == 'random order'", alt.value([4, 4]), alt.value([1, 0]))
+    return (
+        alt.Chart(curves)
+        .mark_line()
+        .encode(
+            x=alt.X("fraction removed:Q", axis=alt.Axis(format="%")),
+            y="probability:Q",
+            color="method:N",
+            strokeDash=dashed,
+        )
+        .properties(height=260)
+    )
+
+
+def values_chart(values: np.ndarray, title: str) -> alt.LayerChart:
+    """A (C, k, k) array as coloured cells with their numbers; colour channels are stacked R, G, B from
+    the top, on one symmetric colour scale."""
+    channels, height, width = values.shape
+    names = [""] if channels == 1 else ["R", "G", "B"][:channels]
+    c, i, j = np.meshgrid(np.arange(channels), np.arange(height), np.arange(width), indexing="ij")
+    frame = pd.DataFrame(
+        {
+            "row": [f"{names[a]}{b}" for a, b in zip(c.ravel(), i.ravel(), strict=True)],
+            "column": j.ravel(),
+            "value": values.astype(float).ravel(),
+        }
+    )
+    top = max(float(np.abs(values).max()), 1e-9)
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("column:O", title=None), y=alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None)
+    )
+    cells = base.mark_rect().encode(color=alt.Color("value:Q", legend=None, scale=_diverging(top)))
+    numbers = base.mark_text(fontSize=12 if width <= 3 else 10).encode(text=alt.Text("value:Q", format=".3~g"))
+    return (cells + numbers).properties(height=60 + 30 * channels * height)  # 30 px a row
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:

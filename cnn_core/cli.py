@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import replace
 
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, SCHEDULES, RunConfig, load_config
 from cnn_core.errors import CnnLabError
+from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal or a `kill` ends a run like Ctrl-C does
+        signal.signal(sig, _interrupt)
     try:
         return args.func(args)
     except CnnLabError as err:
@@ -31,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cnn_core", description="CNN Lab from the terminal.")
+    parser = argparse.ArgumentParser(prog="cnn-lab", description="CNN Lab from the terminal.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="layer table: output shapes, parameters, MACs, stride fit")
@@ -72,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list recorded runs")
     p.add_argument("--runs-dir", metavar="DIR")
+    p.add_argument("--reimport", action="store_true", help="add run folders the store does not know (or rebuild it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
     return parser
@@ -134,9 +143,9 @@ def _train_config(args: argparse.Namespace) -> RunConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
+    from cnn_core.checkpoint import remove_partial_writes
     from cnn_core.data import load_dataset
     from cnn_core.runner import execute_run
-    from cnn_core.runs import RunStore
 
     run = _train_config(args)
     name = args.data_dir or args.dataset
@@ -144,13 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir, val_fraction=run.train.val_fraction
     )
     store = RunStore(args.runs_dir)
+    remove_partial_writes(store.root)
     run_id = store.create(
         run,
         dataset=args.dataset if not args.data_dir else "idx",
         name=args.name,
         data_dir=args.data_dir,
-        status="running",
-    )  # running at once: no job manager may take it
+        claim=True,  # running at once: no job manager may take it
+    )
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
     bar = tqdm(
         total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size),
@@ -187,31 +197,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = execute_run(store, run_id, data=data, on_event=on_event)
     bar.close()
-    row = store.get(run_id)
-    summary = {
-        "run_id": run_id,
-        "name": row["name"],
-        "status": row["status"],
-        "test_accuracy": row["test_accuracy"],
-        "val_accuracy": row["val_accuracy"],
-        "seconds": row["seconds"],
-        "device": row["device"],
-        "images_per_s": row["images_per_s"],
-        "checkpoint": row["checkpoint"],
-        "error": row["error"],
-    }
+    done = store.get(run_id)
     if args.json:
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(_summary(done)), flush=True)
     else:
-        acc = f"{row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else "n/a"
+        acc = f"{done.test_accuracy:.2%}" if done.test_accuracy is not None else "n/a"
         print(
-            f"{row['status']}: test accuracy {acc} in {row['seconds'] or 0:.1f} s on {row['device']}; "
-            f"checkpoint {row['checkpoint']}"
+            f"{done.status}: test accuracy {acc} in {done.seconds or 0:.1f} s on {done.device}; "
+            f"checkpoint {done.checkpoint}"
         )
-    if result is None or row["status"] in ("failed", "diverged"):
-        print(f"error: {row['error']}", file=sys.stderr)
+    if result is None or done.status in (Status.FAILED, Status.DIVERGED):
+        print(f"error: {done.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _summary(run: Run) -> dict:
+    keys = ("test_accuracy", "val_accuracy", "seconds", "device", "images_per_s", "checkpoint", "error")
+    return {"run_id": run.id, "name": run.name, "status": run.status, **{k: getattr(run, k) for k in keys}}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -234,19 +237,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from cnn_core.runner import execute_run
-    from cnn_core.runs import RunStore
 
     result = execute_run(RunStore(args.runs_dir), args.run_id)
     return 0 if result is not None else 1
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from cnn_core.runs import RunStore
-
-    for row in RunStore(args.runs_dir).list():
+    store = RunStore(args.runs_dir, reimport=args.reimport)
+    if args.reimport:
+        added = store.reimport()
+        print(f"re-imported {len(added)} run folder(s)", file=sys.stderr)
+    store.mark_orphans()  # CLI runs whose process is gone are not shown as running forever
+    for run in store.list():
         if args.json:
-            print(json.dumps({k: row[k] for k in ("id", "name", "status", "dataset", "test_accuracy", "device")}))
+            keys = ("id", "name", "status", "dataset", "test_accuracy", "device")
+            print(json.dumps({k: getattr(run, k) for k in keys}))
         else:
-            acc = f"{row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else "-"
-            print(f"{row['id']}  {row['status']:<11} {acc:>7}  {row['name']}")
+            acc = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "-"
+            print(f"{run.id}  {run.status:<11} {acc:>7}  {run.label}")
     return 0

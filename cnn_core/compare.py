@@ -7,13 +7,15 @@ Compare page only draws their results.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from statistics import mean, stdev
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cnn_core.runs import RunStore
+from cnn_core.config import RunConfig
+from cnn_core.runs import Run, RunStore, Status
 
 CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 LOWER_IS_BETTER = ("loss", "val_loss")
@@ -34,11 +36,10 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_diff(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def config_diff(runs: list[Run]) -> pd.DataFrame:
     """A table of only the hyperparameters that differ between runs (a row per key, a column per run)."""
     flat = {
-        row["name"] + f" ({row['id'][-6:]})": {"dataset": row["dataset"], **flatten_config(json.loads(row["config"]))}
-        for row in rows
+        f"{run.label} ({run.id[-6:]})": {"dataset": run.dataset, **flatten_config(run.config.to_dict())} for run in runs
     }
     table = pd.DataFrame(flat)
     if table.empty:
@@ -51,7 +52,7 @@ def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataF
     """Long-form metric rows (run, name, epoch/step, metric, value) for overlaid charts."""
     frames = []
     for run_id in run_ids:
-        row = store.get(run_id)
+        run = store.get(run_id)
         metrics = pd.DataFrame(store.metrics(run_id, kind))
         if metrics.empty:
             continue
@@ -62,9 +63,8 @@ def curves(store: RunStore, run_ids: list[str], kind: str = "epoch") -> pd.DataF
             var_name="metric",
             value_name="value",
         ).dropna(subset=["value"])
-        config = json.loads(row["config"])
-        long["run"], long["name"] = run_id, row["name"]
-        long["pooling"], long["seed"] = config["model"]["conv"][0]["pool"], config["train"]["seed"]
+        long["run"], long["name"] = run_id, run.label
+        long["pooling"], long["seed"] = run.pooling, run.seed
         frames.append(long)
     return (
         pd.concat(frames, ignore_index=True)
@@ -104,6 +104,18 @@ def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes:
     return np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
 
 
+def summed_confusion(predictions: list[dict[str, Any]]) -> np.ndarray:
+    """One confusion matrix over several runs' saved test predictions (for example every seed of a pooling)."""
+    return sum(
+        confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"])) for p in predictions
+    )
+
+
+def pooling_pair(run: RunConfig, pool: str, seed: int) -> RunConfig:
+    """The same run with another pooling and seed: one half of a fair max-vs-average pair."""
+    return replace(run, model=run.model.with_pooling(pool), train=replace(run.train, seed=seed))
+
+
 def load_predictions(store: RunStore, run_id: str) -> dict[str, Any] | None:
     path = store.run_dir(run_id) / "predictions.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -113,19 +125,17 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     """Max vs average pooling over seeds: accuracy mean ± std, per-seed points, epoch time, per-class gap, verdict."""
     per_run = []
     for run_id in run_ids:
-        row = store.get(run_id)
-        if row["status"] != "completed":
+        run = store.get(run_id)
+        if run.status is not Status.COMPLETED:
             continue
-        cfg = json.loads(row["config"])
-        epochs = max(row["epochs_done"] or 1, 1)
         preds = load_predictions(store, run_id)
         per_run.append(
             {
                 "run": run_id,
-                "pooling": cfg["model"]["conv"][0]["pool"],
-                "seed": cfg["train"]["seed"],
-                "test_accuracy": row["test_accuracy"],
-                "seconds_per_epoch": (row["seconds"] or 0) / epochs,
+                "pooling": run.pooling,
+                "seed": run.seed,
+                "test_accuracy": run.test_accuracy,
+                "seconds_per_epoch": (run.seconds or 0) / max(run.epochs_done, 1),
                 "per_class": per_class_accuracy(
                     np.array(preds["labels"]), np.array(preds["predictions"]), len(preds["classes"])
                 )

@@ -1,9 +1,10 @@
 """Frozen, validated configuration: one dataclass for the network, one for training.
 
 The same objects flow from a slider or a JSON file to the worker process and into the saved
-run, so there is one spelling of every hyperparameter. An invalid ``ModelConfig`` cannot be
-built: ``__post_init__`` runs the shape arithmetic and raises ``InvalidConfig`` naming the
-layer and the rule it breaks.
+run, so there is one spelling of every hyperparameter. An invalid config cannot be built:
+``__post_init__`` checks every field's type and range, then runs the shape arithmetic, and raises
+one line of ``InvalidConfig`` naming the field, as in ``conv2.stride: expected an integer from 1 to
+64, got True``, or the layer and the rule it breaks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from cnn_core import safejson
 from cnn_core.errors import InvalidConfig
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
@@ -26,6 +28,47 @@ AUTO_AUGMENT_BELOW = 20_000
 # attributions, baselines and drawings all live in plain pixel space.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+
+# The trainer seeds torch.Generator with seed and seed + 1. Torch takes 0 .. 2**64 - 1, but the seed is
+# also shown in tables and may be stored as a signed 64-bit integer (SQLite, numpy, pandas), so seed + 1
+# must stay below 2**63.
+SEED_MAX = 2**63 - 2
+
+# Upper bounds far above any network this lab trains, low enough that no number in a config can ask for an
+# absurd allocation before the memory budget (cnn_core.budget) even looks at it.
+MAX_CONV_BLOCKS = 32  # VGG-19 has 16 conv layers; twice that is no longer a LeNet-style lab network
+MAX_FC_LAYERS = 16  # LeNet-5 and VGG have two or three
+MAX_FC_WIDTH = 65_536  # VGG's fc layers are 4,096 wide; the budget then judges the whole weight matrix
+CONV_INTEGERS = {  # ConvBlock field -> (lowest, highest)
+    "out_channels": (1, 4096),  # ResNet's widest layer has 2,048 filters
+    "kernel_size": (1, 64),  # the largest common filter is AlexNet's 11×11; 64 still spans a whole upload
+    "stride": (1, 64),  # a stride above the filter size skips pixels; above 64 it skips whole images
+    "pool_size": (1, 64),  # as the filter: LeNet pools 2×2, and 64 already pools most inputs whole
+    "pool_stride": (1, 64),
+}
+MAX_PADDING = 64  # zeros per side; more than the largest filter adds only blank borders
+MODEL_INTEGERS = {  # ModelConfig field -> (lowest, highest)
+    "in_channels": (1, 16),  # grey 1, RGB 3, RGBA 4; 16 leaves room for multispectral images
+    "input_size": (1, 512),  # MNIST is 28, CIFAR 32, ImageNet crops 224; a 2-core CPU stops long before 512
+    "num_classes": (2, 1000),  # one class is no classifier; ImageNet has 1,000
+}
+MODEL_NUMBERS = {  # ModelConfig field -> (lowest, highest, brackets: "(" or ")" is open, "[" or "]" closed)
+    "input_mean": (0, 1, "[]"),  # the mean of [0, 1] pixels
+    "input_std": (0.001, 1, "[]"),  # below 0.001 normalising multiplies pixels by over 1,000
+}
+TRAIN_INTEGERS = {  # TrainConfig field -> (lowest, highest)
+    "batch_size": (1, 65_536),  # the whole MNIST training set is 60,000
+    "epochs": (1, 1000),  # LeNet-5 converges in 20-40; a run of 1,000 already keeps 1,001 checkpoints
+    "seed": (0, SEED_MAX),
+    "log_every": (1, 100_000),  # steps between "step" events; beyond that a run would almost never report
+}
+TRAIN_NUMBERS = {  # TrainConfig field -> (lowest, highest, brackets)
+    "lr": (0, 10, "(]"),  # 0 learns nothing; above 10 every optimizer here diverges at the first step
+    "momentum": (0, 1, "[)"),  # SGD momentum of 1 or more never forgets a gradient and diverges
+    "weight_decay": (0, 1, "[]"),  # AdamW takes lr × weight_decay of each weight per step; 1e-4..1e-1 is usual
+    "label_smoothing": (0, 1, "[)"),  # 1 makes every target uniform: nothing left to learn
+    "val_fraction": (0, 0.9, "[)"),  # at least 10 % of the data stays for training
+}
 
 
 @dataclass(frozen=True)
@@ -41,22 +84,14 @@ class ConvBlock:
     pool_stride: int = 2
 
     def check(self, name: str) -> None:
-        _positive_int(f"{name}: depth (out_channels)", self.out_channels)
-        _positive_int(f"{name}: filter size", self.kernel_size)
-        _positive_int(f"{name}: stride", self.stride)
-        if isinstance(self.padding, str):
-            if self.padding not in ("same", "valid"):
-                raise InvalidConfig(f"{name}: padding must be a number, 'same' or 'valid', not {self.padding!r}")
-            if self.padding == "same" and self.stride != 1:
-                raise InvalidConfig(
-                    f"{name}: 'same' padding needs stride 1 (PyTorch refuses it with stride {self.stride})"
-                )
-        elif isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
-            raise InvalidConfig(f"{name}: padding must be a non-negative integer, 'same' or 'valid'")
-        if self.pool not in POOLINGS:
-            raise InvalidConfig(f"{name}: pooling must be one of {', '.join(POOLINGS)}, not {self.pool!r}")
-        _positive_int(f"{name}: pool size", self.pool_size)
-        _positive_int(f"{name}: pool stride", self.pool_stride)
+        """InvalidConfig naming ``name.field`` for a wrong type or range; the layer for a rule between fields."""
+        for key, (low, high) in CONV_INTEGERS.items():
+            _integer(f"{name}.{key}", getattr(self, key), low, high)
+        if not (isinstance(self.padding, str) and self.padding in ("same", "valid")):
+            _integer(f"{name}.padding", self.padding, 0, MAX_PADDING, "'same' or 'valid'")
+        if self.padding == "same" and self.stride != 1:
+            raise InvalidConfig(f"{name}: 'same' padding needs stride 1 (PyTorch refuses it with stride {self.stride})")
+        _choice(f"{name}.pool", self.pool, POOLINGS)
 
 
 # The article's LeNet-5: C1 6@5x5 pad 2 -> pool -> C2 16@5x5 -> pool -> C3 120@5x5 -> FC 84 -> FC 10.
@@ -81,24 +116,19 @@ class ModelConfig:
     input_std: float = MNIST_STD
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "conv", tuple(self.conv))
-        object.__setattr__(self, "fc", tuple(self.fc))
-        _positive_int("model: input channels", self.in_channels)
-        _positive_int("model: input size", self.input_size)
-        if self.num_classes < 2 or isinstance(self.num_classes, bool):
-            raise InvalidConfig("model: num_classes must be at least 2")
-        if self.activation not in ACTIVATIONS:
-            raise InvalidConfig(f"model: activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
-        if not self.conv:
-            raise InvalidConfig("model: at least one conv layer is needed")
+        for key, (low, high) in MODEL_INTEGERS.items():
+            _integer(f"model.{key}", getattr(self, key), low, high)
+        for key, (low, high, brackets) in MODEL_NUMBERS.items():
+            _number(f"model.{key}", getattr(self, key), low, high, brackets)
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        object.__setattr__(self, "conv", _sequence("model.conv", self.conv, 1, MAX_CONV_BLOCKS, "conv blocks"))
+        object.__setattr__(self, "fc", _sequence("model.fc", self.fc, 0, MAX_FC_LAYERS, "widths"))
         for i, block in enumerate(self.conv, start=1):
             if not isinstance(block, ConvBlock):
-                raise InvalidConfig(f"conv{i}: expected a conv block")
+                raise InvalidConfig(f"conv{i}: expected a conv block, got {_shown(block)}")
             block.check(f"conv{i}")
         for i, width in enumerate(self.fc, start=1):
-            _positive_int(f"fc{i}: width", width)
-        if not self.input_std > 0:
-            raise InvalidConfig("model: input_std must be positive")
+            _integer(f"fc{i}.width", width, 1, MAX_FC_WIDTH)
         from cnn_core.shapes import layer_table  # late import: shapes needs this module
 
         layer_table(self)  # raises InvalidConfig naming the layer when a size breaks
@@ -116,14 +146,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = dict(_known_keys(cls, data, "model"))
-        if "conv" in data:
-            if not isinstance(data["conv"], list):
-                raise InvalidConfig("model.conv must be a list of conv blocks")
+        if isinstance(data.get("conv"), list):  # anything else is refused by __post_init__ with its name
             data["conv"] = tuple(
                 ConvBlock(**_known_keys(ConvBlock, b, f"conv{i}")) for i, b in enumerate(data["conv"], 1)
             )
-        if "fc" in data:
-            data["fc"] = tuple(data["fc"])
         return cls(**data)
 
 
@@ -150,28 +176,17 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise InvalidConfig(f"train: optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise InvalidConfig(f"train: schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if self.device not in DEVICES:
-            raise InvalidConfig(f"train: device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 10):
-            raise InvalidConfig(f"train: learning rate must be in (0, 10], not {self.lr!r}")
-        for name in ("batch_size", "epochs", "log_every"):
-            _positive_int(f"train: {name}", getattr(self, name))
-        if self.batch_size > 65536:
-            raise InvalidConfig("train: batch_size must be at most 65536")
-        if not 0 <= self.val_fraction < 0.9:
-            raise InvalidConfig("train: val_fraction must be in [0, 0.9)")
-        if not 0 <= self.label_smoothing < 1:
-            raise InvalidConfig("train: label_smoothing must be in [0, 1)")
-        if self.weight_decay < 0 or self.momentum < 0:
-            raise InvalidConfig("train: weight_decay and momentum must be non-negative")
-        if self.augment not in (True, False, "auto"):
-            raise InvalidConfig(f"train: augment must be true, false or 'auto', not {self.augment!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidConfig("train: seed must be a non-negative integer")
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.schedule", self.schedule, SCHEDULES)
+        _choice("train.device", self.device, DEVICES)
+        for key, (low, high) in TRAIN_INTEGERS.items():
+            _integer(f"train.{key}", getattr(self, key), low, high)
+        for key, (low, high, brackets) in TRAIN_NUMBERS.items():
+            _number(f"train.{key}", getattr(self, key), low, high, brackets)
+        if not (isinstance(self.augment, bool) or (isinstance(self.augment, str) and self.augment == "auto")):
+            raise InvalidConfig(f"train.augment: expected true, false or 'auto', got {_shown(self.augment)}")
+        if not isinstance(self.amp, bool):
+            raise InvalidConfig(f"train.amp: expected true or false, got {_shown(self.amp)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +203,12 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelConfig):
+            raise InvalidConfig(f"model: expected a ModelConfig, got {_shown(self.model)}")
+        if not isinstance(self.train, TrainConfig):
+            raise InvalidConfig(f"train: expected a TrainConfig, got {_shown(self.train)}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model.to_dict(), "train": self.train.to_dict()}
 
@@ -197,7 +218,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         if not isinstance(data, dict):
-            raise InvalidConfig("config must be a JSON object with 'model' and/or 'train'")
+            raise InvalidConfig(f"config: expected a JSON object with 'model' and/or 'train', got {_shown(data)}")
         unknown = set(data) - {"model", "train"}
         if unknown:
             raise InvalidConfig(
@@ -209,34 +230,71 @@ class RunConfig:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> RunConfig:
+    def from_json(cls, text: str | bytes, what: str = "config") -> RunConfig:
+        """Parse untrusted JSON text (bounded size and depth, see cnn_core.safejson) into a validated config."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InvalidConfig(f"config is not valid JSON: {err.msg} at line {err.lineno}") from None
+            data = safejson.loads(text, what)
+        except InvalidConfig:
+            raise
+        except ValueError:  # json turns a number of 4,300+ digits into a plain ValueError
+            raise InvalidConfig(f"{what} holds a number too long to read") from None
         return cls.from_dict(data)
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read a run config JSON file; missing sections or keys take the defaults."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            text = fh.read(safejson.MAX_JSON_BYTES + 1)  # one byte more is enough to refuse a 5 GB file
     except OSError as err:
         raise InvalidConfig(f"cannot read config {os.fspath(path)!r}: {err.strerror}") from None
-    return RunConfig.from_json(text)
+    return RunConfig.from_json(text, f"config {os.fspath(path)!r}")
 
 
 def _known_keys(cls: type, data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise InvalidConfig(f"{where}: expected a JSON object")
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
+        raise InvalidConfig(f"{where}: expected a JSON object, got {_shown(data)}")
+    names = [f.name for f in fields(cls)]
+    unknown = set(data) - set(names)
     if unknown:
-        raise InvalidConfig(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise InvalidConfig(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; expected {', '.join(names)}"
+        )
     return data
 
 
-def _positive_int(what: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidConfig(f"{what} must be a positive integer, not {value!r}")
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short so the message stays one short line."""
+    if isinstance(value, int) and value.bit_length() > 128:  # repr of a 5,000-digit int raises ValueError
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(where: str, value: Any, low: int, high: int, alternatives: str = "") -> None:
+    """A Python int (not a bool) from low to high inclusive."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        also = f", {alternatives}" if alternatives else ""
+        raise InvalidConfig(f"{where}: expected an integer from {low:,} to {high:,}{also}, got {_shown(value)}")
+
+
+def _number(where: str, value: Any, low: float, high: float, brackets: str) -> None:
+    """An int or float (not a bool) inside the interval; NaN and ±inf fail every comparison or the bound."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (low < value if brackets[0] == "(" else low <= value)
+    ok = ok and (value < high if brackets[1] == ")" else value <= high)
+    if not ok:
+        interval = f"{brackets[0]}{low:g}, {high:g}{brackets[1]}"
+        raise InvalidConfig(f"{where}: expected a number in {interval}, got {_shown(value)}")
+
+
+def _choice(where: str, value: Any, options: tuple[str, ...]) -> None:
+    if not (isinstance(value, str) and value in options):
+        raise InvalidConfig(f"{where}: expected one of {', '.join(options)}, got {_shown(value)}")
+
+
+def _sequence(where: str, value: Any, low: int, high: int, what: str) -> tuple:
+    """A list or tuple of low..high items, as a tuple (a string or a dict is refused, not iterated)."""
+    if not isinstance(value, (list, tuple)) or not low <= len(value) <= high:
+        raise InvalidConfig(f"{where}: expected a list of {low} to {high} {what}, got {_shown(value)}")
+    return tuple(value)

@@ -14,14 +14,17 @@ import gzip
 import os
 import socket
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnn_core.errors import DatasetNotFound
+from cnn_core.config import ModelConfig
+from cnn_core.errors import BadDataset, DatasetNotFound
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "mnist-5k"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -45,8 +48,12 @@ CLASS_NAMES = {
 TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 SPLIT_SEED = 1234  # fixed, so every run of a dataset sees the same validation and test digits
 BUNDLED_TEST_FRACTION = 0.2  # the bundled sample has no test set: hold out 1,000 stratified digits
-_IDX_TYPES = {0x08: np.uint8}
-_MAX_IDX_ITEMS = 2_000_000_000  # refuse absurd headers before allocating
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other IDX types are refused
+# EMNIST ByClass, the largest IDX set in use, is 550 MB of pixels; a header promising more than 1 GiB is a lie
+# (or a gzip bomb), refused before anything is read or allocated.
+MAX_IDX_BYTES = 1 << 30
+_READ_CHUNK = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -63,29 +70,70 @@ class Dataset:
     test_y: torch.Tensor
     source: str  # where it came from, for the run record and the UI
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
-
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (gzipped or not), the format MNIST and its cousins ship in."""
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    """Read one IDX file (gzipped or not), the format MNIST and its cousins ship in.
+
+    Only what the header promises is read (plus one byte, to notice trailing data), so a small ``.gz`` that
+    inflates to gigabytes is refused after reading no more than its header said. Every failure is one line
+    naming the file: ``DatasetNotFound`` when it cannot be opened, ``BadDataset`` when it is malformed.
+    """
+    name = os.fspath(path)
+    opener = gzip.open if name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
-            zero, dtype_code, ndim = struct.unpack(">HBB", fh.read(4))
-            if zero != 0 or dtype_code not in _IDX_TYPES or not 1 <= ndim <= 4:
-                raise DatasetNotFound(f"{os.fspath(path)} is not an IDX file of unsigned bytes")
-            dims = struct.unpack(f">{ndim}I", fh.read(4 * ndim))
-            count = int(np.prod(dims, dtype=np.int64))
-            if count > _MAX_IDX_ITEMS:
-                raise DatasetNotFound(f"{os.fspath(path)}: IDX header claims {count} values")
-            data = np.frombuffer(fh.read(count), dtype=np.uint8)
-    except (OSError, EOFError, struct.error) as err:
-        raise DatasetNotFound(f"cannot read IDX file {os.fspath(path)}: {err}") from None
-    if data.size != count:
-        raise DatasetNotFound(f"{os.fspath(path)} is truncated: {data.size} of {count} values")
+            dims = _read_idx_header(fh, name)
+            data = _read_promised(fh, int(np.prod(dims, dtype=np.int64)), name)
+    except FileNotFoundError:
+        raise DatasetNotFound(f"IDX file {name} does not exist") from None
+    except (gzip.BadGzipFile, zlib.error, EOFError) as err:  # EOFError: the gzip stream stops mid-way
+        raise BadDataset(f"{name} is a damaged or truncated gzip file ({_one_line(err)})") from None
+    except OSError as err:  # permissions, a folder, an I/O error: the file is there but cannot be read
+        raise DatasetNotFound(f"cannot read IDX file {name}: {_one_line(err)}") from None
     return data.reshape(dims)
+
+
+def _read_idx_header(fh: BinaryIO, name: str) -> tuple[int, ...]:
+    """The dimensions an IDX header declares, after checking its magic number, type and promised size."""
+    magic = fh.read(4)
+    if len(magic) < 4:
+        raise BadDataset(f"{name} is too short to be an IDX file ({len(magic)} bytes)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", magic)
+    if zero != 0 or not 1 <= ndim <= 4:
+        raise BadDataset(f"{name} is not an IDX file (magic number 0x{magic.hex()})")
+    if dtype_code not in _IDX_TYPES:
+        raise BadDataset(f"{name}: IDX data type 0x{dtype_code:02x} is not supported, only unsigned bytes (0x08)")
+    raw = fh.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise BadDataset(f"{name} is truncated inside its header")
+    dims = struct.unpack(f">{ndim}I", raw)
+    size = int(np.prod(dims, dtype=np.int64))
+    if size == 0:
+        raise BadDataset(f"{name} holds no items (its header says shape {dims})")
+    if size > MAX_IDX_BYTES:
+        raise BadDataset(f"{name}: its header promises {size:,} bytes, more than the {MAX_IDX_BYTES:,} accepted")
+    return dims
+
+
+def _read_promised(fh: BinaryIO, size: int, name: str) -> np.ndarray:
+    """Exactly ``size`` bytes, in chunks, then one more read to make sure nothing follows."""
+    buffer = np.empty(size + 1, np.uint8)  # untouched pages cost no memory if the file turns out short
+    view, got = memoryview(buffer), 0
+    while got <= size:
+        n = fh.readinto(view[got : min(got + _READ_CHUNK, size + 1)])
+        if not n:
+            break
+        got += n
+    if got < size:
+        raise BadDataset(f"{name} is truncated: {got:,} of {size:,} values")
+    if got > size:
+        raise BadDataset(f"{name} holds more data than its header declares ({size:,} values)")
+    return buffer[:size]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -106,20 +154,26 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Train images/labels and, when present, test images/labels from the four standard IDX files."""
     folder = Path(folder)
-    found = {
-        stem: _find_idx(folder, stem)
-        for stem in (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-    }
-    if found["train-images-idx3-ubyte"] is None or found["train-labels-idx1-ubyte"] is None:
-        raise DatasetNotFound(f"no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in {folder}")
-    arrays = [read_idx(p) if p is not None else None for p in found.values()]
-    has_test = arrays[2] is not None and arrays[3] is not None
-    return arrays[0], arrays[1], arrays[2] if has_test else None, arrays[3] if has_test else None
+    paths = [_find_idx(folder, stem) for stem in IDX_STEMS]
+    if paths[0] is None or paths[1] is None:
+        raise DatasetNotFound(f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in {folder}")
+    if paths[2] is None or paths[3] is None:
+        paths[2] = paths[3] = None  # test images without labels (or labels without images) are no test set
+    arrays = [read_idx(p) if p is not None else None for p in paths]
+    for i in (0, 2):
+        if paths[i] is not None:
+            _check_idx_pair(paths[i], arrays[i], paths[i + 1], arrays[i + 1])
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def _check_idx_pair(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
+    """Images must be N×H×W and labels N, one label per image."""
+    if images.ndim != 3:
+        raise BadDataset(f"{images_path} holds {images.ndim}-D data; images must be 3-D (count × height × width)")
+    if labels.ndim != 1:
+        raise BadDataset(f"{labels_path} holds {labels.ndim}-D data; labels must be 1-D (one per image)")
+    if len(images) != len(labels):
+        raise BadDataset(f"{images_path} has {len(images):,} images but {labels_path} has {len(labels):,} labels")
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +224,8 @@ def _locate(name: str, data_dir: str | os.PathLike | None, root: Path, download:
             tried.append(f"{folder} (no test files)")
         except DatasetNotFound:
             tried.append(f"{folder}")
+        except BadDataset as err:  # a damaged local copy: say why, then try a fresh download
+            tried.append(f"{folder} ({err})")
     if download:
         try:
             return _torchvision_arrays(name, root, True), f"torchvision {TORCHVISION_CLASS[name]} downloaded to {root}"
@@ -198,26 +254,27 @@ def load_dataset(
     root = Path(root) if root is not None else default_data_root()
     (train_x, train_y, test_x, test_y), source = _locate(name, data_dir, root, download)
     if len(train_x) != len(train_y):
-        raise DatasetNotFound(f"{source}: {len(train_x)} images but {len(train_y)} labels")
+        raise BadDataset(f"{source}: {len(train_x)} images but {len(train_y)} labels")
     if test_x is None:  # no official test set: hold a stratified part out, always the same one
         kept, held = stratified_split(train_y, BUNDLED_TEST_FRACTION)
         test_x, test_y, train_x, train_y = train_x[held], train_y[held], train_x[kept], train_y[kept]
         source += f"; test = {len(held):,} held-out digits"
     kept, held = stratified_split(train_y, val_fraction)
     tensors = [
-        _as_images(train_x[kept]),
-        _as_labels(train_y[kept]),
-        _as_images(train_x[held]),
-        _as_labels(train_y[held]),
-        _as_images(test_x),
-        _as_labels(test_y),
+        as_images(train_x[kept]),
+        as_labels(train_y[kept]),
+        as_images(train_x[held]),
+        as_labels(train_y[held]),
+        as_images(test_x),
+        as_labels(test_y),
     ]
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[: max(n_classes, 10)]
     return Dataset(name, classes, *tensors, source=source)
 
 
-def _as_images(array: np.ndarray) -> torch.Tensor:
+def as_images(array: np.ndarray) -> torch.Tensor:
+    """Images as the model takes them: a uint8 (N, C, H, W) tensor from (N, H, W) or (N, H, W, C) arrays."""
     tensor = torch.from_numpy(np.array(array, dtype=np.uint8))  # a writable copy
     if tensor.ndim == 3:  # (N, H, W) grey
         tensor = tensor.unsqueeze(1)
@@ -226,8 +283,23 @@ def _as_images(array: np.ndarray) -> torch.Tensor:
     return tensor
 
 
-def _as_labels(array: np.ndarray) -> torch.Tensor:
+def as_labels(array: np.ndarray) -> torch.Tensor:
+    """Labels as the loss takes them: an int64 (N,) tensor."""
     return torch.from_numpy(np.array(array, dtype=np.int64))
+
+
+def check_fits(data: Dataset, model: ModelConfig) -> None:
+    """Refuse a dataset the model cannot learn: images of another size or depth, or labels past its classes."""
+    want = f"{model.input_size}×{model.input_size}×{model.in_channels}"
+    for images in (data.train_x, data.val_x, data.test_x):
+        _, channels, height, width = images.shape
+        if f"{height}×{width}×{channels}" != want:
+            raise BadDataset(f"dataset {height}×{width}×{channels} does not match the model's input {want}")
+    labels = torch.cat([data.train_y, data.val_y, data.test_y])
+    if labels.numel():
+        for label in (int(labels.min()), int(labels.max())):
+            if not 0 <= label < model.num_classes:
+                raise BadDataset(f"label {label} is outside the model's {model.num_classes} classes")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

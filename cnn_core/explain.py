@@ -14,9 +14,10 @@ one that other sessions are using at the same moment.
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,8 +35,8 @@ from captum.attr import (
 )
 from torch import nn
 
-from cnn_core.inspect import feature_shapes
-from cnn_core.inspect import layer as named_layer
+from cnn_core.probe import feature_shapes
+from cnn_core.probe import layer as named_layer
 
 BASELINES = ("black", "blurred", "noise")
 BLUR_SIGMA = 3.0  # px: wide enough to wipe out a stroke (MNIST strokes are 2-3 px) but keep the blob
@@ -48,12 +49,12 @@ class Option:
 
     name: str
     label: str
-    default: Any
     kind: str = "int"  # "int" (a slider from low to high), "choice", "flag" or "layer" (filled in per model)
     low: int = 0
     high: int = 0
     choices: tuple[str, ...] = ()
     help: str = ""
+    default: Any = None  # not written here: @method copies the function's own, so widget and call agree
 
 
 @dataclass(frozen=True)
@@ -69,26 +70,33 @@ METHODS: dict[str, Method] = {}  # filled in by @method below, in the order the 
 
 
 def method(title: str, *options: Option) -> Callable:
-    """Register an attribution function under its own name, with a title and its options."""
+    """Register an attribution function under its name, with a title and options (defaults from its signature)."""
 
     def register(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         about = (function.__doc__ or "").strip()
-        METHODS[function.__name__] = Method(function.__name__, title, function, options, about)
+        declared = tuple(replace(o, default=_signature_default(function, o.name)) for o in options)
+        METHODS[function.__name__] = Method(function.__name__, title, function, declared, about)
         return function
 
     return register
 
 
+def _signature_default(function: Callable, name: str) -> Any:
+    parameter = inspect.signature(function).parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        raise TypeError(f"{function.__name__}: option {name!r} needs a keyword parameter with a default")
+    return parameter.default
+
+
 _BASELINE = Option(
     "baseline",
     "Baseline",
-    "black",
     "choice",
-    choices=("black", "blurred", "noise"),
+    choices=BASELINES,
     help="What 'no digit' looks like: a black image, a blur of this digit, or uniform noise.",
 )
-_LAYER = Option("layer", "Layer", None, "layer", help="The layer whose feature maps are weighed by their gradients.")
-_ABSOLUTE = Option("absolute", "Absolute value", True, "flag", help="Show |gradient|: how much, not which way.")
+_LAYER = Option("layer", "Layer", "layer", help="The layer whose feature maps are weighed by their gradients.")
+_ABSOLUTE = Option("absolute", "Absolute value", "flag", help="Show |gradient|: how much, not which way.")
 
 
 def make_baseline(x: torch.Tensor, kind: str = "black") -> torch.Tensor:
@@ -133,7 +141,7 @@ def default_cam_layer(model: nn.Module) -> str:
 
 # Completeness (the map sums to f(x) − f(baseline)) is off by a median 1 % (90th percentile 3 %) with
 # 32 Gauss-Legendre steps on the bundled LeNet-5, measured over 30 digits and all three baselines.
-@method("Integrated Gradients", _BASELINE, Option("n_steps", "Steps", 32, low=4, high=200, help="Points on the path."))
+@method("Integrated Gradients", _BASELINE, Option("n_steps", "Steps", low=4, high=200, help="Points on the path."))
 def integrated_gradients(
     model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black", n_steps: int = 32
 ) -> torch.Tensor:
@@ -181,8 +189,8 @@ def layer_gradcam(model: nn.Module, x: torch.Tensor, target: Any, layer: str | N
 # hides about one stroke's width (MNIST strokes are 2-3 px).
 @method(
     "Occlusion",
-    Option("window", "Window", 4, low=2, high=14, help="Side of the black square slid over the digit."),
-    Option("stride", "Stride", 2, low=1, high=14, help="Pixels between two positions of the square."),
+    Option("window", "Window", low=2, high=14, help="Side of the black square slid over the digit."),
+    Option("stride", "Stride", low=1, high=14, help="Pixels between two positions of the square."),
 )
 def occlusion(model: nn.Module, x: torch.Tensor, target: Any, window: int = 4, stride: int = 2) -> torch.Tensor:
     """How much the class score drops when a black square hides each region."""
@@ -201,8 +209,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Any, window: int = 4, s
 # Smilkov et al. found noise of 10-20 % of the input range best; 16 samples go through in one batch.
 @method(
     "SmoothGrad",
-    Option("samples", "Samples", 16, low=2, high=100, help="Noisy copies averaged."),
-    Option("noise_percent", "Noise (% of range)", 15, low=1, high=50, help="Standard deviation of the noise."),
+    Option("samples", "Samples", low=2, high=100, help="Noisy copies averaged."),
+    Option("noise_percent", "Noise (% of range)", low=1, high=50, help="Standard deviation of the noise."),
     _ABSOLUTE,
 )
 def smoothgrad(
@@ -225,7 +233,7 @@ def smoothgrad(
 def options_for(name: str, model: nn.Module) -> tuple[Option, ...]:
     """A method's options with the model filled in (a "layer" option lists this model's conv layers)."""
     return tuple(
-        Option(o.name, o.label, default_cam_layer(model), "choice", choices=tuple(cam_layers(model)), help=o.help)
+        replace(o, kind="choice", choices=tuple(cam_layers(model)), default=default_cam_layer(model))
         if o.kind == "layer"
         else o
         for o in _lookup(name).options

@@ -9,7 +9,6 @@ and a page only ever reads the store.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -17,8 +16,9 @@ import time
 
 import torch
 
+from cnn_core.checkpoint import remove_partial_writes
 from cnn_core.config import RunConfig
-from cnn_core.runs import PROJECT_DIR, RunStore
+from cnn_core.runs import Run, RunStore, Status, pid_alive
 
 POLL_SECONDS = 0.5
 
@@ -28,16 +28,6 @@ def default_concurrency() -> int:
     if torch.cuda.is_available():
         return 2 * torch.cuda.device_count()
     return 1
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobManager:
@@ -52,7 +42,9 @@ class JobManager:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        remove_partial_writes(self.store.root)  # temp files of checkpoint writes a crash interrupted
         self.store.mark_orphans(pid_alive)  # runs left running by a previous app whose worker is gone
+        self._last_error: str | None = None
         self._thread = None
         if start_thread:
             self._thread = threading.Thread(target=self._loop, name="cnn-lab-jobs", daemon=True)
@@ -93,29 +85,25 @@ class JobManager:
                     self.store.interrupt(
                         run_id,
                         f"the worker {how}; the last epoch's checkpoint is kept",
-                        status="interrupted" if code < 0 else "failed",
+                        status=Status.INTERRUPTED if code < 0 else Status.FAILED,
                     )
             free = self.max_concurrent - len(self._procs)
-            for row in reversed(self.store.list(status=("queued",))) if free > 0 else []:
+            for run in reversed(self.store.list(status=(Status.QUEUED,))) if free > 0 else []:
                 if free <= 0 or self._closed:
                     break
-                if self.store.claim(row["id"], os.getpid()):
-                    proc = self._spawn(row["id"])
-                    self.store.update(row["id"], pid=proc.pid)
-                    self._procs[row["id"]] = proc
+                if self.store.claim(run.id):  # queued -> running here, so no other app starts it too
+                    try:
+                        self._procs[run.id] = self._spawn(run.id)
+                    except OSError as err:
+                        self.store.fail(run.id, f"could not start a worker process: {err}")
+                        continue
                     free -= 1
 
     def _spawn(self, run_id: str) -> subprocess.Popen:
         log = open(self.store.run_dir(run_id) / "worker.log", "ab")
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
-        }
         # Its own session: a Ctrl-C in the app's terminal or a page rerun never reaches the worker.
         return subprocess.Popen(
             [sys.executable, "-m", "cnn_core", "worker", run_id, "--runs-dir", str(self.store.root)],
-            cwd=str(PROJECT_DIR),
-            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -130,22 +118,26 @@ class JobManager:
                 if time.monotonic() - last_orphan_check > 10:  # workers started by another app process
                     self.store.mark_orphans(pid_alive)
                     last_orphan_check = time.monotonic()
+                self._last_error = None
             except Exception as err:  # a locked or vanished store must not kill the thread
-                print(f"cnn-lab jobs: {type(err).__name__}: {err}", file=sys.stderr)
+                message = f"cnn-lab jobs: {type(err).__name__}: {err}"
+                if message != self._last_error:  # once, not twice a second
+                    print(message, file=sys.stderr)
+                    self._last_error = message
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 
-    def wait(self, run_id: str, timeout: float = 600) -> dict:
-        """Block until a run ends (for scripts and tests); returns its row."""
+    def wait(self, run_id: str, timeout: float = 600) -> Run:
+        """Block until a run ends (for scripts and tests); returns it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._thread is None:
                 self.pump()
-            row = self.store.get(run_id)
-            if row["status"] not in ("queued", "running"):
-                return row
+            run = self.store.get(run_id)
+            if run.finished:
+                return run
             time.sleep(0.1)
-        raise TimeoutError(f"run {run_id} still {row['status']} after {timeout} s")
+        raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")
 
     def close(self, stop_runs: bool = False) -> None:
         """Stop the manager thread; running workers go on unless ``stop_runs``."""

@@ -15,11 +15,10 @@ from typing import Callable
 import torch
 
 from cnn_core.checkpoint import atomic_write, save_checkpoint
-from cnn_core.config import RunConfig
-from cnn_core.data import Dataset, load_dataset
+from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError
 from cnn_core.model import ConvNet
-from cnn_core.runs import RunStore
+from cnn_core.runs import Run, RunStore, Status
 from cnn_core.train import Event, TrainResult, device_label, pick_device, train
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
@@ -32,60 +31,60 @@ def execute_run(
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult | None:
-    """Train a queued run, recording everything in ``store``; returns None if it failed to start."""
-    row = store.get(run_id)
-    run = RunConfig.from_json(row["config"])
-    store.update(run_id, status="running", started=time.time(), heartbeat=time.time(), pid=os.getpid())
+    """Train a claimed (or queued) run, recording everything in ``store``; None if it failed or was taken."""
+    record = store.get(run_id)
+    if record.status is Status.QUEUED and not store.claim(run_id):
+        return None  # cancelled, or another worker took it
+    run = record.config
     try:
-        store.update(run_id, device=device_label(pick_device(run.train.device)))
+        store.start(run_id, os.getpid(), device_label(pick_device(run.train.device)))
         if data is None:
-            data = load_dataset(row["dataset"], data_dir=row["data_dir"], val_fraction=run.train.val_fraction)
+            data = load_dataset(record.dataset, data_dir=record.data_dir, val_fraction=run.train.val_fraction)
+        check_fits(data, run.model)
         result = train(
             run,
             data,
             on_event=_recorder(store, run_id, on_event),
             should_stop=_stop_checker(store, run_id, should_stop),
-            on_epoch_end=_epoch_saver(store, run_id, run),
+            on_epoch_end=_epoch_saver(store, record),
         )
     except CnnLabError as err:
-        store.update(run_id, status="failed", finished=time.time(), error=str(err))
+        store.fail(run_id, str(err))
         return None
     except torch.cuda.OutOfMemoryError:
         error = (
             f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
         )
     except BaseException as err:  # a bug or an interrupt: record it, then let it surface
-        store.update(
-            run_id,
-            status="failed" if isinstance(err, Exception) else "interrupted",
-            finished=time.time(),
-            error=f"{type(err).__name__}: {err}",
-        )
+        if isinstance(err, Exception):
+            store.fail(run_id, f"{type(err).__name__}: {err}")
+        else:
+            store.interrupt(run_id, f"interrupted ({type(err).__name__}); the last epoch's checkpoint is kept")
         raise
     else:
-        _finish(store, run_id, run, data, result)
+        _finish(store, record, data, result)
         return result
     # Out of the except block, so the failed step's tensors (kept alive by the traceback) can be freed.
     torch.cuda.empty_cache()
-    store.update(run_id, status="failed", finished=time.time(), error=error)
+    store.fail(run_id, error)
     return None
 
 
-def _finish(store: RunStore, run_id: str, run: RunConfig, data: Dataset, result: TrainResult) -> None:
-    checkpoint = None
-    if result.status != "diverged":  # a diverged model has NaN weights: keep only the last good epoch
+def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
+    folder, checkpoint = store.run_dir(record.id), None
+    if result.status != Status.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
         checkpoint = str(
             save_checkpoint(
-                store.run_dir(run_id) / "model.safetensors",
+                folder / "model.safetensors",
                 result.model,
-                run.model,
+                record.config.model,
                 {
                     "dataset": data.name,
-                    "run_id": run_id,
+                    "run_id": record.id,
                     "epochs": result.epochs_done,
                     "test_accuracy": result.test_accuracy,
                     "val_accuracy": result.val_accuracy,
-                    "train": run.train.to_dict(),
+                    "train": record.config.train.to_dict(),
                 },
             )
         )
@@ -94,13 +93,12 @@ def _finish(store: RunStore, run_id: str, run: RunConfig, data: Dataset, result:
             "predictions": result.test_predictions.tolist(),
             "classes": data.classes,
         }
-        atomic_write(store.run_dir(run_id) / "predictions.json", json.dumps(predictions).encode())
-    elif store.epoch_checkpoints(run_id):
-        checkpoint = str(store.epoch_checkpoints(run_id)[-1])
-    store.update(
-        run_id,
-        status=result.status,
-        finished=time.time(),
+        atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
+    elif store.epoch_checkpoints(record.id):
+        checkpoint = str(store.epoch_checkpoints(record.id)[-1])
+    store.finish(
+        record.id,
+        result.status,
         epochs_done=result.epochs_done,
         test_accuracy=result.test_accuracy,
         test_loss=result.test_loss,
@@ -136,10 +134,10 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
     return should_stop
 
 
-def _epoch_saver(store: RunStore, run_id: str, run: RunConfig) -> Callable[[ConvNet, Event], None]:
+def _epoch_saver(store: RunStore, record: Run) -> Callable[[ConvNet, Event], None]:
     def save(model: ConvNet, event: Event) -> None:
-        path = store.run_dir(run_id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
-        save_checkpoint(path, model, run.model, {"epoch": event.epoch, "val_accuracy": event.val_accuracy})
-        store.update(run_id, epochs_done=event.epoch, heartbeat=time.time(), checkpoint=str(path))
+        path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
+        save_checkpoint(path, model, record.config.model, {"epoch": event.epoch, "val_accuracy": event.val_accuracy})
+        store.record_epoch(record.id, event.epoch, path)
 
     return save

@@ -59,3 +59,5 @@ def loads(
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise error(f"{what} is not valid JSON: {err.msg} at line {err.lineno}") from None
+    except ValueError as err:  # an integer of more than 4,300 digits (Python's int-from-text limit)
+        raise error(f"{what} holds a number too long to read: {str(err).split(';')[0]}") from None

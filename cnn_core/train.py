@@ -21,6 +21,10 @@ from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
 from cnn_core.errors import InvalidConfig
 from cnn_core.model import ConvNet, build_model
+from cnn_core.runs.run import Status
+
+EXPLODED = 100  # a loss this many times its first value is not coming back
+STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Event:
     elapsed: float
     val_loss: float | None = None
     val_accuracy: float | None = None
-    status: str | None = None  # "end" events: completed, stopped or diverged
+    status: Status | None = None  # "end" events: completed, stopped or diverged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,7 +51,7 @@ class Event:
 
 @dataclass
 class TrainResult:
-    status: str  # completed, stopped or diverged
+    status: Status  # completed, stopped or diverged
     model: ConvNet
     device: str
     seconds: float
@@ -145,43 +149,108 @@ def train(
     steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
     stepper = _Stepper(model, cfg, device, steps_per_epoch * cfg.epochs)
     use_augment = cfg.augment is True or (cfg.augment == "auto" and len(xs) < AUTO_AUGMENT_BELOW)
-    result = TrainResult("completed", model, device_label(device), 0.0, 0)
-    clock = _Clock(cfg, stepper)
+    result = TrainResult(Status.COMPLETED, model, device_label(device), 0.0, 0)
+    start, first_loss = time.perf_counter(), None
+
+    def event(kind: str, epoch: int, sums: list[float], **extra) -> Event:
+        """``sums`` = [loss summed over batches, correct, batches, images] since the last event of this kind."""
+        elapsed = time.perf_counter() - start
+        loss, accuracy = sums[0] / max(sums[2], 1), sums[1] / max(sums[3], 1)
+        speed = stepper.images / max(elapsed, 1e-9)
+        return Event(
+            kind=kind,
+            epoch=epoch,
+            epochs=cfg.epochs,
+            step=stepper.steps,
+            total_steps=stepper.total_steps,
+            loss=loss,
+            accuracy=accuracy,
+            lr=stepper.lr,
+            images_per_s=speed,
+            elapsed=elapsed,
+            **extra,
+        )
+
     for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(len(xs), generator=order_gen).to(device)
-        window, epoch_stats = _Window(), _Window()
+        # Sums stay on the device and are read every log_every steps: each .item() is a device sync, which on a
+        # GPU stalls the queue of kernels (and costs a little even on a CPU).
+        totals, logged = torch.zeros(4, device=device), torch.zeros(4, device=device)
         for i in range(steps_per_epoch):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = to_float(xs[idx]), ys[idx]
+            x = to_float(xs[idx])
             x = augment(x, aug_gen) if use_augment else x
-            loss, correct = stepper.step(x.contiguous(memory_format=torch.channels_last), y)
-            if not math.isfinite(loss):
-                result.status = "diverged"
-                result.error = (
-                    f"loss became {loss} at epoch {epoch}, step {stepper.steps + 1}: "
-                    f"the learning rate {cfg.lr:g} is probably too high"
-                )
-                break
-            clock.seen += len(y)
-            window.add(loss, correct, len(y))
-            epoch_stats.add(loss, correct, len(y))
-            if stepper.steps % cfg.log_every == 0:
-                on_event(clock.event("step", window, epoch))
-                window = _Window()
+            totals += stepper.step(x.contiguous(memory_format=torch.channels_last), ys[idx])
+            last = i == steps_per_epoch - 1
+            if stepper.steps % cfg.log_every == 0 or last:
+                window = event("step", epoch, (totals - logged).tolist())
+                logged = totals.clone()
+                first_loss = first_loss or window.loss
+                result.error = diverged(run, window, first_loss)
+                if result.error:
+                    result.status = Status.DIVERGED
+                    break
+                if stepper.steps % cfg.log_every == 0:
+                    on_event(window)
             if should_stop():
-                result.status = "stopped"
+                result.status = Status.STOPPED
                 break
-        if result.status != "completed":
+        if result.status != Status.COMPLETED:
             break
         val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None, None, None)
-        event = clock.event("epoch", epoch_stats, epoch, val_loss, val_acc)
-        result.history.append(event)
+        summary = event("epoch", epoch, totals.tolist(), val_loss=val_loss, val_accuracy=val_acc)
+        result.error = stuck(run, summary)
+        if result.error:
+            result.status = Status.DIVERGED
+            break
+        result.history.append(summary)
         result.epochs_done, result.val_accuracy = epoch, val_acc
-        on_event(event)
+        on_event(summary)
         if on_epoch_end is not None:
-            on_epoch_end(model, event)
-    _finish(result, data, clock, on_event)
+            on_epoch_end(model, summary)
+    result.seconds = time.perf_counter() - start
+    result.images_per_s = stepper.images / max(result.seconds, 1e-9)
+    if result.status != Status.DIVERGED:
+        result.test_loss, result.test_accuracy, result.test_predictions = evaluate(model, data.test_x, data.test_y)
+    model.eval()
+    on_event(event("end", result.epochs_done, [0, 0, 0, 0], val_accuracy=result.val_accuracy, status=result.status))
     return result
+
+
+def likely_cause(run: RunConfig, too_slow: bool = False) -> str:
+    """The setting most likely to blame when training goes nowhere, checked in order of how sure we can be."""
+    model, cfg = run.model, run.train
+    if model.input_std < 0.05 or abs(model.input_mean) > 5:  # pixels are in [0, 1]: a std this small blows them up
+        return (
+            f"the input normalisation (mean {model.input_mean:g}, std {model.input_std:g}) is probably wrong: "
+            "pixels are in [0, 1], MNIST's are mean 0.13, std 0.31"
+        )
+    if cfg.weight_decay >= 0.1:
+        return f"the weight decay {cfg.weight_decay:g} is probably too strong (5e-4 is typical)"
+    if too_slow and cfg.lr <= 1e-4:
+        return f"the learning rate {cfg.lr:g} is probably too low"
+    return f"the learning rate {cfg.lr:g} is probably too high"
+
+
+def diverged(run: RunConfig, window: Event, first_loss: float) -> str | None:
+    """Why a run's loss says it diverged (non-finite, or exploded past EXPLODED× its first value), or None."""
+    where = f"at epoch {window.epoch}, step {window.step}"
+    if not math.isfinite(window.loss):
+        return f"loss became {window.loss} {where}: {likely_cause(run)}"
+    if window.loss > EXPLODED * first_loss:
+        return f"loss exploded from {first_loss:.3g} to {window.loss:.3g} {where}: {likely_cause(run)}"
+    return None
+
+
+def stuck(run: RunConfig, epoch: Event) -> str | None:
+    """After enough steps, a whole epoch's accuracy at chance (within 2 points) means nothing is being learned."""
+    chance = 1 / run.model.num_classes
+    if epoch.step < STUCK_AFTER_STEPS or epoch.accuracy > chance + 0.02:
+        return None
+    return (
+        f"accuracy is stuck at chance ({epoch.accuracy:.1%} with {run.model.num_classes} classes) after "
+        f"{epoch.step} steps: {likely_cause(run, too_slow=True)}"
+    )
 
 
 class _Stepper:
@@ -189,77 +258,27 @@ class _Stepper:
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int) -> None:
         self.model, self.cfg, self.device, self.total_steps, self.steps = model, cfg, device, total_steps, 0
+        self.images, self.one = 0, torch.ones((), device=device)
         self.opt = make_optimizer(model, cfg)
         self.sched = make_schedule(self.opt, cfg, total_steps)
         self.amp = cfg.amp and device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-        """Loss and correct predictions of the batch; a non-finite loss is returned without stepping."""
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns [loss, correct, 1 batch, images] as a tensor, without a device sync."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits = self.model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
-        value = loss.item()
-        if math.isfinite(value):
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self.sched.step()
-            self.steps += 1
-        return value, int((logits.argmax(1) == y).sum().item())
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.steps, self.images = self.steps + 1, self.images + len(y)
+        correct = (logits.argmax(1) == y).sum()
+        return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])
 
     @property
     def lr(self) -> float:
         return self.opt.param_groups[0]["lr"]
-
-
-class _Clock:
-    """Elapsed time and images seen, turned into events."""
-
-    def __init__(self, cfg: TrainConfig, stepper: _Stepper) -> None:
-        self.cfg, self.stepper, self.seen, self.start = cfg, stepper, 0, time.perf_counter()
-
-    def event(
-        self, kind: str, w: _Window, epoch: int, val_loss: float | None = None, val_accuracy: float | None = None
-    ) -> Event:
-        elapsed = time.perf_counter() - self.start
-        return Event(
-            kind,
-            epoch,
-            self.cfg.epochs,
-            self.stepper.steps,
-            self.stepper.total_steps,
-            w.loss / max(w.batches, 1),
-            w.correct / max(w.count, 1),
-            self.stepper.lr,
-            self.seen / max(elapsed, 1e-9),
-            elapsed,
-            val_loss,
-            val_accuracy,
-        )
-
-
-def _finish(result: TrainResult, data: Dataset, clock: _Clock, on_event: Callable[[Event], None]) -> None:
-    result.seconds = time.perf_counter() - clock.start
-    result.images_per_s = clock.seen / max(result.seconds, 1e-9)
-    if result.status != "diverged":
-        result.test_loss, result.test_accuracy, result.test_predictions = evaluate(
-            result.model, data.test_x, data.test_y
-        )
-    result.model.eval()
-    end = clock.event("end", _Window(), result.epochs_done, None, result.val_accuracy)
-    end.status = result.status
-    on_event(end)
-
-
-class _Window:
-    """Running loss/accuracy sums between two events."""
-
-    def __init__(self) -> None:
-        self.loss, self.correct, self.count, self.batches = 0.0, 0, 0, 0
-
-    def add(self, loss: float, correct: int, count: int) -> None:
-        self.loss, self.correct = self.loss + loss, self.correct + correct
-        self.count, self.batches = self.count + count, self.batches + 1

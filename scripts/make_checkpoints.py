@@ -5,17 +5,16 @@ accuracy on the sample's held-out test digits and, when ``../shared`` has it, on
 10,000-digit MNIST test set.
 """
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from cnn_core.checkpoint import save_checkpoint
+from cnn_core.config import RunConfig
+from cnn_core.data import as_images, as_labels, load_dataset, load_idx_folder
+from cnn_core.settings import checkpoints_dir
+from cnn_core.train import evaluate, train
 
-from cnn_core.checkpoint import CHECKPOINT_DIR, save_checkpoint  # noqa: E402
-from cnn_core.config import RunConfig  # noqa: E402
-from cnn_core.data import _as_images, _as_labels, load_dataset, load_idx_folder  # noqa: E402
-from cnn_core.train import evaluate, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OFFICIAL = ROOT.parent / "shared" / "datasets" / "mnist-5k-official-test"
 
@@ -36,9 +35,9 @@ def main() -> None:
         }
         if OFFICIAL.is_dir():
             _, _, test_x, test_y = load_idx_folder(OFFICIAL)
-            _, acc, _ = evaluate(result.model, _as_images(test_x), _as_labels(test_y))
+            _, acc, _ = evaluate(result.model, as_images(test_x), as_labels(test_y))
             metrics["official_test_accuracy"] = acc
-        path = save_checkpoint(CHECKPOINT_DIR / f"lenet5-mnist-{pool}.safetensors", result.model, run.model, metrics)
+        path = save_checkpoint(checkpoints_dir() / f"lenet5-mnist-{pool}.safetensors", result.model, run.model, metrics)
         print(f"{path.name}: test {result.test_accuracy:.4f}, official {metrics.get('official_test_accuracy')}")
 
 

@@ -1,15 +1,13 @@
 """Shared fixtures: a private run store per test and a small slice of the bundled MNIST sample."""
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from cnn_core.data import Dataset, load_dataset
 
-from cnn_core.data import Dataset, load_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OFFICIAL_MNIST = ROOT.parent / "shared" / "datasets" / "mnist-5k-official-test"
 

@@ -1,6 +1,9 @@
-"""The hyperparameter controls of the Train page, turned into one validated ``RunConfig``."""
+"""The hyperparameter controls of the Train page, turned into one validated ``RunConfig``.
 
-from dataclasses import replace
+Streamlit drops the state of widgets that are not drawn, so leaving the page would reset every control.
+Each control's value is also kept under ``train.kept`` (a plain session-state dict, never dropped) and put
+back before the controls are drawn again: the pattern of Streamlit's docs on widget state across pages.
+"""
 
 import streamlit as st
 import torch
@@ -22,6 +25,24 @@ LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
 EXTRA_BLOCK = ConvBlock(out_channels=32, kernel_size=3, padding="same", pool="none")
 K = "train."  # session_state namespace
+KEPT = "train.kept"
+CONTROLS = ("dataset", "blocks", "activation", "fc", "optimizer", "schedule", "augment", "lr", "batch", "epochs")
+CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device")}
+
+
+def _restore_kept() -> None:
+    """Put back the values of controls that Streamlit dropped while another page was shown."""
+    for key, value in st.session_state.get(KEPT, {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _keep_controls() -> None:
+    """Remember every control's current value (the controls are the ``train.`` widgets drawn by this module)."""
+    kept = st.session_state.setdefault(KEPT, {})
+    for key in list(st.session_state):
+        if key in CONTROL_KEYS or key.startswith(f"{K}conv"):
+            kept[key] = st.session_state[key]
 
 
 def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
@@ -56,6 +77,14 @@ def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
 
 def config_controls() -> tuple[RunConfig | None, str | None, str]:
     """Draw the controls; returns (config or None, the reason it is invalid or None, dataset name)."""
+    _restore_kept()
+    try:
+        return _draw_controls()
+    finally:
+        _keep_controls()
+
+
+def _draw_controls() -> tuple[RunConfig | None, str | None, str]:
     dataset = st.selectbox(
         "dataset",
         DATASETS,
@@ -110,8 +139,3 @@ def config_controls() -> tuple[RunConfig | None, str | None, str]:
     except InvalidConfig as err:
         return None, str(err), dataset
     return RunConfig(model=model, train=train), None, dataset
-
-
-def with_pooling(run: RunConfig, pool: str, seed: int) -> RunConfig:
-    """The same run with another pooling and seed: the pairs the Compare page launches."""
-    return replace(run, model=run.model.with_pooling(pool), train=replace(run.train, seed=seed))

@@ -5,6 +5,7 @@ import streamlit as st
 
 from cnn_core.checkpoint import load_checkpoint
 from cnn_core.data import DATASETS, load_dataset
+from cnn_core.errors import BadRunStore
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore, default_runs_dir
 
@@ -17,6 +18,21 @@ def _manager_for(root: str) -> JobManager:
 def job_manager() -> JobManager:
     """The one job manager of this app (per run folder): every session queues runs here and reads the store."""
     return _manager_for(str(default_runs_dir()))
+
+
+def job_manager_or_stop() -> JobManager:
+    """The job manager, or (for a page that needs the run store) an error line and the end of the page.
+
+    An empty or missing database beside run folders can be rebuilt from them here, with one click."""
+    try:
+        return job_manager()
+    except BadRunStore as err:
+        st.error(str(err))
+        if "rebuild it from them" in str(err) and st.button("Rebuild the run store from its folders"):
+            added = RunStore(default_runs_dir(), reimport=True).reimport()
+            st.success(f"re-imported {len(added)} run(s)")
+            st.rerun()
+        st.stop()
 
 
 @st.cache_resource(max_entries=16)

@@ -3,22 +3,28 @@
 import time
 from dataclasses import replace
 
-import numpy as np
 import streamlit as st
 
 from cnn_core.charts import confusion_chart, curves_chart, per_class_chart, seed_points_chart
-from cnn_core.compare import config_diff, confusion_matrix, curves, load_predictions, metric_summary, pooling_comparison
+from cnn_core.compare import (
+    config_diff,
+    curves,
+    load_predictions,
+    metric_summary,
+    pooling_comparison,
+    pooling_pair,
+    summed_confusion,
+)
 from cnn_core.config import RunConfig
-from cnn_core.runs import ACTIVE
+from cnn_core.errors import CnnLabError
 from ui.charts import chart_with_svg
-from ui.config_form import with_pooling
-from ui.resources import job_manager
+from ui.resources import job_manager_or_stop
 
 st.title("⚖️ Compare")
-manager = job_manager()
+manager = job_manager_or_stop()
 store = manager.store
 rows = store.list()
-by_id = {r["id"]: r for r in rows}
+by_id = {r.id: r for r in rows}
 
 st.header("Max vs average pooling")
 current = st.session_state.get("train.current_config")
@@ -44,22 +50,22 @@ if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="comp
     base = replace(run, train=replace(run.train, epochs=int(epochs)))
     for seed in range(base.train.seed, base.train.seed + n_seeds):
         for pool in ("max", "avg"):
-            manager.submit(with_pooling(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group)
+            manager.submit(pooling_pair(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group)
     st.session_state["compare.pick"] = group
     st.rerun()  # the run list above was read before these runs existed
 
-groups = sorted({r["group_id"] for r in rows if (r["group_id"] or "").startswith("pool-")}, reverse=True)
+groups = sorted({r.group_id for r in rows if (r.group_id or "").startswith("pool-")}, reverse=True)
 if groups:
     if st.session_state.get("compare.pick") not in groups:
         st.session_state.pop("compare.pick", None)
     group = st.selectbox("comparison", groups, key="compare.pick")
-    members = [r["id"] for r in rows if r["group_id"] == group]
-    group_active = any(by_id[i]["status"] in ACTIVE for i in members)
+    members = [r.id for r in rows if r.group_id == group]
+    group_active = any(by_id[i].status.active for i in members)
 
     @st.fragment(run_every=1.0 if group_active else None)
     def pooling_view() -> None:
-        states = [store.get(i)["status"] for i in members]
-        done = sum(s not in ACTIVE for s in states)
+        states = [store.get(i).status for i in members]
+        done = sum(s.finished for s in states)
         if done < len(states):
             st.progress(done / len(states), text=f"{done}/{len(states)} runs finished")
         long = curves(store, members)
@@ -90,10 +96,7 @@ if groups:
                 ]
                 preds = [p for p in preds if p]
                 if preds:
-                    counts = sum(
-                        confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"]))
-                        for p in preds
-                    )
+                    counts = summed_confusion(preds)
                     col.altair_chart(confusion_chart(counts, preds[0]["classes"], f"{pool} pooling (all seeds)"))
         if group_active and done == len(states):
             st.rerun()
@@ -104,7 +107,7 @@ st.header("Compare any runs")
 picked = st.multiselect(
     "runs",
     list(by_id),
-    format_func=lambda i: f"{by_id[i]['name']} · {i[-6:]} ({by_id[i]['status']})",
+    format_func=lambda i: f"{by_id[i].label} · {i[-6:]} ({by_id[i].status})",
     key="compare.runs",
 )
 if picked:
@@ -135,19 +138,19 @@ st.header("Manage runs")
 if not rows:
     st.info("No runs yet.")
 else:
-    target = st.selectbox("run", list(by_id), format_func=lambda i: f"{by_id[i]['name']} ({i})", key="compare.manage")
+    target = st.selectbox("run", list(by_id), format_func=lambda i: f"{by_id[i].label} ({i})", key="compare.manage")
     c1, c2 = st.columns(2)
-    new_name = c1.text_input("new name", by_id[target]["name"], key=f"compare.rename.{target}")
+    new_name = c1.text_input("new name", by_id[target].name, key=f"compare.rename.{target}")
     if c1.button("Rename", key="compare.rename"):
         try:
             store.rename(target, new_name)
             st.rerun()
-        except ValueError as err:
+        except CnnLabError as err:
             c1.error(str(err))
     sure = c2.checkbox("yes, delete this run and its checkpoints", key=f"compare.sure.{target}")
     if c2.button("Delete", disabled=not sure, key="compare.delete"):
         try:
             store.delete(target)
             st.rerun()
-        except ValueError as err:
+        except CnnLabError as err:
             c2.error(str(err))

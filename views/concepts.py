@@ -1,17 +1,17 @@
 """Concepts: a convolution and pooling playground for the article's filter, stride, padding and pooling."""
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from cnn_core import playground as pg
+from cnn_core.charts import values_chart
 from cnn_core.data import load_dataset
 from cnn_core.errors import BadImage, InvalidConfig
 from cnn_core.heatmap import upscale
+from ui.digit_input import IMAGE_TYPES
 
 DISPLAY = 280  # pixels: pictures are enlarged by whole pixels (sharp squares) to about this size
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
 
 @st.cache_resource  # read-only tensors, shared by every session
@@ -31,32 +31,6 @@ def picture(rgb: np.ndarray, pixel: tuple[int, int] | None = None) -> np.ndarray
     return big if pixel is None else pg.outline(big, *pixel, 1, scale)
 
 
-def heatmap(slot, values: np.ndarray, title: str) -> None:
-    """A (C, k, k) array with its numbers; colour channels are stacked R, G, B from the top."""
-    channels, height, width = values.shape
-    names = [""] if channels == 1 else ["R", "G", "B"][:channels]
-    frame = pd.DataFrame(
-        [
-            (f"{names[c]}{i}", j, float(values[c, i, j]))
-            for c in range(channels)
-            for i in range(height)
-            for j in range(width)
-        ],
-        columns=["row", "column", "value"],
-    )
-    top = max(float(np.abs(values).max()), 1e-9)
-    base = alt.Chart(frame, title=title).encode(
-        x=alt.X("column:O", title=None), y=alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None)
-    )
-    cells = base.mark_rect().encode(
-        color=alt.Color(
-            "value:Q", legend=None, scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top], domainMid=0)
-        )
-    )
-    numbers = base.mark_text(fontSize=12 if width <= 3 else 10).encode(text=alt.Text("value:Q", format=".3~g"))
-    slot.altair_chart(cells + numbers, width="stretch", height=60 + 30 * channels * height)  # 30 px a row
-
-
 def plural(n: int, word: str) -> str:
     return f"the last {n} {word}{'s' if n != 1 else ''}"
 
@@ -70,7 +44,7 @@ def pick_input() -> tuple[np.ndarray, str]:
         return pg.pattern(name, size), f"a {size}×{size} {name}"
     if source == "upload":
         file = st.file_uploader(
-            "Image (colour is kept; big images are shrunk to 64 pixels)", type=UPLOAD_TYPES, key="concepts.upload"
+            "Image (colour is kept; big images are shrunk to 64 pixels)", type=IMAGE_TYPES, key="concepts.upload"
         )
         if file is not None:
             try:
@@ -167,10 +141,9 @@ for slot, axis, size, start in zip(
 row, col = position
 window = pg.window_at(image, kernels, stride, padding, row, col, channel)
 value = float(result.output[channel, row, col])
-charts = st.columns(3)
-heatmap(charts[0], window.pixels, "Input under the window")
-heatmap(charts[1], window.weights, "Filter weights")
-heatmap(charts[2], window.products, "Products (element-wise)")
+titles = ("Input under the window", "Filter weights", "Products (element-wise)")
+for slot, values, title in zip(st.columns(3), (window.pixels, window.weights, window.products), titles, strict=True):
+    slot.altair_chart(values_chart(values, title), width="stretch")
 st.markdown(
     f"Sum of the {window.products.size} products = **{window.total:.4f}**; "
     f"PyTorch's output at ({row}, {col}) = **{value:.4f}**."
@@ -202,7 +175,7 @@ else:
             caption=f"{'Max' if kind == 'max' else 'Average'} pooling: {res.rows.output} × {res.cols.output}",
         )
     first = " (R)" if values.shape[0] == 3 else ""
-    heatmap(views[2], values[:1], f"Pooled window ({r}, {c}){first}")
+    views[2].altair_chart(values_chart(values[:1], f"Pooled window ({r}, {c}){first}"), width="stretch")
     views[2].markdown(
         f"max = **{pooled['max'].output[0, r, c]:.4f}**, average = **{pooled['avg'].output[0, r, c]:.4f}**  \n"
         f"`{pooled['max'].rows.formula}`"

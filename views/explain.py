@@ -1,40 +1,37 @@
 """Explain: what the model sees, what it answers, which pixels drove the answer, and which map to trust."""
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
-from cnn_core import explain, faithfulness, heatmap, inspect
-from cnn_core.charts import confusion_chart
+from cnn_core import explain, faithfulness, heatmap, probe
+from cnn_core.charts import confusion_chart, deletion_chart, probability_chart
+from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
-from cnn_core.preprocess import digit_steps, load_image
+from ui.digit_input import open_test_digit, pick_digit
 from ui.resources import checkpoint_model, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
-INPUTS = ("Test digit", "Upload", "Draw")
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]  # a convenience: load_image checks the real format
-CANVAS = {"stroke_width": 18, "stroke_color": "#ffffff", "background_color": "#000000", "width": 280, "height": 280}
 SCORES_HELP = (
     "Lower is better for infidelity (does the map predict the effect of blacking out a square?), sensitivity "
     "(does it jump when the input barely moves?) and deletion area (does removing the top pixels kill the class "
     "fast?). Spearman ρ with a randomly initialised copy of the model should be near 0: a map that stays the same "
     "is not explaining what the model learned (Adebayo et al., 2018)."
 )
+DELTA_HELP = "Captum's convergence delta: the map's sum minus the score change it should add up to; near 0 is complete."
 
 
 @st.cache_data(max_entries=8, show_spinner="Testing the model on the test split…")
 def split_predictions(source: str, name: str, data_dir: str | None):
     x, y, _ = test_images(name, data_dir)
-    return inspect.split_predictions(checkpoint_model(source), torch.from_numpy(x), torch.from_numpy(y))
+    return probe.split_predictions(checkpoint_model(source), torch.from_numpy(x), torch.from_numpy(y))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def attributions(source: str, image: np.ndarray, target: int, methods: tuple, options: dict) -> dict:
-    x = inspect.as_batch(image, checkpoint_model(source).config.in_channels)
+    x = probe.as_batch(image, checkpoint_model(source).config.in_channels)
     return {
         k: v.numpy() for k, v in explain.attribute_all(checkpoint_model(source), x, target, methods, options).items()
     }
@@ -42,35 +39,10 @@ def attributions(source: str, image: np.ndarray, target: int, methods: tuple, op
 
 @st.cache_data(max_entries=16, show_spinner="Scoring faithfulness…")
 def faithfulness_report(source: str, image: np.ndarray, target: int, methods: tuple, options: dict):
-    x = inspect.as_batch(image, checkpoint_model(source).config.in_channels)
+    x = probe.as_batch(image, checkpoint_model(source).config.in_channels)
     maps = {k: torch.as_tensor(v) for k, v in attributions(source, image, target, methods, options).items()}
-    return faithfulness.report(checkpoint_model(source), x, target, maps, options)
-
-
-def open_test_digit(index: int) -> None:
-    st.session_state["explain.input"], st.session_state["explain.index"] = "Test digit", index
-
-
-def uploaded_or_drawn(mode: str):
-    """The preprocessing steps of an uploaded or drawn digit; None (with a message) when there is none."""
-    if mode == "Upload":
-        upload = st.file_uploader("A digit image", type=IMAGE_TYPES, key="explain.upload")
-        data = upload.getvalue() if upload is not None else None
-    else:
-        # Imported on demand: the canvas is a v2 custom component that registers itself with the running app.
-        from streamlit_drawable_canvas import st_canvas
-
-        st.caption("Draw one digit, big, in the middle.")
-        drawing = st_canvas(**CANVAS, return_image_data=True, key="explain.canvas")
-        data = drawing.image_bytes if drawing.json_data and drawing.json_data.get("objects") else None
-    if data is None:
-        st.info("Upload a digit image." if mode == "Upload" else "Draw a digit to see what the model makes of it.")
-        return None
-    try:
-        return digit_steps(load_image(data))
-    except CnnLabError as err:
-        st.error(str(err))
-        return None
+    rows, curves = faithfulness.report(checkpoint_model(source), x, target, maps, options)
+    return rows, curves, faithfulness.completeness_all(checkpoint_model(source), x, target, maps, options)
 
 
 def show_steps(steps, plain: np.ndarray, classes: list[str]) -> None:
@@ -83,14 +55,6 @@ def show_steps(steps, plain: np.ndarray, classes: list[str]) -> None:
     names = ["original", grey, "cropped", "20×20", "centred 28×28", plain_text]
     for col, picture, name in zip(st.columns(6), pictures, names, strict=True):
         col.image(heatmap.thumbnail(picture), caption=name, width="stretch")
-
-
-def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
-    bars = pd.DataFrame({"class": classes, "probability": probs, "top": probs == probs.max()})
-    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
-    tooltip = ["class", alt.Tooltip("probability:Q", format=".2%")]
-    colour = alt.Color("top:N", legend=None)
-    return alt.Chart(bars).mark_bar().encode(x=alt.X("class:N", sort=None), y=y, color=colour, tooltip=tooltip)
 
 
 def method_options(methods: tuple, model) -> dict:
@@ -119,7 +83,7 @@ def heatmap_row(title: str, image: np.ndarray, maps: dict, scales: dict) -> None
 
 
 st.title("💡 Explain")
-choices = inspect.model_choices()
+choices = probe.model_choices()
 label = st.selectbox("Model", list(choices), key="explain.model")
 choice = choices[label]
 model = checkpoint_model(choice["source"])
@@ -129,16 +93,9 @@ except CnnLabError as err:
     test_x, classes = None, [str(c) for c in range(model.config.num_classes)]
     st.warning(f"No test split for this model: {err}")
 
-mode = st.radio("Input", INPUTS if test_x is not None else INPUTS[1:], horizontal=True, key="explain.input")
-if mode == "Test digit":
-    index = st.number_input("Test digit #", 0, len(test_x) - 1, key="explain.index")
-    image, steps = inspect.digit_at(torch.from_numpy(test_x), int(index)), None
-    st.caption(f"Label: **{classes[int(test_y[index])]}**")
-else:
-    steps = uploaded_or_drawn(mode)
-    image = steps.centred if steps is not None else None
-
-if image is not None:
+digit = pick_digit("explain", (test_x, test_y, classes) if test_x is not None else None)
+if digit is not None:
+    image, steps = digit.image, digit.steps
     probs = probabilities(model, image)
     predicted = int(probs.argmax())
     if steps is not None:
@@ -148,7 +105,7 @@ if image is not None:
     left.metric("Prediction", classes[predicted], f"{probs.max():.1%} sure", delta_color="off", delta_arrow="off")
     if probs.max() < UNSURE:
         left.warning(f"The model is unsure: its best guess has only {probs.max():.0%}.")
-    right.altair_chart(probability_chart(probs, classes), width="stretch", height=220)
+    right.altair_chart(probability_chart(probs, classes), width="stretch")
 
     st.subheader("Which pixels drove the answer")
     c1, c2, c3 = st.columns([1, 2, 1])
@@ -174,29 +131,32 @@ if image is not None:
             heatmap_row(other, image, other_maps, scales)
 
         if st.toggle("Score faithfulness", value=True, key="explain.faithfulness"):
-            rows, curves = faithfulness_report(choice["source"], image, target, methods, options)
+            rows, curves, complete = faithfulness_report(choice["source"], image, target, methods, options)
             number = st.column_config.NumberColumn(format="%.3f")
             st.dataframe(rows, hide_index=True, column_config=dict.fromkeys(rows.columns[1:], number))
             st.caption(SCORES_HELP)
-            dashed = alt.condition("datum.method == 'random order'", alt.value([4, 4]), alt.value([1, 0]))
-            x = alt.X("fraction removed:Q", axis=alt.Axis(format="%"))
-            deletion = alt.Chart(curves).mark_line().encode(x=x, y="probability:Q", color="method:N", strokeDash=dashed)
-            st.altair_chart(deletion, width="stretch", height=260)
+            for name, c in complete.items():
+                st.caption(
+                    f"Completeness of {explain.METHODS[name].title}: the map sums to {c.total:.3f}, the class score "
+                    f"changed by {c.change:+.3f} from the baseline; convergence Δ = {c.delta:+.3f} ({c.relative:.1%})",
+                    help=DELTA_HELP,
+                )
+            st.altair_chart(deletion_chart(curves), width="stretch")
 
 if test_x is not None:
     st.subheader("Where the model goes wrong")
     accuracy, predictions = split_predictions(choice["source"], choice["dataset"], choice["data_dir"])
-    counts = inspect.confusion_matrix(test_y, predictions, len(classes))
+    counts = confusion_matrix(test_y, predictions, len(classes))
     st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
     matrix = confusion_chart(counts, classes, select=True)
     event = st.altair_chart(matrix, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
     chosen = (event.selection.get("cell") or [{}])[0] if event else {}  # class names of the clicked cell
     true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
-    wrong = inspect.misclassified(test_y, predictions, true, said)
+    wrong = probe.misclassified(test_y, predictions, true, said)
     where = f" {chosen['true']}s taken for {chosen['predicted']}" if chosen else ""
     st.caption(f"{len(wrong)} misclassified{where}" + (": the first 16" if len(wrong) > 16 else ""))
     for start in range(0, min(len(wrong), 16), 8):
         for col, i in zip(st.columns(8), wrong[start : start + 8], strict=False):
             caption = f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}"
             col.image(heatmap.grey_rgb(test_x[i], 2), caption=caption)
-            col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=(int(i),))
+            col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=("explain", int(i)))

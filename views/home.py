@@ -1,9 +1,9 @@
 """Home: what CNN Lab is, where training will run, and the bundled models."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from cnn_core.charts import bundled_accuracy_chart
 from cnn_core.checkpoint import bundled_checkpoints
 from cnn_core.config import ModelConfig
 from cnn_core.shapes import layer_table, total_params
@@ -41,24 +41,4 @@ else:
             "official_test_accuracy": st.column_config.NumberColumn("MNIST 10k test", format="percent"),
         },
     )
-    long = rows.melt(
-        id_vars="name",
-        value_vars=["test_accuracy", "official_test_accuracy"],
-        var_name="test set",
-        value_name="accuracy",
-    ).dropna()
-    long["test set"] = long["test set"].map(
-        {"test_accuracy": "held-out sample digits", "official_test_accuracy": "official MNIST 10k test"}
-    )
-    chart = (
-        alt.Chart(long)
-        .mark_circle(size=160)
-        .encode(
-            x=alt.X("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
-            y=alt.Y("name:N", title=None),
-            color="test set:N",
-            tooltip=["name", "test set", alt.Tooltip("accuracy:Q", format=".2%")],
-        )
-        .properties(height=120)
-    )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(bundled_accuracy_chart(rows), width="stretch")

@@ -1,21 +1,19 @@
 """Train: set hyperparameters, see every layer's shape before training, launch runs and watch them live."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from cnn_core.charts import confusion_chart, curves_chart
 from cnn_core.compare import confusion_matrix, curves, load_predictions
-from cnn_core.runs import ACTIVE
+from cnn_core.runs import ACTIVE, Run
 from cnn_core.shapes import layer_table, total_macs, total_params
 from ui.charts import chart_with_svg
 from ui.config_form import config_controls
-from ui.resources import job_manager, test_images
+from ui.resources import job_manager_or_stop, test_images
 
 st.title("🏋️ Train")
-manager = job_manager()
+manager = job_manager_or_stop()
 store = manager.store
 
 controls, preview = st.columns([1, 1.2], gap="large")
@@ -60,33 +58,32 @@ with preview:
         st.toast(f"queued run {run_id}")
 
 
-def run_label(row: dict) -> str:
-    acc = f" · {row['test_accuracy']:.2%}" if row["test_accuracy"] is not None else ""
-    return f"{row['name']} · {row['id'][-6:]} · {row['status']}{acc}"  # ids keep equal names apart
+def run_label(run: Run) -> str:
+    acc = f" · {run.test_accuracy:.2%}" if run.test_accuracy is not None else ""
+    return f"{run.label} · {run.id[-6:]} · {run.status}{acc}"  # ids keep equal names apart
 
 
 def live_view(run_id: str) -> None:
     """Progress, curves and the stop button of one run, read from the store."""
     row = store.get(run_id)
-    cfg = json.loads(row["config"])
     last = store.last_metric(run_id)
-    if row["status"] in ACTIVE:
+    if row.status.active:
         if last:
             done = last["step"] / max(last["total_steps"] or 1, 1)
             left = last["elapsed"] * (1 - done) / max(done, 1e-9)
             st.progress(
                 min(done, 1.0),
-                text=f"epoch {last['epoch']}/{cfg['train']['epochs']} · "
+                text=f"epoch {last['epoch']}/{row.epochs} · "
                 f"{last['images_per_s']:,.0f} images/s · about {left:,.0f} s left",
             )
         else:
-            st.progress(0.0, text=f"{row['status']}: waiting for the first steps…")
+            st.progress(0.0, text=f"{row.status}: waiting for the first steps…")
         if st.button("⏹ Stop", key=f"train.stop.{run_id}"):
             manager.stop(run_id)
     long = curves(store, [run_id], "epoch")
     if not long.empty:
-        chart_with_svg(curves_chart(long, color="metric"), f"{row['name']}-curves", f"train.svg.{run_id}")
-    elif row["status"] in ACTIVE:
+        chart_with_svg(curves_chart(long, color="metric"), f"{row.label}-curves", f"train.svg.{run_id}")
+    elif row.status.active:
         steps = curves(store, [run_id], "step")
         if not steps.empty:
             st.altair_chart(curves_chart(steps, color="metric", x="step"), width="stretch")
@@ -94,14 +91,14 @@ def live_view(run_id: str) -> None:
 
 def results(run_id: str) -> None:
     row = store.get(run_id)
-    if row["status"] not in ("completed", "stopped") or row["test_accuracy"] is None:
-        if row["error"]:
-            st.error(f"{row['status']}: {row['error']}")
+    if row.status not in ("completed", "stopped") or row.test_accuracy is None:
+        if row.error:
+            st.error(f"{row.status}: {row.error}")
         return
     c1, c2, c3 = st.columns(3)
-    c1.metric("test accuracy", f"{row['test_accuracy']:.2%}")
-    c2.metric("validation accuracy", f"{row['val_accuracy']:.2%}" if row["val_accuracy"] is not None else "—")
-    c3.metric("time", f"{row['seconds']:.1f} s", help=f"{row['images_per_s']:,.0f} images/s on {row['device']}")
+    c1.metric("test accuracy", f"{row.test_accuracy:.2%}")
+    c2.metric("validation accuracy", f"{row.val_accuracy:.2%}" if row.val_accuracy is not None else "—")
+    c3.metric("time", f"{row.seconds:.1f} s", help=f"{row.images_per_s:,.0f} images/s on {row.device}")
     preds = load_predictions(store, run_id)
     if preds:
         labels, predicted = np.array(preds["labels"]), np.array(preds["predictions"])
@@ -114,7 +111,7 @@ def results(run_id: str) -> None:
         wrong = np.flatnonzero(labels != predicted)[:12]
         if len(wrong):
             try:
-                images, _, _ = test_images(row["dataset"], row["data_dir"])
+                images, _, _ = test_images(row.dataset, row.data_dir)
                 right.markdown("**Misclassified test images** (true → predicted)")
                 right.image(
                     [images[i, 0] for i in wrong],
@@ -127,13 +124,13 @@ def results(run_id: str) -> None:
     d1, d2, d3 = st.columns(3)
     if ckpt.is_file():
         d1.download_button(
-            "checkpoint (.safetensors)", ckpt.read_bytes, f"{row['name']}.safetensors", key=f"train.dl.ckpt.{run_id}"
+            "checkpoint (.safetensors)", ckpt.read_bytes, f"{row.label}.safetensors", key=f"train.dl.ckpt.{run_id}"
         )
-    d2.download_button("config (.json)", row["config"], f"{row['name']}.json", key=f"train.dl.cfg.{run_id}")
+    d2.download_button("config (.json)", row.config.to_json(), f"{row.label}.json", key=f"train.dl.cfg.{run_id}")
     d3.download_button(
         "metrics (.csv)",
         lambda: pd.DataFrame(store.metrics(run_id)).to_csv(index=False),  # built on click, not on every rerun
-        f"{row['name']}-metrics.csv",
+        f"{row.label}-metrics.csv",
         key=f"train.dl.csv.{run_id}",
     )
 
@@ -144,25 +141,37 @@ rows = store.list()
 if not rows:
     st.info("No runs yet: set the hyperparameters above and launch one.")
     st.stop()
-ids = [r["id"] for r in rows]
-by_id = {r["id"]: r for r in rows}
+ids = [r.id for r in rows]
+by_id = {r.id: r for r in rows}
 if st.session_state.get("train.pick") not in ids:  # deleted meanwhile, or not a run of this store
     st.session_state.pop("train.pick", None)
 selected = st.selectbox("run", ids, format_func=lambda i: run_label(by_id[i]), key="train.pick")
-any_active = any(r["status"] in ACTIVE for r in rows)
+any_active = any(r.status.active for r in rows)
 
 
 @st.fragment(run_every=1.0 if any_active else None)
 def live() -> None:
     live_view(selected)
-    if any_active and not any(r["status"] in ACTIVE for r in store.list(status=ACTIVE)):
+    if any_active and not store.list(status=ACTIVE):
         st.rerun()  # everything finished: redraw the page once, which also stops this polling
 
 
 live()
 results(selected)
 st.dataframe(
-    pd.DataFrame(rows)[["name", "status", "epochs_done", "test_accuracy", "device", "id"]],
+    pd.DataFrame(
+        [
+            {
+                "name": r.label,
+                "status": r.status.value,
+                "epochs": r.epochs_done,
+                "test_accuracy": r.test_accuracy,
+                "device": r.device,
+                "id": r.id,
+            }
+            for r in rows
+        ]
+    ),
     hide_index=True,
     width="stretch",
     column_config={"test_accuracy": st.column_config.NumberColumn(format="percent")},

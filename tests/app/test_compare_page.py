@@ -30,11 +30,11 @@ def test_max_vs_avg_launches_pairs_that_differ_only_in_pooling_and_shows_a_verdi
     at.button(key="compare.launch").click().run()
     store = RunStore()
     runs = store.list()
-    assert sorted(r["name"] for r in runs) == ["avg-seed0", "max-seed0"]
-    a, b = (store.config(r["id"]) for r in runs)
+    assert sorted(r.name for r in runs) == ["avg-seed0", "max-seed0"]
+    a, b = (r.config for r in runs)
     assert a.train == b.train and a.model.with_pooling("max") == b.model.with_pooling("max")
     deadline = time.time() + 180
-    while any(r["status"] in ("queued", "running") for r in store.list()) and time.time() < deadline:
+    while any(r.status in ("queued", "running") for r in store.list()) and time.time() < deadline:
         time.sleep(0.5)
     at.run()
     verdict = at.info[0].value
@@ -65,7 +65,7 @@ def test_rename_and_delete_with_confirmation(small_data):
     at = _page()
     at.text_input(key=f"compare.rename.{run_id}").set_value("my best run").run()
     at.button(key="compare.rename").click().run()
-    assert RunStore().get(run_id)["name"] == "my best run"
+    assert RunStore().get(run_id).name == "my best run"
     assert at.button(key="compare.delete").disabled
     at.checkbox(key=f"compare.sure.{run_id}").check().run()
     at.button(key="compare.delete").click().run()

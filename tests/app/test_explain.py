@@ -27,13 +27,13 @@ def at() -> AppTest:
     return app
 
 
-def paper_png(digit: np.ndarray) -> bytes:
+def paper_png(digit: np.ndarray, format: str = "PNG") -> bytes:
     """A test digit as a phone photo would give it: dark ink on white paper, 5× bigger, off-centre."""
     page = np.full((200, 180), 255, np.uint8)
     big = np.asarray(Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BILINEAR))
     page[10:150, 30:170] = big
     buffer = io.BytesIO()
-    Image.fromarray(page).save(buffer, format="PNG")
+    Image.fromarray(page).save(buffer, format=format)
     return buffer.getvalue()
 
 
@@ -50,6 +50,12 @@ def test_page_opens_on_a_test_digit_with_prediction_heatmaps_scores_and_mistakes
     scores = at.dataframe[0].value
     assert list(scores["method"]) == [m.title for m in explain.METHODS.values()]
     assert np.isfinite(scores.drop(columns="method").to_numpy(dtype=float)).all()
+    complete = [c for c in at.caption if c.value.startswith("Completeness of ")]
+    assert [c.value.split(":")[0].removeprefix("Completeness of ") for c in complete] == [
+        "Integrated Gradients",
+        "DeepLift",
+    ]
+    assert all("convergence Δ = " in c.value and "convergence delta" in c.proto.help for c in complete)
     assert any("misclassified" in c.value for c in at.caption)
     assert [b.label for b in at.button][:1] == ["Open"]
 
@@ -77,6 +83,15 @@ def test_bad_upload_shows_one_line_and_the_page_still_explains_a_test_digit(at):
     assert not at.metric  # nothing predicted from a bad file
     at.radio(key="explain.input").set_value("Test digit").run()
     assert not at.error and at.metric[0].label == "Prediction"
+
+
+def test_the_uploader_offers_every_format_the_loader_reads_tiff_included(at, bundled):
+    at.radio(key="explain.input").set_value("Upload").run()
+    uploader = at.file_uploader(key="explain.upload")
+    assert {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"} <= set(uploader.allowed_type)
+    uploader.upload("digit.tif", paper_png(bundled.test_x[7, 0].numpy(), "TIFF"), "image/tiff").run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == str(int(bundled.test_y[7]))
 
 
 def test_draw_mode_shows_the_canvas_and_waits_for_a_drawing(at):

@@ -1,7 +1,10 @@
 """AppTest: the Filters page shows each conv layer's filters and every feature map, compares max and
 average pooling, and scrubs through a trained run's epochs."""
 
+import io
+
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig
@@ -68,6 +71,18 @@ def test_bad_upload_is_one_line_and_the_page_keeps_working():
     assert not map_captions(at)
     at.selectbox(key="filters.layer").set_value("conv3").run()  # filters still work
     assert any(c.value.startswith("120 filters of conv3") for c in at.caption)
+
+
+def test_an_uploaded_digit_goes_through_the_network(bundled):
+    at = open_page()
+    at.radio(key="filters.input").set_value("Upload").run()
+    assert [i.value for i in at.info] == ["Upload a digit image."] and not map_captions(at)
+    buffer = io.BytesIO()
+    Image.fromarray(255 - bundled.test_x[7, 0].numpy()).save(buffer, format="TIFF")  # dark ink on white
+    at.file_uploader(key="filters.upload").upload("digit.tiff", buffer.getvalue(), "image/tiff").run()
+    assert not at.exception and not at.error
+    assert map_captions(at) == LENET5_MAPS
+    assert any("input (as the model sees it)" in i.captions for i in at.image)
 
 
 @pytest.mark.slow

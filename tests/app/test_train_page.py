@@ -48,11 +48,11 @@ def test_launch_registers_a_run_that_the_page_then_shows_finished():
     at.button(key="train.launch").click().run()
     run_id = at.session_state["train.pick"]
     store = RunStore()
-    assert store.get(run_id)["name"] == "apptest-run"
+    assert store.get(run_id).name == "apptest-run"
     deadline = time.time() + 120
-    while store.get(run_id)["status"] in ("queued", "running") and time.time() < deadline:
+    while store.get(run_id).status in ("queued", "running") and time.time() < deadline:
         time.sleep(0.5)
-    assert store.get(run_id)["status"] == "completed"
+    assert store.get(run_id).status == "completed"
     at.run()
     labels = {m.label: m.value for m in at.metric}
     assert labels["test accuracy"].endswith("%")
@@ -71,12 +71,12 @@ def test_stop_button_stops_a_running_run_and_keeps_its_epochs():
     run_id = at.session_state["train.pick"]
     store = RunStore()
     deadline = time.time() + 120
-    while store.get(run_id)["epochs_done"] < 1 and time.time() < deadline:
+    while store.get(run_id).epochs_done < 1 and time.time() < deadline:
         time.sleep(0.2)
     at.run()
     at.button(key=f"train.stop.{run_id}").click().run()
-    while store.get(run_id)["status"] == "running" and time.time() < deadline:
+    while store.get(run_id).status == "running" and time.time() < deadline:
         time.sleep(0.2)
     row = store.get(run_id)
-    assert row["status"] == "stopped" and 1 <= row["epochs_done"] < 100
-    assert len(store.epoch_checkpoints(run_id)) == row["epochs_done"]
+    assert row.status == "stopped" and 1 <= row.epochs_done < 100
+    assert len(store.epoch_checkpoints(run_id)) == row.epochs_done

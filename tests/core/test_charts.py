@@ -1,9 +1,22 @@
-"""Charts: smoothing never replaces the raw curve, and every chart exports to SVG."""
+"""Charts: every chart a page draws is built here and checked by its spec; smoothing never replaces the raw
+curve, and charts export to SVG."""
 
 import numpy as np
 import pandas as pd
 
-from cnn_core.charts import confusion_chart, curves_chart, to_svg
+from cnn_core import probe
+from cnn_core.charts import (
+    bundled_accuracy_chart,
+    confusion_chart,
+    curves_chart,
+    deletion_chart,
+    filter_change_chart,
+    filter_chart,
+    probability_chart,
+    to_svg,
+    values_chart,
+    weight_histogram_chart,
+)
 from cnn_core.compare import smooth
 
 
@@ -14,6 +27,11 @@ def _long() -> pd.DataFrame:
         for m, v in (("loss", 1 / e), ("val_accuracy", 1 - 1 / (e + 1)))
     ]
     return pd.DataFrame(rows)
+
+
+def _rows(spec: dict) -> list[dict]:
+    """The data rows of a chart's spec (Altair puts them in ``datasets``, named in ``data``)."""
+    return spec["datasets"][spec["data"]["name"]]
 
 
 def test_smoothing_is_drawn_over_the_raw_curve_not_instead_of_it():
@@ -35,3 +53,71 @@ def test_charts_export_to_svg():
     assert svg.lstrip().startswith("<svg") and "loss" in svg
     counts = np.eye(3, dtype=int) * 5
     assert "<svg" in to_svg(confusion_chart(counts, ["a", "b", "c"]))
+
+
+def test_bundled_accuracy_has_a_dot_per_model_and_measured_test_set():
+    rows = pd.DataFrame(
+        {"name": ["max", "avg"], "test_accuracy": [0.99, 0.98], "official_test_accuracy": [0.985, None]}
+    )
+    spec = bundled_accuracy_chart(rows).to_dict()
+    assert spec["mark"]["type"] == "circle"
+    data = _rows(spec)
+    assert len(data) == 3  # the avg model has no official-test number: no dot, not a dot at 0
+    assert {r["test set"] for r in data} == {"held-out sample digits", "official MNIST 10k test"}
+    assert spec["encoding"]["x"]["scale"]["zero"] is False and spec["encoding"]["x"]["axis"]["format"] == ".1%"
+
+
+def test_filter_chart_colours_are_symmetric_about_zero_and_one_rect_per_weight():
+    grid = probe.FilterGrid("conv1", np.array([[[0.5, -2.0], [1.0, 0.0]]] * 3, dtype=np.float32), 2.0, "")
+    frame = probe.filter_frame(grid)
+    spec = filter_chart(frame, grid.scale).to_dict()
+    assert spec["mark"]["type"] == "rect" and len(_rows(spec)) == 3 * 4
+    colour = spec["encoding"]["color"]
+    assert colour["field"] == "weight" and colour["scale"]["domain"] == [-2.0, 2.0]
+    assert colour["scale"]["domainMid"] == 0
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 3 * 3 - 1]  # 3 tiles of 2 px and 2 gaps
+    assert spec["encoding"]["y"]["scale"]["reverse"] is True  # row 0 at the top, like an image
+
+
+def test_weight_histogram_and_filter_change_charts_read_the_probe_frames():
+    hist = pd.DataFrame({"start": [-1.0, 0.0], "end": [0.0, 1.0], "count": [3, 5]})
+    spec = weight_histogram_chart(hist, "conv2").to_dict()
+    assert spec["mark"]["type"] == "bar" and len(_rows(spec)) == 2
+    assert spec["encoding"]["x"]["title"] == "conv2 weight" and spec["encoding"]["x2"]["field"] == "end"
+    change = pd.DataFrame({"epoch": [1, 2, 3], "relative change": [0.0, 0.4, 0.1]})
+    spec = filter_change_chart(change).to_dict()
+    assert spec["mark"] == {"type": "line", "point": True} and len(_rows(spec)) == 3
+    assert spec["encoding"]["y"]["axis"]["format"] == "%"
+
+
+def test_probability_chart_highlights_the_top_class_on_a_zero_to_one_axis():
+    probs = np.array([0.1, 0.7, 0.2])
+    spec = probability_chart(probs, ["0", "1", "2"]).to_dict()
+    assert spec["mark"]["type"] == "bar"
+    assert [r["top"] for r in _rows(spec)] == [False, True, False]
+    assert spec["encoding"]["color"]["field"] == "top"
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert spec["encoding"]["x"]["sort"] is None  # classes in their own order, not by probability
+
+
+def test_deletion_chart_dashes_only_the_random_order():
+    curves = pd.DataFrame(
+        {"method": ["Saliency"] * 2 + ["random order"] * 2, "fraction removed": [0, 1] * 2, "probability": [1, 0] * 2}
+    )
+    spec = deletion_chart(curves).to_dict()
+    assert spec["mark"]["type"] == "line" and len(_rows(spec)) == 4
+    dash = spec["encoding"]["strokeDash"]
+    assert dash["condition"]["test"] == "datum.method == 'random order'"
+    assert dash["condition"]["value"] == [4, 4] and dash["value"] == [1, 0]  # everything else solid
+
+
+def test_values_chart_writes_every_number_on_a_symmetric_scale_with_colour_channels_stacked():
+    values = np.arange(-4, 14, dtype=np.float32).reshape(2, 3, 3)  # two channels of 3×3
+    spec = values_chart(values, "Filter weights").to_dict()
+    cells, numbers = spec["layer"]
+    assert cells["mark"]["type"] == "rect" and numbers["mark"]["type"] == "text"
+    assert cells["encoding"]["color"]["scale"]["domain"] == [-13.0, 13.0]
+    data = _rows(spec)
+    assert len(data) == 18 and [r["value"] for r in data] == values.ravel().tolist()
+    assert cells["encoding"]["y"]["sort"] == ["R0", "R1", "R2", "G0", "G1", "G2"]
+    assert spec["height"] == 60 + 30 * 6  # 30 px a row

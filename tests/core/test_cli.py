@@ -117,4 +117,4 @@ def test_train_on_a_missing_gpu_fails_with_one_line_and_records_the_run_as_faile
     assert "error: device 'cuda' was asked for" in out.stderr
     from cnn_core.runs import RunStore
 
-    assert [r["status"] for r in RunStore().list()] == ["failed"]
+    assert [r.status for r in RunStore().list()] == ["failed"]

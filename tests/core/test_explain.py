@@ -50,13 +50,24 @@ def test_every_declared_option_is_accepted_with_a_non_default_value(name, model,
 
 
 @pytest.mark.parametrize("name", list(explain.METHODS))
-def test_declared_defaults_are_the_functions_own_defaults(name):
-    """The page's widgets start where a direct call starts: one default, written twice, kept equal."""
+def test_every_options_default_is_its_functions_signature_default(name):
+    """The page's widgets start where a direct call starts: the default is written once, in the signature."""
     method = explain.METHODS[name]
     parameters = python_inspect.signature(method.function).parameters
     assert list(parameters)[:3] == ["model", "x", "target"]
     assert {o.name: o.default for o in method.options} == {k: p.default for k, p in list(parameters.items())[3:]}
     assert method.about  # the docstring the page shows
+
+
+def test_an_option_without_a_keyword_default_is_refused_when_the_method_is_registered():
+    def no_default(model, x, target, window):
+        """A method whose option has no default."""
+
+    with pytest.raises(TypeError, match="no_default: option 'window' needs a keyword parameter with a default"):
+        explain.method("No default", explain.Option("window", "Window"))(no_default)
+    with pytest.raises(TypeError, match="option 'stride'"):
+        explain.method("Missing", explain.Option("stride", "Stride"))(no_default)
+    assert "no_default" not in explain.METHODS
 
 
 def test_unknown_method_or_option_is_refused_with_the_choices_named(model, digit):

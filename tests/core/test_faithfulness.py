@@ -4,6 +4,7 @@ sanity check (Adebayo et al., 2018) behave as the definitions say."""
 import numpy as np
 import pytest
 import torch
+from captum.attr import IntegratedGradients
 
 from cnn_core import explain, faithfulness
 from cnn_core.checkpoint import load_checkpoint
@@ -106,3 +107,35 @@ def test_report_scores_each_map_and_frames_the_curves_next_to_the_random_order(m
     assert list(curves["method"].unique()) == ["Saliency", "Occlusion", "Layer Grad-CAM", "random order"]
     assert len(curves) == 4 * (faithfulness.DELETION_STEPS + 1)
     assert (rows["deletion area"] < curves.query("method == 'random order'")["probability"].mean()).all()
+
+
+def test_integrated_gradients_convergence_delta_is_captums_and_small_with_enough_steps(model, digit):
+    """Completeness: the map sums to f(x) − f(baseline); Captum's delta is the gap, shrinking with the steps."""
+    target = explain.predicted_class(model, digit)
+    with torch.no_grad():
+        change = (model(digit)[0, target] - model(torch.zeros_like(digit))[0, target]).item()
+    deltas = {}
+    for steps in (4, 64):
+        attribution = explain.attribute("integrated_gradients", model, digit, target, n_steps=steps)
+        c = faithfulness.completeness(model, digit, "integrated_gradients", target, attribution, {"n_steps": steps})
+        _, captums = IntegratedGradients(model).attribute(
+            digit, torch.zeros_like(digit), target=target, n_steps=steps, return_convergence_delta=True
+        )
+        assert c.delta == pytest.approx(captums.item(), abs=1e-4)
+        assert c.total == pytest.approx(attribution.sum().item())
+        assert c.change == pytest.approx(change, abs=1e-4)
+        deltas[steps] = c
+    assert deltas[64].relative < 0.05 and abs(deltas[64].delta) < abs(deltas[4].delta)
+
+
+def test_completeness_is_reported_for_the_methods_with_a_baseline_and_refused_for_others(model, digit):
+    target = explain.predicted_class(model, digit)
+    maps = explain.attribute_all(model, digit, target, methods=("saliency", "integrated_gradients", "deeplift"))
+    complete = faithfulness.completeness_all(model, digit, target, maps, {"deeplift": {"baseline": "blurred"}})
+    assert list(complete) == ["integrated_gradients", "deeplift"]
+    with torch.no_grad():
+        blurred = explain.make_baseline(digit, "blurred")
+        change = (model(digit)[0, target] - model(blurred)[0, target]).item()
+    assert complete["deeplift"].change == pytest.approx(change, abs=1e-5)  # measured from the chosen baseline
+    with pytest.raises(ValueError, match="Saliency does not start from a baseline"):
+        faithfulness.completeness(model, digit, "saliency", target, maps["saliency"])

@@ -36,39 +36,40 @@ def manager():
 def test_a_submitted_run_trains_in_a_worker_process(manager):
     run_id = manager.submit(_run(), name="job")
     row = manager.wait(run_id, timeout=120)
-    assert row["status"] == "completed", row["error"]
-    assert row["pid"] != os.getpid() and row["test_accuracy"] > 0.5
-    assert load_checkpoint(row["checkpoint"]).metadata["run_id"] == run_id
+    assert row.status == "completed", row.error
+    assert row.pid != os.getpid() and row.test_accuracy > 0.5
+    assert load_checkpoint(row.checkpoint).metadata["run_id"] == run_id
 
 
 def test_queue_respects_the_concurrency_limit_and_cancel(manager):
     first = manager.submit(_run(epochs=30))
     second = manager.submit(_run())
     third = manager.submit(_run())
-    _wait_for(lambda: manager.store.get(first)["status"] == "running")
-    assert manager.store.get(second)["status"] == "queued"  # one slot on a CPU
+    _wait_for(lambda: manager.store.get(first).status == "running")
+    assert manager.store.get(second).status == "queued"  # one slot on a CPU
     manager.stop(third)
-    assert manager.store.get(third)["status"] == "stopped"
+    assert manager.store.get(third).status == "stopped"
     manager.stop(first)
-    assert manager.wait(first, timeout=60)["status"] == "stopped"
-    assert manager.wait(second, timeout=120)["status"] == "completed"
-    assert manager.store.get(third)["started"] is None  # a cancelled run never started
+    assert manager.wait(first, timeout=60).status == "stopped"
+    assert manager.wait(second, timeout=120).status == "completed"
+    assert manager.store.get(third).started is None  # a cancelled run never started
 
 
 def test_killing_a_worker_leaves_the_run_interrupted_with_a_loadable_checkpoint(manager):
     run_id = manager.submit(_run(epochs=60))
-    _wait_for(lambda: manager.store.get(run_id)["epochs_done"] >= 1)
-    os.kill(manager.store.get(run_id)["pid"], signal.SIGKILL)
-    row = _wait_for(lambda: (r := manager.store.get(run_id))["status"] != "running" and r)
-    assert row["status"] == "interrupted" and "signal 9" in row["error"]
-    assert load_checkpoint(row["checkpoint"]).model is not None
+    _wait_for(lambda: manager.store.get(run_id).epochs_done >= 1)
+    os.kill(manager.store.get(run_id).pid, signal.SIGKILL)
+    row = _wait_for(lambda: (r := manager.store.get(run_id)).status != "running" and r)
+    assert row.status == "interrupted" and "signal 9" in row.error
+    assert load_checkpoint(row.checkpoint).model is not None
     again = manager.submit(_run())  # the manager still works
-    assert manager.wait(again, timeout=120)["status"] == "completed"
+    assert manager.wait(again, timeout=120).status == "completed"
 
 
 def test_a_restarted_app_marks_runs_of_dead_workers_interrupted():
     store = RunStore()
     run_id = store.create(_run(), dataset="mnist")
-    store.claim(run_id, pid=2**22 + 12345)  # a pid that is not alive
+    store.claim(run_id)
+    store.start(run_id, pid=2**22 + 12345, device="cpu")  # a pid that is not alive
     JobManager(store, start_thread=False)
-    assert store.get(run_id)["status"] == "interrupted"
+    assert store.get(run_id).status == "interrupted"

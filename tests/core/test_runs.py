@@ -10,7 +10,7 @@ import torch
 
 from cnn_core.checkpoint import bundled_checkpoints, load_checkpoint, save_checkpoint
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
-from cnn_core.errors import BadCheckpoint, RunNotFound
+from cnn_core.errors import BadCheckpoint, RunBusy, RunNotFound
 from cnn_core.model import build_model
 from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
@@ -24,15 +24,15 @@ def _tiny_run(**kw) -> RunConfig:
 def test_a_run_is_recorded_with_metrics_epoch_checkpoints_and_final_model(small_data, private_runs_dir):
     store = RunStore()
     run_id = store.create(_tiny_run(), dataset="mnist")
-    assert store.get(run_id)["status"] == "queued" and store.root == private_runs_dir
+    assert store.get(run_id).status == "queued" and store.root == private_runs_dir
     execute_run(store, run_id, data=small_data)
     row = store.get(run_id)
-    assert row["status"] == "completed" and row["epochs_done"] == 2 and row["test_accuracy"] > 0.3
+    assert row.status == "completed" and row.epochs_done == 2 and row.test_accuracy > 0.3
     assert len(store.metrics(run_id, "epoch")) == 2 and store.metrics(run_id, "step")
     assert [p.name for p in store.epoch_checkpoints(run_id)] == ["epoch_001.safetensors", "epoch_002.safetensors"]
-    loaded = load_checkpoint(row["checkpoint"])
+    loaded = load_checkpoint(row.checkpoint)
     assert loaded.metadata["run_id"] == run_id and loaded.config == ModelConfig()
-    assert RunStore().list()[0]["id"] == run_id  # a second store object (another process) sees it
+    assert RunStore().list()[0].id == run_id  # a second store object (another process) sees it
 
 
 def test_diverged_run_keeps_no_nan_checkpoint(small_data):
@@ -40,7 +40,7 @@ def test_diverged_run_keeps_no_nan_checkpoint(small_data):
     run_id = store.create(_tiny_run(optimizer="sgd", lr=10.0, momentum=0.99, schedule="constant"), dataset="mnist")
     execute_run(store, run_id, data=small_data)
     row = store.get(run_id)
-    assert row["status"] == "diverged" and "learning rate" in row["error"]
+    assert row.status == "diverged" and "learning rate" in row.error
     assert not (store.run_dir(run_id) / "model.safetensors").exists()
 
 
@@ -48,18 +48,20 @@ def test_stop_requested_through_the_store_stops_the_run(small_data):
     store = RunStore()
     run_id = store.create(_tiny_run(epochs=50), dataset="mnist")
     store.request_stop(run_id)  # queued -> cancelled at once
-    assert store.get(run_id)["status"] == "stopped"
+    assert store.get(run_id).status == "stopped"
     run_id = store.create(_tiny_run(epochs=50), dataset="mnist")
     execute_run(store, run_id, data=small_data, on_event=lambda e: store.request_stop(run_id))
-    assert store.get(run_id)["status"] == "stopped"
+    assert store.get(run_id).status == "stopped"
 
 
 def test_rename_delete_and_missing_runs():
     store = RunStore()
     run_id = store.create(_tiny_run(), dataset="mnist", name="first")
     store.rename(run_id, "  renamed ")
-    assert store.get(run_id)["name"] == "renamed"
-    store.update(run_id, status="completed")
+    assert store.get(run_id).name == "renamed"
+    with pytest.raises(RunBusy, match="stop the run"):
+        store.delete(run_id)
+    store.request_stop(run_id)  # a queued run is cancelled at once, so it can go
     store.delete(run_id)
     assert not store.run_dir(run_id).exists()
     with pytest.raises(RunNotFound, match="no run"):
@@ -69,9 +71,10 @@ def test_rename_delete_and_missing_runs():
 def test_dead_worker_leaves_run_interrupted_not_running():
     store = RunStore()
     run_id = store.create(_tiny_run(), dataset="mnist")
-    store.update(run_id, status="running", pid=999_999_999, started=0, heartbeat=0)
+    assert store.claim(run_id) and not store.claim(run_id)  # claimed once only
+    store.start(run_id, pid=999_999_999, device="cpu")
     assert store.mark_orphans(is_alive=lambda pid: False) == [run_id]
-    assert store.get(run_id)["status"] == "interrupted"
+    assert store.get(run_id).status == "interrupted"
 
 
 def _hammer(root: str, run_id: str, n: int) -> None:
@@ -192,7 +195,7 @@ def test_gpu_out_of_memory_fails_the_run_cleanly_with_advice(small_data, monkeyp
     run_id = store.create(_tiny_run(batch_size=4096), dataset="mnist")
     assert execute_run(store, run_id, data=small_data) is None
     row = store.get(run_id)
-    assert row["status"] == "failed" and "batch size 4096" in row["error"] and "\n" not in row["error"]
+    assert row.status == "failed" and "batch size 4096" in row.error and "\n" not in row.error
 
 
 def test_a_store_made_before_total_steps_existed_is_upgraded(tmp_path):

@@ -48,8 +48,8 @@ def test_stride_that_does_not_fit_is_flagged_with_dropped_rows():
         ),
         ((ConvBlock(kernel_size=40, pool="none"),), "conv1: filter 40×40 is larger"),
         ((ConvBlock(kernel_size=5, pool_size=30),), "pool1"),
-        ((ConvBlock(padding="full"),), "conv1: padding must be"),
-        ((ConvBlock(stride=0),), "conv1: stride must be a positive integer"),
+        ((ConvBlock(padding="full"),), "conv1.padding: expected"),
+        ((ConvBlock(stride=0),), "conv1.stride: expected an integer"),
     ],
 )
 def test_invalid_configs_are_refused_naming_the_layer(blocks, message):

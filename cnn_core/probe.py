@@ -1,5 +1,6 @@
-"""Look inside a trained network: its filters, its feature maps, and where it goes wrong.
+"""Probe a trained network: its filters, its feature maps, and where it goes wrong.
 
+(Named ``probe``, not ``inspect``: a module called ``inspect`` shadows the standard library's.)
 Everything here reads a ``ConvNet`` by the names of the layer table (conv1, act1, pool1, ...), so
 what the Filters page shows lines up with the shapes the Concepts page computes. Pure PyTorch and
 NumPy: the page turns these arrays into charts.
@@ -19,7 +20,6 @@ import torch
 from torch import nn
 
 from cnn_core.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
-from cnn_core.compare import confusion_matrix  # noqa: F401 - one implementation, shared with the Compare page
 from cnn_core.data import to_float
 from cnn_core.runs import RunStore
 from cnn_core.train import evaluate
@@ -32,11 +32,6 @@ FEATURE_LAYER_PREFIXES = ("conv", "act", "pool")  # not act_fc: the fully connec
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the convolution layers, in order (conv1, conv2, ...)."""
     return [name for name, child in model.named_children() if isinstance(child, nn.Conv2d)]
-
-
-def feature_layers(model: nn.Module) -> list[str]:
-    """Names of the layers that output feature maps (conv, activation, pooling), in order."""
-    return [name for name, _ in model.named_children() if _is_feature_layer(name)]
 
 
 def _is_feature_layer(name: str) -> bool:
@@ -184,12 +179,9 @@ def misclassified(
 
 
 def split_predictions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray]:
-    """Accuracy and predicted labels on a uint8 test split, by ``train.evaluate``.
-
-    It runs on a copy because ``evaluate`` leaves its model in train mode, and the model a page
-    passes in is shared by every session.
-    """
-    _, accuracy, predictions = evaluate(copy.deepcopy(model), images, labels)
+    """Accuracy and predicted labels on a uint8 test split, by ``train.evaluate`` (which leaves the
+    model's train/eval mode as it found it, so a page's shared model can be passed as it is)."""
+    _, accuracy, predictions = evaluate(model, images, labels)
     return accuracy, predictions.numpy()
 
 

@@ -1,12 +1,13 @@
-"""Looking inside a network: filter grids, feature maps with the layer table's shapes, the confusion
+"""Probing a network: filter grids, feature maps with the layer table's shapes, the confusion
 matrix and the models a page can offer."""
 
 import numpy as np
 import pytest
 import torch
 
-from cnn_core import inspect
+from cnn_core import probe
 from cnn_core.checkpoint import load_checkpoint, save_checkpoint
+from cnn_core.compare import confusion_matrix
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig
 from cnn_core.model import build_model
 from cnn_core.runs import RunStore
@@ -31,7 +32,7 @@ def model():
 )
 def test_feature_maps_follow_the_layer_table_in_network_order(config):
     model = build_model(config, seed=0).eval()
-    maps = inspect.feature_maps(model, torch.rand(1, 1, 28, 28))
+    maps = probe.feature_maps(model, torch.rand(1, 1, 28, 28))
     table = {row.name: row.output_shape for row in layer_table(config) if row.type in ("conv", "pool")}
     expected = [
         name
@@ -42,73 +43,73 @@ def test_feature_maps_follow_the_layer_table_in_network_order(config):
     for name, array in maps.items():
         conv_name = name.replace("act", "conv")  # an activation keeps its conv's shape
         assert array.shape == table[conv_name if name.startswith("act") else name], name
-    assert inspect.feature_shapes(model) == {name: array.shape for name, array in maps.items()}
+    assert probe.feature_shapes(model) == {name: array.shape for name, array in maps.items()}
     assert not any(m._forward_hooks for m in model.modules())  # hooked a copy, never the shared model
 
 
 def test_relu_feature_maps_are_non_negative_and_max_pooling_takes_the_block_maximum(model):
-    maps = inspect.feature_maps(model, torch.rand(1, 1, 28, 28))
+    maps = probe.feature_maps(model, torch.rand(1, 1, 28, 28))
     assert (maps["act1"] >= 0).all() and (maps["conv1"] < 0).any()
     act = torch.as_tensor(maps["act1"])
     assert np.allclose(maps["pool1"], torch.nn.functional.max_pool2d(act, 2).numpy())
 
 
 def test_filter_grid_has_one_tile_per_output_channel_on_a_shared_symmetric_scale(model):
-    first = inspect.filter_grid(model, "conv1")
+    first = probe.filter_grid(model, "conv1")
     assert first.tiles.shape == (6, 5, 5) and first.view == "the only input channel"
     assert first.scale == pytest.approx(np.abs(first.tiles).max())
     weight = model.conv2.weight.detach().numpy()
-    summary = inspect.filter_grid(model, "conv2")
+    summary = probe.filter_grid(model, "conv2")
     assert summary.tiles.shape == (16, 5, 5) and np.allclose(summary.tiles, weight.mean(axis=1))
     assert summary.view == "mean over 6 input channels"
-    one = inspect.filter_grid(model, "conv2", in_channel=2)
+    one = probe.filter_grid(model, "conv2", in_channel=2)
     assert np.array_equal(one.tiles, weight[:, 2]) and one.view == "input channel 3 of 6"
     with pytest.raises(ValueError, match="conv2: input channel 6 out of range 0..5"):
-        inspect.filter_grid(model, "conv2", in_channel=6)
+        probe.filter_grid(model, "conv2", in_channel=6)
     with pytest.raises(KeyError, match="no layer 'conv9'"):
-        inspect.filter_grid(model, "conv9")
+        probe.filter_grid(model, "conv9")
 
 
 def test_filter_frame_lays_tiles_out_without_overlap(model):
-    grid = inspect.filter_grid(model, "conv3")
-    frame = inspect.filter_frame(grid)
+    grid = probe.filter_grid(model, "conv3")
+    frame = probe.filter_frame(grid)
     assert len(frame) == 120 * 25 and frame["filter"].nunique() == 120
     assert not frame.duplicated(["x", "y"]).any()
     assert np.allclose(frame["weight"].to_numpy(), grid.tiles.ravel())
 
 
 def test_weight_histogram_counts_every_weight(model):
-    hist = inspect.weight_histogram(model, "conv2", bins=30)
+    hist = probe.weight_histogram(model, "conv2", bins=30)
     assert len(hist) == 30 and hist["count"].sum() == model.conv2.weight.numel()
     assert (hist["start"] < hist["end"]).all()
-    assert inspect.conv_layers(model) == ["conv1", "conv2", "conv3"]
+    assert probe.conv_layers(model) == ["conv1", "conv2", "conv3"]
 
 
 def test_filter_change_is_zero_for_the_first_epoch_and_positive_after(tmp_path):
     paths = [save_checkpoint(tmp_path / f"epoch_{i}.safetensors", build_model(seed=i), ModelConfig()) for i in (1, 2)]
-    change = inspect.filter_change(paths, "conv1")
+    change = probe.filter_change(paths, "conv1")
     assert list(change["epoch"]) == [1, 2]
     assert change["relative change"].iloc[0] == 0 and change["relative change"].iloc[1] > 0.5
 
 
 def test_confusion_matrix_and_misclassified_digits_from_the_test_split(model, bundled):
-    accuracy, predictions = inspect.split_predictions(model, bundled.test_x, bundled.test_y)
+    accuracy, predictions = probe.split_predictions(model, bundled.test_x, bundled.test_y)
     assert not model.training  # the shared model is never switched to train mode
     labels = bundled.test_y.numpy()
-    counts = inspect.confusion_matrix(labels, predictions, 10)
+    counts = confusion_matrix(labels, predictions, 10)
     assert counts.sum() == len(labels) and np.trace(counts) / len(labels) == pytest.approx(accuracy)
-    wrong = inspect.misclassified(labels, predictions)
+    wrong = probe.misclassified(labels, predictions)
     assert len(wrong) == len(labels) - np.trace(counts)
     true, pred = np.unravel_index(np.argmax(counts - np.diag(np.diag(counts))), counts.shape)
-    cell = inspect.misclassified(labels, predictions, true=true, predicted=pred)
+    cell = probe.misclassified(labels, predictions, true=true, predicted=pred)
     assert len(cell) == counts[true, pred] and (labels[cell] == true).all() and (predictions[cell] == pred).all()
 
 
 def test_digit_at_and_as_batch_give_the_models_input(bundled):
-    image = inspect.digit_at(bundled.test_x, 3)
+    image = probe.digit_at(bundled.test_x, 3)
     assert image.shape == (28, 28) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
-    assert inspect.as_batch(image).shape == (1, 1, 28, 28)
-    assert inspect.as_batch(image, in_channels=3).shape == (1, 3, 28, 28)
+    assert probe.as_batch(image).shape == (1, 1, 28, 28)
+    assert probe.as_batch(image, in_channels=3).shape == (1, 3, 28, 28)
 
 
 def test_model_choices_list_bundled_models_first_then_finished_runs_with_a_checkpoint():
@@ -117,7 +118,7 @@ def test_model_choices_list_bundled_models_first_then_finished_runs_with_a_check
     path = save_checkpoint(store.run_dir(done) / "model.safetensors", build_model(seed=0), ModelConfig())
     store.update(done, status="completed", checkpoint=str(path))
     store.create(RunConfig(), dataset="mnist", name="still queued")
-    choices = inspect.model_choices(store)
+    choices = probe.model_choices(store)
     assert list(choices)[:2] == ["lenet5-mnist-max", "lenet5-mnist-avg"]
     assert choices[f"run: finished ({done})"] == {
         "source": str(path),

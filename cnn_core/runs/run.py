@@ -1,0 +1,112 @@
+"""A run as the pages and the CLI see it: a frozen ``Run`` whose config is parsed once, and its ``Status``."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from cnn_core.config import RunConfig
+from cnn_core.errors import BadRunStore, CnnLabError
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    PRUNED = "pruned"  # a sweep's scheduler ended it early
+
+    @property
+    def active(self) -> bool:
+        return self in (Status.QUEUED, Status.RUNNING)
+
+    @property
+    def finished(self) -> bool:
+        return not self.active
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # time.strftime("%Y%m%d-%H%M%S") + 3 random bytes
+
+
+def escape_controls(text: str) -> str:
+    """A name as it is safe to print: control and format characters (ESC, BEL, RTL marks…) shown as ``\\x1b``."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the store, parsed once: the config is a ``RunConfig``, the status a ``Status``."""
+
+    id: str
+    name: str
+    status: Status
+    config: RunConfig
+    dataset: str
+    data_dir: str | None
+    device: str | None
+    group_id: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    heartbeat: float | None
+    pid: int | None
+    epochs_done: int
+    test_accuracy: float | None
+    test_loss: float | None
+    val_accuracy: float | None
+    seconds: float | None
+    images_per_s: float | None
+    checkpoint: str | None
+    error: str | None
+    stop_requested: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> Run:
+        data = {k: row[k] for k in row.keys()}
+        try:
+            config = RunConfig.from_json(data["config"])
+        except CnnLabError as err:
+            raise BadRunStore(f"run {data['id']} has a damaged config in the store: {err}") from None
+        data.update(
+            config=config,
+            status=Status(data["status"]),
+            ended=data.pop("finished"),
+            epochs_done=data["epochs_done"] or 0,
+            stop_requested=bool(data["stop_requested"]),
+        )
+        return cls(**data)
+
+    @property
+    def pooling(self) -> str:
+        """The run's pooling: that of its first pooling layer ("none" when it has none)."""
+        return next((b.pool for b in self.config.model.conv if b.pool != "none"), "none")
+
+    @property
+    def seed(self) -> int:
+        return self.config.train.seed
+
+    @property
+    def epochs(self) -> int:
+        return self.config.train.epochs
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def label(self) -> str:
+        """The name as it is safe to show anywhere (control characters escaped)."""
+        return escape_controls(self.name)
+
+    def record(self) -> dict[str, Any]:
+        """What ``run.json`` holds: everything but the config (in ``config.json``) and the process details."""
+        skip = {"config", "pid", "heartbeat", "stop_requested"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}

@@ -1,0 +1,361 @@
+"""The run store: SQLite (WAL, busy timeout) plus one folder per run, and the one owner of a run's life.
+
+One process writes a run while others (the app, other workers) read: WAL lets readers go on
+during a write, every connection waits on a lock instead of failing, and writes are short
+``BEGIN IMMEDIATE`` transactions. The folder is ``$CNN_LAB_RUNS`` or ``runs/`` in the project.
+
+A run's life: queued → running → completed | stopped | diverged | failed | interrupted (| pruned, for
+sweeps). Each transition is one method here and writes only what it owns. Every run folder also holds
+``config.json`` (the run config, loadable with ``--config``), ``run.json`` (who it is and how it ended) and
+``metrics.jsonl`` (one line per epoch), so a lost database can be rebuilt from the folders (``reimport``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from cnn_core import settings
+from cnn_core.config import RunConfig
+from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound
+from cnn_core.runs.folders import import_folder, write_json
+from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MAX_NAME = 100
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL,
+    dataset TEXT NOT NULL, data_dir TEXT, device TEXT, group_id TEXT,
+    created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
+    epochs_done INTEGER DEFAULT 0, test_accuracy REAL, test_loss REAL, val_accuracy REAL,
+    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL,
+    epoch INTEGER, step INTEGER, loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
+    lr REAL, images_per_s REAL, elapsed REAL, total_steps INTEGER
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
+"""
+METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s")
+METRIC_FIELDS += ("elapsed", "total_steps")
+RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
+RESULT_FIELDS += ("checkpoint", "error")
+# Columns added after the first release: (table, column, type). A store made by an older version gains them.
+_ADDED_COLUMNS = (("metrics", "total_steps", "INTEGER"),)
+
+
+def default_runs_dir() -> Path:
+    return settings.runs_dir()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """Runs and their metrics; safe to use from several processes at once.
+
+    Opening reads only, unless the database is new or from an older version. A file that is not a
+    CNN Lab store, a damaged, read-only or full one raises ``BadRunStore`` with one line; an empty or
+    missing database beside existing run folders is never silently replaced (``reimport=True`` rebuilds it).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, reimport: bool = False) -> None:
+        self.root = Path(root) if root is not None else default_runs_dir()
+        self.db_path = self.root / "runs.db"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            size = self.db_path.stat().st_size if self.db_path.exists() else 0
+            head = self.db_path.open("rb").read(16) if size else b""
+        except OSError as err:
+            raise BadRunStore(f"cannot open the run store in {self.root}: {err.strerror}") from None
+        if size and head != SQLITE_MAGIC:
+            raise self._not_a_store("not an SQLite database")
+        folders = [] if size else self.run_folders()
+        if folders and not reimport:
+            raise BadRunStore(
+                f"{self.db_path} is {'empty' if self.db_path.exists() else 'missing'} but {len(folders)} run "
+                f"folder(s) are beside it: rebuild it from them with `cnn-lab runs --reimport`, or set CNN_LAB_RUNS"
+            )
+        self._prepare_schema()
+        if folders:
+            self.reimport()
+
+    def _not_a_store(self, why: str) -> BadRunStore:
+        return BadRunStore(f"{self.db_path} is not a CNN Lab run store ({why}); move it away or set CNN_LAB_RUNS")
+
+    def _prepare_schema(self) -> None:
+        with self._connect() as con:
+            try:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as err:
+                raise self._not_a_store(str(err)) from None
+            if tables and not tables & {"runs", "metrics"}:
+                raise self._not_a_store(f"it holds other tables: {', '.join(sorted(tables))}")
+            missing = [
+                (t, c, kind)
+                for t, c, kind in _ADDED_COLUMNS
+                if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
+            ]
+            if {"runs", "metrics"} <= tables and not missing and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return  # an up-to-date store: nothing to write
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+            for table, column, kind in missing:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A short connection; every SQLite failure becomes one ``BadRunStore`` line."""
+        try:
+            con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        except sqlite3.Error as err:
+            raise BadRunStore(f"cannot open {self.db_path}: {err}") from None
+        try:
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("PRAGMA foreign_keys=ON")
+            if write:
+                con.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            else:
+                yield con
+        except sqlite3.DatabaseError as err:
+            raise BadRunStore(
+                f"the run store {self.db_path} failed: {err} (read-only, full disk or damaged?)"
+            ) from None
+        finally:
+            con.close()
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """A run's folder; the id is checked first, so no path is ever built from a stranger's text."""
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            raise RunNotFound(f"{escape_controls(str(run_id))!r} is not a run id")
+        return self.root / run_id
+
+    def run_folders(self) -> list[Path]:
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
+
+    def get(self, run_id: str) -> Run:
+        self.run_dir(run_id)
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        return Run.from_row(row)
+
+    def list(self, status: tuple[Status, ...] | None = None) -> list[Run]:
+        """All runs, newest first (optionally only those with the given statuses)."""
+        query, args = "SELECT * FROM runs", ()
+        if status:
+            query += f" WHERE status IN ({', '.join('?' * len(status))})"
+            args = tuple(status)
+        with self._connect() as con:
+            return [Run.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
+
+    def metrics(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM metrics WHERE run_id = ?", (run_id,)
+        if kind:
+            query, args = query + " AND kind = ?", (run_id, kind)
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(query + " ORDER BY rowid", args)]
+
+    def last_metric(self, run_id: str) -> dict[str, Any] | None:
+        """The newest metric row (what a progress bar needs), without reading the whole history."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT * FROM metrics WHERE run_id = ? ORDER BY rowid DESC LIMIT 1", (run_id,)
+            ).fetchone()
+        return dict(row) if row else None
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def epoch_checkpoints(self, run_id: str) -> list[Path]:
+        """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
+        return sorted((self.run_dir(run_id) / "epochs").glob("epoch_*.safetensors"))
+
+    # -- a run's life --------------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        run: RunConfig,
+        dataset: str,
+        name: str | None = None,
+        data_dir: str | None = None,
+        group_id: str | None = None,
+        claim: bool = False,
+    ) -> str:
+        """Register a run, queued for the job manager (or, with ``claim``, running for the caller); its id."""
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        name = (
+            _clean_name(name) if name and name.strip() else f"{dataset}-{run.model.conv[0].pool}-seed{run.train.seed}"
+        )
+        status, now = (Status.RUNNING, time.time()) if claim else (Status.QUEUED, None)
+        folder = self.run_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "config.json", run.to_dict())
+        with self._connect(write=True) as con:
+            con.execute(
+                "INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created, started, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time(), now, now),
+            )
+        self._save_record(run_id)
+        return run_id
+
+    def claim(self, run_id: str) -> bool:
+        """Atomically move a queued run to running; False if someone else got it (or it was cancelled)."""
+        now = time.time()
+        return self._set(run_id, (Status.QUEUED,), status=Status.RUNNING, started=now, heartbeat=now)
+
+    def start(self, run_id: str, pid: int, device: str) -> None:
+        """The worker that trains a claimed run records itself (the only place a pid is written)."""
+        self._set(run_id, (Status.RUNNING,), pid=pid, device=device, heartbeat=time.time())
+
+    def record_epoch(self, run_id: str, epoch: int, checkpoint: Path) -> None:
+        self._set(run_id, ACTIVE, epochs_done=epoch, checkpoint=str(checkpoint), heartbeat=time.time())
+
+    def finish(self, run_id: str, status: Status, **results: Any) -> None:
+        """A run ended by its own loop: completed, stopped or diverged, with its results."""
+        unknown = set(results) - set(RESULT_FIELDS)
+        if unknown:
+            raise TypeError(f"not a result field: {', '.join(sorted(unknown))}")
+        self._set(run_id, ACTIVE, status=status, finished=time.time(), **results)
+        self._save_record(run_id)
+
+    def fail(self, run_id: str, error: str) -> None:
+        self._set(run_id, ACTIVE, status=Status.FAILED, finished=time.time(), error=error)
+        self._save_record(run_id)
+
+    def interrupt(self, run_id: str, error: str, status: Status = Status.INTERRUPTED) -> None:
+        """End an active run from outside its loop (a signal, a dead worker), pointing at its last saved epoch."""
+        last = self.epoch_checkpoints(run_id)
+        checkpoint = str(last[-1]) if last else None
+        if self._set(run_id, ACTIVE, status=status, finished=time.time(), error=error, checkpoint=checkpoint):
+            self._save_record(run_id)
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask a run to stop; a queued run is cancelled at once, a running one at its next step."""
+        self._set(run_id, (Status.QUEUED,), status=Status.STOPPED, finished=time.time())
+        self._set(run_id, None, stop_requested=1)
+
+    def log_metric(self, run_id: str, event: dict[str, Any]) -> None:
+        """Append one step/epoch metric row and refresh the heartbeat in one short transaction."""
+        with self._connect(write=True) as con:
+            con.execute(
+                f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES "
+                f"(?, {', '.join('?' * len(METRIC_FIELDS))})",
+                (run_id, *(event.get(k) for k in METRIC_FIELDS)),
+            )
+            con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+        if event.get("kind") == "epoch":  # the folder's own copy, for reimport
+            with open(self.run_dir(run_id) / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({k: event.get(k) for k in METRIC_FIELDS}) + "\n")
+
+    def mark_orphans(self, is_alive: Callable[[int], bool] = pid_alive, stale_after: float = 120.0) -> list[str]:
+        """Runs left ``running`` by a dead process become ``interrupted`` (keeping their last checkpoint)."""
+        changed, now = [], time.time()
+        for run in self.list(status=(Status.RUNNING,)):
+            if run.pid is not None:
+                orphan = not is_alive(run.pid)
+            else:  # claimed but no worker recorded yet: judge by the heartbeat
+                orphan = (run.heartbeat or run.started or run.created) < now - stale_after
+            if orphan:
+                self.interrupt(run.id, "the process training it stopped before the run finished")
+                changed.append(run.id)
+        return changed
+
+    def rename(self, run_id: str, name: str) -> str:
+        """Rename a run; returns the name as stored (trimmed, at most 100 characters)."""
+        if not name.strip():
+            raise InvalidRunName("a run name cannot be empty")
+        name = _clean_name(name)
+        if not self._set(run_id, None, name=name):
+            raise RunNotFound(f"no run {run_id!r}")
+        self._save_record(run_id)
+        return name
+
+    def delete(self, run_id: str) -> None:
+        """Remove a finished run, its metrics and its folder (active runs must be stopped first)."""
+        if self.get(run_id).status.active:
+            raise RunBusy("stop the run before deleting it")
+        with self._connect(write=True) as con:
+            con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def _set(self, run_id: str, only_if: tuple[Status, ...] | None, **values: Any) -> bool:
+        """Write some of a run's columns (only while its status is in ``only_if``); True if it changed."""
+        self.run_dir(run_id)
+        columns = ", ".join(f"{_column(k)} = ?" for k in values)
+        where, args = "id = ?", [*values.values(), run_id]
+        if only_if:
+            where += f" AND status IN ({', '.join('?' * len(only_if))})"
+            args += list(only_if)
+        with self._connect(write=True) as con:
+            return con.execute(f"UPDATE runs SET {columns} WHERE {where}", args).rowcount == 1
+
+    def _save_record(self, run_id: str) -> None:
+        write_json(self.run_dir(run_id) / "run.json", self.get(run_id).record())
+
+    # -- rebuilding ----------------------------------------------------------------------------------------------
+
+    def reimport(self) -> list[str]:
+        """Add every run folder the database does not know, from its own files; returns the ids added."""
+        with self._connect() as con:
+            known = {r[0] for r in con.execute("SELECT id FROM runs")}
+        return [f.name for f in self.run_folders() if f.name not in known and import_folder(self, f)]
+
+    def restore(self, run: Run, metrics: list[dict[str, Any]]) -> None:
+        """Insert a run read back from its folder, with its epoch metrics (what ``reimport`` does per folder)."""
+        row = {_column(k): v for k, v in run.record().items() if k != "ended"}
+        row.update(finished=run.ended, config=run.config.to_json())
+        with self._connect(write=True) as con:
+            con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+            con.executemany(
+                f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES "
+                f"(?, {', '.join('?' * len(METRIC_FIELDS))})",
+                [(run.id, *(m.get(k) for k in METRIC_FIELDS)) for m in metrics],
+            )
+
+
+_COLUMNS = frozenset(f.name for f in fields(Run)) - {"ended"} | {"finished"}
+
+
+def _column(name: str) -> str:
+    """A keyword turned into a column name only when it is one: never SQL built from arbitrary text."""
+    if name not in _COLUMNS:
+        raise TypeError(f"not a run column: {name!r}")
+    return name
+
+
+def _clean_name(name: str) -> str:
+    return name.strip()[:MAX_NAME]

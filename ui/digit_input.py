@@ -1,0 +1,74 @@
+"""The digit a page looks at: a test digit, an uploaded image or a drawing, picked the same way on every page.
+
+Widget keys are namespaced by the page (``filters.input``, ``explain.upload``, ...), so each page keeps its
+own choice.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from cnn_core.errors import CnnLabError
+from cnn_core.preprocess import ALLOWED_FORMATS, DigitSteps, digit_steps, load_image
+from cnn_core.probe import digit_at
+
+# The file picker's filter, from the formats load_image reads (which checks the real format anyway).
+IMAGE_TYPES = sorted(ext[1:] for ext, fmt in Image.registered_extensions().items() if fmt in ALLOWED_FORMATS)
+CANVAS = {"stroke_width": 18, "stroke_color": "#ffffff", "background_color": "#000000", "width": 280, "height": 280}
+INPUTS = ("Test digit", "Upload", "Draw")
+
+
+@dataclass(frozen=True, eq=False)
+class Digit:
+    image: np.ndarray  # (28, 28) float in [0, 1], as the model sees it
+    steps: DigitSteps | None  # how an upload or a drawing became ``image``; None for a test digit
+
+
+def pick_digit(page: str, test: tuple | None, by_class: bool = False) -> Digit | None:
+    """Draw the input picker of ``page``; the digit, or None (with a message) while there is none.
+
+    ``test`` is the test split (images, labels, class names), or None when the model has none. A test
+    digit is picked by its index, or with ``by_class`` by class and its number within the class.
+    """
+    mode = st.radio("Input", INPUTS if test is not None else INPUTS[1:], horizontal=True, key=f"{page}.input")
+    if mode == "Test digit":
+        return Digit(_test_digit(page, *test, by_class=by_class), None)
+    if mode == "Upload":
+        upload = st.file_uploader("A digit image", type=IMAGE_TYPES, key=f"{page}.upload")
+        data = upload.getvalue() if upload is not None else None
+    else:
+        # Imported on demand: the canvas is a v2 custom component that registers itself with the running app.
+        from streamlit_drawable_canvas import st_canvas
+
+        st.caption("Draw one digit, big, in the middle.")
+        drawing = st_canvas(**CANVAS, return_image_data=True, key=f"{page}.canvas")
+        data = drawing.image_bytes if drawing.json_data and drawing.json_data.get("objects") else None
+    if data is None:
+        st.info("Upload a digit image." if mode == "Upload" else "Draw a digit to see what the model makes of it.")
+        return None
+    try:
+        steps = digit_steps(load_image(data))
+    except CnnLabError as err:
+        st.error(str(err))
+        return None
+    return Digit(steps.centred, steps)
+
+
+def _test_digit(page: str, x: np.ndarray, y: np.ndarray, classes: list[str], by_class: bool) -> np.ndarray:
+    if by_class:
+        c1, c2 = st.columns(2)
+        name = c1.selectbox("Class", classes, key=f"{page}.class")
+        of_class = np.flatnonzero(y == classes.index(name))
+        nth = c2.number_input(f"Which {name} (of {len(of_class)})", 1, len(of_class), key=f"{page}.nth")
+        return digit_at(torch.from_numpy(x), int(of_class[nth - 1]))
+    index = st.number_input("Test digit #", 0, len(x) - 1, key=f"{page}.index")
+    st.caption(f"Label: **{classes[int(y[index])]}**")
+    return digit_at(torch.from_numpy(x), int(index))
+
+
+def open_test_digit(page: str, index: int) -> None:
+    """A button callback: switch ``page``'s picker to test digit ``index`` (picked by index)."""
+    st.session_state[f"{page}.input"], st.session_state[f"{page}.index"] = "Test digit", index
