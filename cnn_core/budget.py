@@ -56,8 +56,8 @@ class Cost:
     def describe(self) -> str:
         """One line for a page or the CLI: '61,706 parameters · about 40 MB memory · 10 MB disk for 40 epochs'."""
         return (
-            f"{self.params:,} parameters · about {_size(self.training_memory_bytes)} memory · "
-            f"{_size(self.checkpoint_disk_bytes)} disk for {self.epochs} epochs"
+            f"{self.params:,} parameters · about {human_bytes(self.training_memory_bytes)} memory · "
+            f"{human_bytes(self.checkpoint_disk_bytes)} disk for {self.epochs} epochs"
         )
 
 
@@ -129,9 +129,9 @@ def check(run: RunConfig, limits: Limits | None = None, train_images: int | None
         raise OverBudget(_memory_message(cost, "GPU memory", gpu, gpu_hint))
     if cost.checkpoint_disk_bytes > limits.disk_bytes:
         raise OverBudget(
-            f"this run needs about {_size(cost.checkpoint_disk_bytes)} of disk ({cost.epochs + 1:,} checkpoints of "
-            f"{_size(cost.checkpoint_bytes)}: one per epoch and the final model); the limit is "
-            f"{_size(limits.disk_bytes)} (set {DISK_ENV} to change it)"
+            f"this run needs about {human_bytes(cost.checkpoint_disk_bytes)} of disk ({cost.epochs + 1:,} checkpoints of "
+            f"{human_bytes(cost.checkpoint_bytes)}: one per epoch and the final model); the limit is "
+            f"{human_bytes(limits.disk_bytes)} (set {DISK_ENV} to change it)"
         )
     return cost
 
@@ -143,8 +143,8 @@ def check_model(model: ModelConfig, limits: Limits | None = None) -> int:
     limit = (limits or default_limits()).memory_bytes
     if need > limit:
         raise OverBudget(
-            f"this model needs about {_size(need)} of memory to load ({params:,} parameters); the limit is "
-            f"{_size(limit)} (set {MEMORY_ENV} to change it)"
+            f"this model needs about {human_bytes(need)} of memory to load ({params:,} parameters); the limit is "
+            f"{human_bytes(limit)} (set {MEMORY_ENV} to change it)"
         )
     return need
 
@@ -234,18 +234,18 @@ def _gpu_limit(device: str, limits: Limits) -> int | None:
 def _memory_message(cost: Cost, what: str, limit: int, hint: str, host_only: bool = False) -> str:
     """'this run needs about 48.0 GB of memory (batch 128: activations 47.2 GB, ...); the limit is ... (hint)'."""
     if host_only:
-        need, parts = cost.param_bytes + cost.dataset_bytes, [f"weights {_size(cost.param_bytes)}"]
+        need, parts = cost.param_bytes + cost.dataset_bytes, [f"weights {human_bytes(cost.param_bytes)}"]
     else:
         need = cost.training_memory_bytes
         parts = [
-            f"batch {cost.batch_size:,}: activations {_size(cost.activation_bytes)}",
-            f"weights and optimizer {_size(cost.weights_and_optimizer_bytes)}",
+            f"batch {cost.batch_size:,}: activations {human_bytes(cost.activation_bytes)}",
+            f"weights and optimizer {human_bytes(cost.weights_and_optimizer_bytes)}",
         ]
-    parts += [f"dataset {_size(cost.dataset_bytes)}"] if cost.dataset_bytes else []
-    return f"this run needs about {_size(need)} of {what} ({', '.join(parts)}); the limit is {_size(limit)} ({hint})"
+    parts += [f"dataset {human_bytes(cost.dataset_bytes)}"] if cost.dataset_bytes else []
+    return f"this run needs about {human_bytes(need)} of {what} ({', '.join(parts)}); the limit is {human_bytes(limit)} ({hint})"
 
 
-def _size(n: int) -> str:
+def human_bytes(n: int) -> str:
     """Bytes for people: '48.0 GB', '38 MB', '12 KB' (binary units, as the MB of the variables)."""
     if n >= 1024 * GB:
         return f"{n / (1024 * GB):,.1f} TB"

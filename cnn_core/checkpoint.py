@@ -28,7 +28,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from cnn_core import safejson
+from cnn_core import budget, safejson
 from cnn_core.config import ModelConfig
 from cnn_core.errors import BadCheckpoint, InvalidConfig
 from cnn_core.model import ConvNet, build_model
@@ -211,6 +211,7 @@ def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str
         config = ModelConfig.from_dict(config_json or {})
     except (InvalidConfig, TypeError) as err:
         raise BadCheckpoint(f"{label}: its saved config is invalid: {err}") from None
+    budget.check_model(config)  # a stranger's config could describe a model too big to build here
     model = build_model(config)
     _check_state(tensors, model, label)
     model.load_state_dict(tensors)

@@ -143,6 +143,7 @@ def _train_config(args: argparse.Namespace) -> RunConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
+    from cnn_core import budget
     from cnn_core.checkpoint import remove_partial_writes
     from cnn_core.data import load_dataset
     from cnn_core.runner import execute_run
@@ -152,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(
         args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir, val_fraction=run.train.val_fraction
     )
+    budget.check(run, train_images=len(data.train_y))  # before anything is allocated or recorded
     store = RunStore(args.runs_dir)
     remove_partial_writes(store.root)
     run_id = store.create(

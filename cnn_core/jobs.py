@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from cnn_core import budget
 from cnn_core.checkpoint import remove_partial_writes
 from cnn_core.config import RunConfig
 from cnn_core.runs import Run, RunStore, Status, pid_alive
@@ -58,7 +59,10 @@ class JobManager:
         data_dir: str | None = None,
         group_id: str | None = None,
     ) -> str:
-        """Queue a run; it starts as soon as a worker slot is free. Returns the run id."""
+        """Queue a run; it starts as soon as a worker slot is free. Returns the run id.
+
+        A run that would cost more memory or disk than allowed is refused here (``OverBudget``), before it is queued."""
+        budget.check(run)
         run_id = self.store.create(run, dataset=dataset, name=name, data_dir=data_dir, group_id=group_id)
         self._wake.set()
         return run_id

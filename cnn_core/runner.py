@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from cnn_core import budget
 from cnn_core.checkpoint import atomic_write, save_checkpoint
 from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError
@@ -41,6 +42,7 @@ def execute_run(
         if data is None:
             data = load_dataset(record.dataset, data_dir=record.data_dir, val_fraction=run.train.val_fraction)
         check_fits(data, run.model)
+        budget.check(run, train_images=len(data.train_y))  # here too: the worker may train on a GPU
         result = train(
             run,
             data,

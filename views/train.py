@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from cnn_core import budget
+from cnn_core.budget import human_bytes
 from cnn_core.charts import confusion_chart, curves_chart
 from cnn_core.compare import confusion_matrix, curves, load_predictions
+from cnn_core.errors import CnnLabError, OverBudget
 from cnn_core.runs import ACTIVE, Run
 from cnn_core.shapes import layer_table, total_macs, total_params
 from ui.charts import chart_with_svg
@@ -43,9 +46,21 @@ with preview:
             ]
         )
         st.dataframe(table, hide_index=True, width="stretch")
-        m1, m2 = st.columns(2)
+        m1, m2, m3 = st.columns(3)
         m1.metric("parameters", f"{total_params(layers):,}")
         m2.metric("multiply-adds per image", f"{total_macs(layers):,}")
+        try:
+            cost = budget.check(run)
+        except OverBudget as err:
+            problem = str(err)  # Launch stays disabled, with this reason
+            st.error(problem)
+        else:
+            m3.metric(
+                "memory · disk",
+                f"{human_bytes(cost.training_memory_bytes)} · {human_bytes(cost.checkpoint_disk_bytes)}",
+                help=f"Estimated before training: {cost.describe()} (one batch forward + backward, weights, "
+                "optimizer state; a checkpoint per epoch). Limits: CNN_LAB_MAX_MEMORY_MB, CNN_LAB_MAX_DISK_MB.",
+            )
         st.markdown("**Output size** = (W − F + 2P) / S + 1")
         for l in layers:
             if l.type in ("conv", "pool"):
@@ -53,9 +68,13 @@ with preview:
                 st.markdown(f"`{l.name}`: {l.formula} {mark}")
     name = st.text_input("run name (optional)", key="train.name")
     if st.button("🚀 Launch training", type="primary", disabled=problem is not None, key="train.launch"):
-        run_id = manager.submit(run, dataset=dataset, name=name or None)
-        st.session_state["train.pick"] = run_id  # show the new run below (set before its selectbox exists)
-        st.toast(f"queued run {run_id}")
+        try:
+            run_id = manager.submit(run, dataset=dataset, name=name or None)
+        except CnnLabError as err:
+            st.error(str(err))
+        else:
+            st.session_state["train.pick"] = run_id  # show the new run below (set before its selectbox exists)
+            st.toast(f"queued run {run_id}")
 
 
 def run_label(run: Run) -> str:

@@ -114,7 +114,11 @@ class RunStore:
                 for t, c, kind in _ADDED_COLUMNS
                 if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
-            if {"runs", "metrics"} <= tables and not missing and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            if (
+                {"runs", "metrics"} <= tables
+                and not missing
+                and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            ):
                 return  # an up-to-date store: nothing to write
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
