@@ -129,7 +129,8 @@ def check(run: RunConfig, limits: Limits | None = None, train_images: int | None
         raise OverBudget(_memory_message(cost, "GPU memory", gpu, gpu_hint))
     if cost.checkpoint_disk_bytes > limits.disk_bytes:
         raise OverBudget(
-            f"this run needs about {human_bytes(cost.checkpoint_disk_bytes)} of disk ({cost.epochs + 1:,} checkpoints of "
+            f"this run needs about {human_bytes(cost.checkpoint_disk_bytes)} of disk "
+            f"({cost.epochs + 1:,} checkpoints of "
             f"{human_bytes(cost.checkpoint_bytes)}: one per epoch and the final model); the limit is "
             f"{human_bytes(limits.disk_bytes)} (set {DISK_ENV} to change it)"
         )
@@ -242,7 +243,10 @@ def _memory_message(cost: Cost, what: str, limit: int, hint: str, host_only: boo
             f"weights and optimizer {human_bytes(cost.weights_and_optimizer_bytes)}",
         ]
     parts += [f"dataset {human_bytes(cost.dataset_bytes)}"] if cost.dataset_bytes else []
-    return f"this run needs about {human_bytes(need)} of {what} ({', '.join(parts)}); the limit is {human_bytes(limit)} ({hint})"
+    return (
+        f"this run needs about {human_bytes(need)} of {what} ({', '.join(parts)}); "
+        f"the limit is {human_bytes(limit)} ({hint})"
+    )
 
 
 def human_bytes(n: int) -> str:

@@ -25,7 +25,6 @@ from cnn_core.runs import RunStore
 from cnn_core.train import evaluate
 
 # Runs whose weights are worth looking at: finished, or stopped/interrupted with a checkpoint kept.
-FINISHED = ("completed", "stopped", "interrupted")
 FEATURE_LAYER_PREFIXES = ("conv", "act", "pool")  # not act_fc: the fully connected part has no maps
 
 
@@ -190,8 +189,10 @@ def digit_at(images: torch.Tensor, index: int) -> np.ndarray:
     return to_float(images[index : index + 1])[0, 0].numpy()
 
 
-def model_choices(store: RunStore | None = None) -> dict[str, dict[str, Any]]:
+def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
     """Models a page can offer: the bundled checkpoints, then finished runs that kept a checkpoint.
+
+    ``store`` None (a page whose run store is broken) offers the bundled checkpoints alone.
 
     label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None, "dataset": name,
     "data_dir": folder or None} (the data it was trained on). The default checkpoint comes first.
@@ -200,13 +201,12 @@ def model_choices(store: RunStore | None = None) -> dict[str, dict[str, Any]]:
         name: {"source": name, "run_id": None, "dataset": "mnist", "data_dir": None}
         for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)
     }
-    store = store if store is not None else RunStore()
-    for run in store.list(status=FINISHED):
-        if run["checkpoint"] and Path(run["checkpoint"]).is_file():
-            choices[f"run: {run['name']} ({run['id']})"] = {
-                "source": run["checkpoint"],
-                "run_id": run["id"],
-                "dataset": run["dataset"],
-                "data_dir": run["data_dir"],
+    for run in store.list() if store is not None else []:
+        if run.finished and run.checkpoint and Path(run.checkpoint).is_file():
+            choices[f"run: {run.label} ({run.id})"] = {
+                "source": run.checkpoint,
+                "run_id": run.id,
+                "dataset": run.dataset,
+                "data_dir": run.data_dir,
             }
     return choices

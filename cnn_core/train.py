@@ -151,6 +151,7 @@ def train(
     use_augment = cfg.augment is True or (cfg.augment == "auto" and len(xs) < AUTO_AUGMENT_BELOW)
     result = TrainResult(Status.COMPLETED, model, device_label(device), 0.0, 0)
     start, first_loss = time.perf_counter(), None
+    chance = torch.bincount(data.train_y).max().item() / max(len(data.train_y), 1)  # always the commonest class
 
     def event(kind: str, epoch: int, sums: list[float], **extra) -> Event:
         """``sums`` = [loss summed over batches, correct, batches, images] since the last event of this kind."""
@@ -199,7 +200,7 @@ def train(
             break
         val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None, None, None)
         summary = event("epoch", epoch, totals.tolist(), val_loss=val_loss, val_accuracy=val_acc)
-        result.error = stuck(run, summary)
+        result.error = stuck(run, summary, chance)
         if result.error:
             result.status = Status.DIVERGED
             break
@@ -242,14 +243,14 @@ def diverged(run: RunConfig, window: Event, first_loss: float) -> str | None:
     return None
 
 
-def stuck(run: RunConfig, epoch: Event) -> str | None:
-    """After enough steps, a whole epoch's accuracy at chance (within 2 points) means nothing is being learned."""
-    chance = 1 / run.model.num_classes
+def stuck(run: RunConfig, epoch: Event, chance: float) -> str | None:
+    """After enough steps, a whole epoch's accuracy no better than always answering the commonest class
+    (``chance``, within 2 points) means nothing is being learned."""
     if epoch.step < STUCK_AFTER_STEPS or epoch.accuracy > chance + 0.02:
         return None
     return (
-        f"accuracy is stuck at chance ({epoch.accuracy:.1%} with {run.model.num_classes} classes) after "
-        f"{epoch.step} steps: {likely_cause(run, too_slow=True)}"
+        f"accuracy is stuck at chance ({epoch.accuracy:.1%}; always answering the commonest class gives "
+        f"{chance:.1%}) after {epoch.step} steps: {likely_cause(run, too_slow=True)}"
     )
 
 

@@ -20,6 +20,15 @@ def job_manager() -> JobManager:
     return _manager_for(str(default_runs_dir()))
 
 
+def run_store_or_warn() -> RunStore | None:
+    """The run store for a page that can do without it (bundled models): None, with a warning, when it is broken."""
+    try:
+        return RunStore()
+    except BadRunStore as err:
+        st.warning(f"Your runs cannot be shown: {err}")
+        return None
+
+
 def job_manager_or_stop() -> JobManager:
     """The job manager, or (for a page that needs the run store) an error line and the end of the page.
 

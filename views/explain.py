@@ -10,7 +10,7 @@ from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
 from ui.digit_input import open_test_digit, pick_digit
-from ui.resources import checkpoint_model, test_images
+from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
@@ -83,7 +83,7 @@ def heatmap_row(title: str, image: np.ndarray, maps: dict, scales: dict) -> None
 
 
 st.title("💡 Explain")
-choices = probe.model_choices()
+choices = probe.model_choices(run_store_or_warn())
 label = st.selectbox("Model", list(choices), key="explain.model")
 choice = choices[label]
 model = checkpoint_model(choice["source"])

@@ -5,9 +5,8 @@ import streamlit as st
 from cnn_core import heatmap, probe
 from cnn_core.charts import filter_change_chart, filter_chart, weight_histogram_chart
 from cnn_core.errors import CnnLabError
-from cnn_core.runs import RunStore
 from ui.digit_input import pick_digit
-from ui.resources import checkpoint_model, test_images
+from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
 POOLING_PAIR = ("lenet5-mnist-max", "lenet5-mnist-avg")
 
@@ -29,11 +28,12 @@ def show_feature_maps(maps: dict, scales: dict, columns: int) -> None:
 
 
 st.title("🔍 Filters & feature maps")
-choices = probe.model_choices()
+store = run_store_or_warn()
+choices = probe.model_choices(store)
 label = st.selectbox("Model", list(choices), key="filters.model")
 choice = choices[label]
 source = choice["source"]
-epochs = [str(p) for p in RunStore().epoch_checkpoints(choice["run_id"])] if choice["run_id"] else []
+epochs = [str(p) for p in store.epoch_checkpoints(choice["run_id"])] if choice["run_id"] else []
 if len(epochs) > 1:
     help_text = "Filters and feature maps as they were after this epoch of training."
     epoch = st.slider("Epoch", 1, len(epochs), len(epochs), key="filters.epoch", help=help_text)

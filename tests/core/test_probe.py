@@ -10,7 +10,7 @@ from cnn_core.checkpoint import load_checkpoint, save_checkpoint
 from cnn_core.compare import confusion_matrix
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig
 from cnn_core.model import build_model
-from cnn_core.runs import RunStore
+from cnn_core.runs import RunStore, Status
 from cnn_core.shapes import layer_table
 
 
@@ -116,7 +116,8 @@ def test_model_choices_list_bundled_models_first_then_finished_runs_with_a_check
     store = RunStore()
     done = store.create(RunConfig(), dataset="mnist", name="finished")
     path = save_checkpoint(store.run_dir(done) / "model.safetensors", build_model(seed=0), ModelConfig())
-    store.update(done, status="completed", checkpoint=str(path))
+    store.claim(done)
+    store.finish(done, Status.COMPLETED, checkpoint=str(path))
     store.create(RunConfig(), dataset="mnist", name="still queued")
     choices = probe.model_choices(store)
     assert list(choices)[:2] == ["lenet5-mnist-max", "lenet5-mnist-avg"]

@@ -14,6 +14,7 @@ def test_filters_and_feature_maps_render_and_a_drawing_goes_through_the_network(
     expect(page.get_by_text("act3: 120 × 1 × 1")).to_have_count(0)
     canvas = page.locator("canvas.upper-canvas").first
     expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # the shared 280-px canvas sits below the fold of a 1000-px window
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + 60, box["y"] + 60)
     page.mouse.down()
