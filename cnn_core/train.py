@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -153,25 +153,6 @@ def train(
     start, first_loss = time.perf_counter(), None
     chance = torch.bincount(data.train_y).max().item() / max(len(data.train_y), 1)  # always the commonest class
 
-    def event(kind: str, epoch: int, sums: list[float], **extra) -> Event:
-        """``sums`` = [loss summed over batches, correct, batches, images] since the last event of this kind."""
-        elapsed = time.perf_counter() - start
-        loss, accuracy = sums[0] / max(sums[2], 1), sums[1] / max(sums[3], 1)
-        speed = stepper.images / max(elapsed, 1e-9)
-        return Event(
-            kind=kind,
-            epoch=epoch,
-            epochs=cfg.epochs,
-            step=stepper.steps,
-            total_steps=stepper.total_steps,
-            loss=loss,
-            accuracy=accuracy,
-            lr=stepper.lr,
-            images_per_s=speed,
-            elapsed=elapsed,
-            **extra,
-        )
-
     for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(len(xs), generator=order_gen).to(device)
         # Sums stay on the device and are read every log_every steps: each .item() is a device sync, which on a
@@ -182,25 +163,22 @@ def train(
             x = to_float(xs[idx])
             x = augment(x, aug_gen) if use_augment else x
             totals += stepper.step(x.contiguous(memory_format=torch.channels_last), ys[idx])
-            last = i == steps_per_epoch - 1
-            if stepper.steps % cfg.log_every == 0 or last:
-                window = event("step", epoch, (totals - logged).tolist())
-                logged = totals.clone()
-                first_loss = first_loss or window.loss
+            if stepper.steps % cfg.log_every == 0:
+                window = _event("step", epoch, totals - logged, stepper, start)
+                logged, first_loss = totals.clone(), first_loss or window.loss
                 result.error = diverged(run, window, first_loss)
                 if result.error:
                     result.status = Status.DIVERGED
                     break
-                if stepper.steps % cfg.log_every == 0:
-                    on_event(window)
+                on_event(window)
             if should_stop():
                 result.status = Status.STOPPED
                 break
         if result.status != Status.COMPLETED:
             break
         val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None, None, None)
-        summary = event("epoch", epoch, totals.tolist(), val_loss=val_loss, val_accuracy=val_acc)
-        result.error = stuck(run, summary, chance)
+        summary = _event("epoch", epoch, totals, stepper, start, val_loss=val_loss, val_accuracy=val_acc)
+        result.error = diverged(run, summary, first_loss or summary.loss) or stuck(run, summary, chance)
         if result.error:
             result.status = Status.DIVERGED
             break
@@ -214,8 +192,28 @@ def train(
     if result.status != Status.DIVERGED:
         result.test_loss, result.test_accuracy, result.test_predictions = evaluate(model, data.test_x, data.test_y)
     model.eval()
-    on_event(event("end", result.epochs_done, [0, 0, 0, 0], val_accuracy=result.val_accuracy, status=result.status))
+    end = _event("end", result.epochs_done, torch.zeros(4), stepper, start, val_accuracy=result.val_accuracy)
+    on_event(replace(end, status=result.status))
     return result
+
+
+def _event(kind: str, epoch: int, sums: torch.Tensor, stepper: _Stepper, start: float, **extra) -> Event:
+    """An event from ``sums`` = [loss summed over batches, correct, batches, images]; the one device sync."""
+    loss_sum, correct, batches, images = sums.tolist()
+    elapsed = time.perf_counter() - start
+    return Event(
+        kind=kind,
+        epoch=epoch,
+        epochs=stepper.cfg.epochs,
+        step=stepper.steps,
+        total_steps=stepper.total_steps,
+        loss=loss_sum / max(batches, 1),
+        accuracy=correct / max(images, 1),
+        lr=stepper.lr,
+        images_per_s=stepper.images / max(elapsed, 1e-9),
+        elapsed=elapsed,
+        **extra,
+    )
 
 
 def likely_cause(run: RunConfig, too_slow: bool = False) -> str:

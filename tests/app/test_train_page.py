@@ -80,3 +80,33 @@ def test_stop_button_stops_a_running_run_and_keeps_its_epochs():
     row = store.get(run_id)
     assert row.status == "stopped" and 1 <= row.epochs_done < 100
     assert len(store.epoch_checkpoints(run_id)) == row.epochs_done
+
+
+def test_settings_survive_a_visit_to_another_page_and_back():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/train.py").run()
+    at.slider(key="train.epochs").set_value(3).run()
+    at.slider(key="train.blocks").set_value(2).run()
+    at.slider(key="train.conv2.stride").set_value(2).run()
+    at.text_input(key="train.fc").set_value("120, 84").run()
+    at.switch_page("views/compare.py").run()
+    assert "train.epochs" not in at.session_state  # Streamlit dropped the widget's own state meanwhile
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    assert at.slider(key="train.epochs").value == 3 and at.slider(key="train.blocks").value == 2
+    assert at.slider(key="train.conv2.stride").value == 2 and at.text_input(key="train.fc").value == "120, 84"
+
+
+def test_the_cost_estimate_sits_beside_the_parameter_count_and_an_over_budget_run_cannot_launch(monkeypatch):
+    at = _page()
+    assert at.metric[2].label == "memory · disk" and " MB · " in at.metric[2].value
+    monkeypatch.setenv("CNN_LAB_MAX_MEMORY_MB", "1")
+    at.run()
+    assert at.button(key="train.launch").disabled
+    assert at.error[0].value.startswith("this run needs about") and "CNN_LAB_MAX_MEMORY_MB" in at.error[0].value
+
+
+def test_an_app_missing_a_page_file_says_so_instead_of_dropping_it(tmp_path):
+    (tmp_path / "app.py").write_text((ROOT / "app.py").read_text())  # beside it: no views/ at all
+    at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=60).run()
+    assert "missing its page file(s): views/home.py" in at.exception[0].message

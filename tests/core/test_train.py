@@ -1,9 +1,13 @@
 """The training loop learns, is reproducible, stops on request and survives divergence."""
 
 import math
+from dataclasses import replace
 
-from cnn_core.config import RunConfig, TrainConfig
-from cnn_core.train import pick_device, train
+import pytest
+
+from cnn_core.config import ModelConfig, RunConfig, TrainConfig
+from cnn_core.runs import Status
+from cnn_core.train import EXPLODED, STUCK_AFTER_STEPS, Event, diverged, pick_device, train
 
 
 def _run(**kw) -> RunConfig:
@@ -126,3 +130,58 @@ def test_a_forced_gpu_that_is_not_there_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(InvalidConfig, match="device 'cuda' was asked for but this machine has none"):
         pick_device("cuda")
+
+
+def _balanced(bundled, every: int = 8):
+    """Every 8th training digit: all ten classes (the sample is sorted by class, so a prefix is not)."""
+    return replace(bundled, train_x=bundled.train_x[::every], train_y=bundled.train_y[::every])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model, train_kw, cause",
+    [
+        ({"input_std": 0.001}, {"optimizer": "sgd", "lr": 0.1, "schedule": "constant"}, "input normalisation"),
+        ({}, {"optimizer": "adamw", "lr": 0.1, "weight_decay": 1.0, "schedule": "constant"}, "weight decay 1"),
+        (
+            {},
+            {"optimizer": "sgd", "lr": 1e-5, "momentum": 0.0, "schedule": "constant"},
+            "learning rate 1e-05 is probably too low",
+        ),
+    ],
+)
+def test_training_going_nowhere_ends_diverged_naming_the_likely_cause(bundled, model, train_kw, cause):
+    run = RunConfig(
+        model=ModelConfig(**model),
+        train=TrainConfig(epochs=40, batch_size=32, device="cpu", augment=False, **train_kw),
+    )
+    result = train(run, _balanced(bundled))
+    assert result.status == Status.DIVERGED and result.epochs_done < 40
+    assert cause in result.error and "\n" not in result.error
+
+
+def test_a_loss_that_explodes_is_caught_before_it_becomes_nan():
+    run = RunConfig(train=TrainConfig(lr=0.5, weight_decay=0.0))
+    first = Event(
+        kind="step",
+        epoch=1,
+        epochs=1,
+        step=20,
+        total_steps=100,
+        loss=2.3,
+        accuracy=0.1,
+        lr=0.5,
+        images_per_s=1.0,
+        elapsed=1.0,
+    )
+    later = replace(first, step=40, loss=2.3 * (EXPLODED + 1))
+    assert diverged(run, first, first.loss) is None
+    assert diverged(run, later, first.loss).startswith("loss exploded from 2.3 to 232 at epoch 1, step 40: ")
+    assert "learning rate 0.5 is probably too high" in diverged(run, later, first.loss)
+
+
+@pytest.mark.slow
+def test_a_run_that_learns_is_never_called_stuck(bundled):
+    run = RunConfig(train=TrainConfig(epochs=9, batch_size=16, device="cpu", log_every=5))  # 324 steps
+    result = train(run, _balanced(bundled))
+    assert result.status == Status.COMPLETED and result.history[-1].step > STUCK_AFTER_STEPS
