@@ -9,6 +9,7 @@ every chart can be tested by its spec.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 
 import altair as alt
 import numpy as np
@@ -25,9 +26,20 @@ def _diverging(top: float) -> alt.Scale:
     return alt.Scale(scheme="redblue", reverse=True, domain=[-top, top], domainMid=0)
 
 
-def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0, x: str = "epoch") -> alt.VConcatChart:
-    """Loss and accuracy panels (dashed = validation); with smoothing, the smoothed line is drawn over the
-    faint raw one, never instead of it."""
+def pooling_scale(poolings: pd.Series) -> alt.Scale:
+    """The pooling colours for just the poolings present (a legend does not list "none" when no run has it)."""
+    present = [p for p in POOLING_COLORS.domain if p in set(poolings)]
+    colours = dict(zip(POOLING_COLORS.domain, POOLING_COLORS.range, strict=True))
+    return alt.Scale(domain=present, range=[colours[p] for p in present])
+
+
+def curves_charts(
+    long: pd.DataFrame, color: str = "name", smoothing: float = 0.0, x: str = "epoch"
+) -> list[alt.LayerChart]:
+    """Two charts, loss and accuracy (dashed = validation), each as wide as its container with the legend
+    below it. Two charts rather than one concatenation: a concatenated chart cannot fit its container, so it
+    was drawn wider than the page and its legend was cut off. With smoothing, the smoothed line is drawn over
+    the faint raw one, never instead of it."""
     long = long.sort_values(["run", "metric", x]).copy()
     long["smoothed"] = (
         long.groupby(["run", "metric"])["value"].transform(lambda v: smooth(v.to_numpy(), smoothing))
@@ -35,13 +47,17 @@ def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0
         else []
     )
     long["split"] = np.where(long["metric"].astype(str).str.startswith("val_"), "validation", "train")
-    panels = []
+    xs = sorted(long[x].unique()) if not long.empty else []
+    # Whole-number ticks: with few epochs, name each one (a rendered SVG otherwise labels 1, 1.5, 2 as "1 2 2").
+    ticks = [int(v) for v in xs] if 0 < len(xs) <= 20 and x == "epoch" else alt.Undefined
+    legend = alt.Legend(orient="bottom", direction="horizontal")
+    charts = []
     for panel in ("loss", "accuracy"):
         data = long[long["metric"].astype(str).str.endswith(panel)]
         base = alt.Chart(data).encode(
-            x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1)),
-            color=alt.Color(f"{color}:N", scale=POOLING_COLORS if color == "pooling" else alt.Undefined),
-            strokeDash=alt.StrokeDash("split:N", title="split"),
+            x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1, values=ticks)),
+            color=alt.Color(f"{color}:N", scale=POOLING_COLORS if color == "pooling" else alt.Undefined, legend=legend),
+            strokeDash=alt.StrokeDash("split:N", title="split", legend=legend),
             detail="run:N",
             tooltip=["name:N", f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".4f")],
         )
@@ -49,35 +65,40 @@ def curves_chart(long: pd.DataFrame, color: str = "name", smoothing: float = 0.0
         layers = [raw.encode(y=alt.Y("value:Q", title=panel, scale=alt.Scale(zero=False)))]
         if smoothing > 0:
             layers.append(base.mark_line().encode(y=alt.Y("smoothed:Q", title=panel, scale=alt.Scale(zero=False))))
-        panels.append(alt.layer(*layers).properties(height=220, title=panel))
-    return alt.vconcat(*panels).resolve_scale(color="shared")
+        charts.append(alt.layer(*layers).properties(height=220, title=panel, width="container"))
+    return charts
 
 
 def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", select: bool = False) -> alt.Chart:
-    """A heatmap of counts[true, predicted] with the numbers written in the cells."""
+    """A heatmap of counts[true, predicted] with the numbers written in the cells: mistakes coloured by how
+    many (with a legend), the diagonal of right answers in a calm green with bold numbers."""
     n = len(classes)
     frame = pd.DataFrame(
         [
-            {
-                "true": classes[i],
-                "predicted": classes[j],
-                "count": int(counts[i, j]),
-                "error": int(counts[i, j]) if i != j else 0,
-            }
+            {"true": classes[i], "predicted": classes[j], "count": int(counts[i, j]), "right": i == j}
             for i in range(n)
             for j in range(n)
         ]
     )
+    worst = max(int(frame.loc[~frame["right"], "count"].max()) if n > 1 else 0, 1)
+    frame["dark"] = ~frame["right"] & (frame["count"] > worst / 2)  # white numbers on the darkest cells
     base = alt.Chart(frame, title=title).encode(
         x=alt.X("predicted:N", sort=classes, axis=alt.Axis(labelAngle=0, labelOverlap=False)),
         y=alt.Y("true:N", sort=classes, axis=alt.Axis(labelOverlap=False)),
         tooltip=["true:N", "predicted:N", "count:Q"],
     )
-    cells = base.mark_rect().encode(color=alt.Color("error:Q", scale=alt.Scale(scheme="orangered"), legend=None))
+    mistakes = alt.Color(
+        "count:Q",
+        scale=alt.Scale(scheme="orangered", domain=[0, worst]),
+        legend=alt.Legend(title="mistakes", orient="bottom", gradientLength=160),
+    )
+    cells = base.mark_rect().encode(color=alt.condition("datum.right", alt.value("#cfe8cf"), mistakes))
     if select:
         cells = cells.add_params(alt.selection_point(name="cell", fields=["true", "predicted"]))
-    text = base.mark_text(fontSize=10).encode(text="count:Q")
-    return (cells + text).properties(width=300, height=300)
+    wrong = base.transform_filter("!datum.right").mark_text(fontSize=10)
+    wrong = wrong.encode(text="count:Q", color=alt.condition("datum.dark", alt.value("white"), alt.value("black")))
+    right = base.transform_filter("datum.right").mark_text(fontSize=11, fontWeight="bold").encode(text="count:Q")
+    return (cells + wrong + right).properties(width=300, height=300)
 
 
 def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerChart:
@@ -89,7 +110,7 @@ def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerCha
         .encode(
             x=alt.X("pooling:N", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-            color=alt.Color("pooling:N", scale=POOLING_COLORS),
+            color=alt.Color("pooling:N", scale=pooling_scale(runs["pooling"])),
             tooltip=["pooling", "seed", alt.Tooltip("test_accuracy:Q", format=".4f")],
         )
     )
@@ -167,11 +188,16 @@ def weight_histogram_chart(hist: pd.DataFrame, layer: str) -> alt.Chart:
 
 
 def filter_change_chart(change: pd.DataFrame) -> alt.Chart:
-    """How far the filters moved in each epoch (``probe.filter_change``), as a percentage of their size."""
+    """How far the filters moved in each epoch (``probe.filter_change``, from epoch 2 on: epoch 1 has
+    nothing before it), as a percentage of their size."""
     return (
         alt.Chart(change)
         .mark_line(point=True)
-        .encode(x="epoch:O", y=alt.Y("relative change:Q", axis=alt.Axis(format="%")))
+        .encode(
+            x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("relative change:Q", title="moved since the epoch before", axis=alt.Axis(format="%")),
+            tooltip=["epoch:O", alt.Tooltip("relative change:Q", format=".1%")],
+        )
         .properties(height=180)
     )
 
@@ -209,26 +235,32 @@ def deletion_chart(curves: pd.DataFrame) -> alt.Chart:
     )
 
 
-def values_chart(values: np.ndarray, title: str) -> alt.LayerChart:
-    """A (C, k, k) array as coloured cells with their numbers; colour channels are stacked R, G, B from
-    the top, on one symmetric colour scale."""
-    channels, height, width = values.shape
-    names = [""] if channels == 1 else ["R", "G", "B"][:channels]
-    c, i, j = np.meshgrid(np.arange(channels), np.arange(height), np.arange(width), indexing="ij")
-    frame = pd.DataFrame(
-        {
-            "row": [f"{names[a]}{b}" for a, b in zip(c.ravel(), i.ravel(), strict=True)],
-            "column": j.ravel(),
-            "value": values.astype(float).ravel(),
-        }
-    )
-    top = max(float(np.abs(values).max()), 1e-9)
-    base = alt.Chart(frame, title=title).encode(
+def values_chart(panels: Mapping[str, np.ndarray]) -> alt.FacetChart:
+    """(C, k, k) arrays side by side, one panel per title, as coloured cells with their numbers.
+
+    Colour channels are stacked R, G, B from the top. Each panel is coloured on its own symmetric scale (a
+    value over the panel's largest magnitude), so weights of ±4 and pixels in [0, 1] both show their pattern.
+    One chart with panels rather than a chart each, because the browser builds a Vega view per chart."""
+    frames = []
+    for title, values in panels.items():
+        channels, height, width = values.shape
+        names = [""] if channels == 1 else ["R", "G", "B"][:channels]
+        c, i, j = np.meshgrid(np.arange(channels), np.arange(height), np.arange(width), indexing="ij")
+        flat = values.astype(float).ravel()
+        top = max(float(np.abs(flat).max()), 1e-9)
+        rows = [f"{names[a]}{b}" for a, b in zip(c.ravel(), i.ravel(), strict=True)]
+        shade = flat / top
+        frames.append(pd.DataFrame({"panel": title, "row": rows, "column": j.ravel(), "value": flat, "shade": shade}))
+    frame = pd.concat(frames, ignore_index=True)
+    base = alt.Chart().encode(
         x=alt.X("column:O", title=None), y=alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None)
     )
-    cells = base.mark_rect().encode(color=alt.Color("value:Q", legend=None, scale=_diverging(top)))
-    numbers = base.mark_text(fontSize=12 if width <= 3 else 10).encode(text=alt.Text("value:Q", format=".3~g"))
-    return (cells + numbers).properties(height=60 + 30 * channels * height)  # 30 px a row
+    cells = base.mark_rect().encode(color=alt.Color("shade:Q", legend=None, scale=_diverging(1.0)))
+    ink = alt.condition("abs(datum.shade) > 0.6", alt.value("white"), alt.value("black"))  # readable on dark cells
+    numbers = base.mark_text(fontSize=12).encode(text=alt.Text("value:Q", format=".3~g"), color=ink)
+    layer = alt.layer(cells, numbers, data=frame).properties(width=alt.Step(46), height=alt.Step(28))
+    header = alt.Header(labelFontSize=13, labelFontWeight="bold", labelOrient="top")
+    return layer.facet(column=alt.Column("panel:N", sort=list(panels), title=None, header=header))
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn_core.config import RunConfig
+from cnn_core.config import ModelConfig, RunConfig
 from cnn_core.runs import Run, RunStore, Status
 
 CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -34,6 +34,14 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = json.dumps(value) if isinstance(value, list) else value
     return flat
+
+
+def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What differs between two config dicts, one ``key: old → new`` each (conv blocks numbered like layers)."""
+    old, new = flatten_config(before), flatten_config(after)
+    return [
+        f"{k}: {old.get(k, '—')} → {new.get(k, '—')}" for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)
+    ]
 
 
 def config_diff(runs: list[Run]) -> pd.DataFrame:
@@ -83,12 +91,12 @@ def smooth(values: list[float] | np.ndarray, weight: float) -> np.ndarray:
 
 
 def metric_summary(long: pd.DataFrame) -> pd.DataFrame:
-    """Per run and metric: best (min for losses, max otherwise), final and min values."""
+    """Per run and metric: the best value (lowest loss, highest accuracy) and the final one."""
     rows = []
     for (name, metric), group in long.groupby(["name", "metric"], sort=False):
         values = group["value"].to_numpy()
         best = values.min() if metric in LOWER_IS_BETTER else values.max()
-        rows.append({"run": name, "metric": metric, "best": best, "final": values[-1], "min": values.min()})
+        rows.append({"run": name, "metric": metric, "best": best, "final": values[-1]})
     return pd.DataFrame(rows)
 
 
@@ -111,9 +119,38 @@ def summed_confusion(predictions: list[dict[str, Any]]) -> np.ndarray:
     )
 
 
+def model_name(run: RunConfig) -> str:
+    """'LeNet-5' for the article's network (with any pooling), else its conv depths: '2 conv blocks (8-16)'."""
+    lenet = ModelConfig()
+    if run.model.with_pooling("max") == lenet.with_pooling("max"):
+        return "LeNet-5"
+    depths = "-".join(str(b.out_channels) for b in run.model.conv)
+    return f"{len(run.model.conv)} conv block{'s' * (len(run.model.conv) > 1)} ({depths})"
+
+
+def comparison_title(members: list[Run]) -> str:
+    """What a max-vs-avg comparison compares: 'LeNet-5 · max vs avg · 3 seeds · 2 epochs · mnist'."""
+    first = members[0]
+    seeds = len({r.seed for r in members})
+    return (
+        f"{model_name(first.config)} · max vs avg · {seeds} seed{'s' * (seeds > 1)} · {first.epochs} "
+        f"epoch{'s' * (first.epochs > 1)} · {first.dataset}"
+    )
+
+
 def pooling_pair(run: RunConfig, pool: str, seed: int) -> RunConfig:
     """The same run with another pooling and seed: one half of a fair max-vs-average pair."""
     return replace(run, model=run.model.with_pooling(pool), train=replace(run.train, seed=seed))
+
+
+def confident_mistakes(predictions: dict[str, Any], limit: int = 12) -> list[int]:
+    """Test images the model got wrong, the most confident mistakes first (runs saved before confidences were
+    recorded: in test-set order)."""
+    labels, predicted = np.array(predictions["labels"]), np.array(predictions["predictions"])
+    wrong = np.flatnonzero(labels != predicted)
+    if "confidences" in predictions:
+        wrong = wrong[np.argsort(-np.array(predictions["confidences"])[wrong], kind="stable")]
+    return wrong[:limit].tolist()
 
 
 def load_predictions(store: RunStore, run_id: str) -> dict[str, Any] | None:
@@ -123,19 +160,18 @@ def load_predictions(store: RunStore, run_id: str) -> dict[str, Any] | None:
 
 def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     """Max vs average pooling over seeds: accuracy mean ± std, per-seed points, epoch time, per-class gap, verdict."""
-    per_run = []
-    for run_id in run_ids:
-        run = store.get(run_id)
+    per_run, members = [], [store.get(run_id) for run_id in run_ids]
+    for run in members:
         if run.status is not Status.COMPLETED:
             continue
-        preds = load_predictions(store, run_id)
+        run_id, preds = run.id, load_predictions(store, run.id)
         per_run.append(
             {
                 "run": run_id,
                 "pooling": run.pooling,
                 "seed": run.seed,
                 "test_accuracy": run.test_accuracy,
-                "seconds_per_epoch": (run.seconds or 0) / max(run.epochs_done, 1),
+                "seconds_per_epoch": steady_epoch_seconds(store, run),
                 "per_class": per_class_accuracy(
                     np.array(preds["labels"]), np.array(preds["predictions"]), len(preds["classes"])
                 )
@@ -146,8 +182,9 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
         )
     runs = pd.DataFrame(per_run)
     result: dict[str, Any] = {"runs": runs, "summary": pd.DataFrame(), "per_class": pd.DataFrame(), "verdict": ""}
+    result["verdict"] = _waiting(members)
     if runs.empty or runs["pooling"].nunique() < 2:
-        result["verdict"] = "Waiting for at least one finished run of each pooling."
+        result["verdict"] = result["verdict"] or "No pooling has a completed run to compare: see the runs' errors."
         return result
     summary = (
         runs.groupby("pooling")
@@ -158,7 +195,7 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     )
     summary["std"] = [stdev(g) if len(g) > 1 else 0.0 for _, g in runs.groupby("pooling")["test_accuracy"]]
     result["summary"] = summary
-    result["verdict"] = _verdict(runs)
+    result["verdict"] = result["verdict"] or _verdict(runs)
     with_classes = runs.dropna(subset=["per_class"]) if "per_class" in runs else runs.iloc[0:0]
     if with_classes["pooling"].nunique() == 2:
         mean_per_class = {
@@ -169,6 +206,34 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
             {"class": classes, "max − avg (points)": 100 * (mean_per_class["max"] - mean_per_class["avg"])}
         )
     return result
+
+
+EPOCH_TIME_HOW = (
+    "median time of the epochs after the first: the first pays the start-up (loading data, warming kernels), "
+    "which would favour whichever pooling happened to start second"
+)
+
+
+def steady_epoch_seconds(store: RunStore, run: Run) -> float:
+    """Seconds per epoch without the warm-up: the median of epochs 2, 3, … (epoch 1 alone when that is all)."""
+    elapsed = [m["elapsed"] for m in store.metrics(run.id, "epoch") if m["elapsed"] is not None]
+    steps = np.diff(elapsed)
+    if len(steps):
+        return float(np.median(steps))
+    return elapsed[0] if elapsed else (run.seconds or 0.0) / max(run.epochs_done, 1)
+
+
+def _waiting(members: list[Run]) -> str:
+    """While any run of the comparison is still queued or running: say so, and name no winner yet."""
+    active = [r for r in members if r.status.active]
+    if not active:
+        return ""
+    done = {p: sum(r.finished for r in members if r.pooling == p) for p in ("max", "avg")}
+    total = {p: sum(r.pooling == p for r in members) for p in ("max", "avg")}
+    return (
+        f"Waiting for {len(active)} of {len(members)} runs to finish (max {done['max']}/{total['max']}, "
+        f"avg {done['avg']}/{total['avg']}) before naming a winner: every seed of both poolings counts."
+    )
 
 
 def _verdict(runs: pd.DataFrame) -> str:

@@ -207,16 +207,35 @@ def default_data_root() -> Path:
     return Path(os.environ.get("CNN_LAB_DATA", Path.home() / ".cache" / "cnn-lab" / "datasets"))
 
 
-def _locate(name: str, data_dir: str | os.PathLike | None, root: Path, download: bool) -> tuple[tuple, str]:
-    """Local copies first (no network, no torchvision import), then a download, then the bundled sample."""
-    if data_dir is not None:
-        return load_idx_folder(data_dir), f"IDX files in {os.fspath(data_dir)}"
+def _local_folders(name: str, root: Path) -> list[tuple[Path, str]]:
     raw = root / TORCHVISION_CLASS[name] / "raw"  # where torchvision keeps what it downloaded
     local = [(raw, f"torchvision's {TORCHVISION_CLASS[name]} files in {raw}")]
     if name == "fashion-mnist":
         local.append((DEBIAN_FASHION_DIR, f"Debian's dataset-fashion-mnist in {DEBIAN_FASHION_DIR}"))
+    return local
+
+
+def unavailable_reason(name: str, root: str | os.PathLike | None = None) -> str | None:
+    """None when ``name`` can be loaded here without a download (a local copy, or MNIST's bundled sample);
+    otherwise one line saying that it is missing and how to get it. Only looks for the files: cheap."""
+    if name == "mnist":
+        return None
+    root = Path(root) if root is not None else default_data_root()
+    if any(all(_find_idx(folder, stem) for stem in IDX_STEMS) for folder, _ in _local_folders(name, root)):
+        return None
+    hint = "; or apt-get install dataset-fashion-mnist" if name == "fashion-mnist" else ""
+    return (
+        f"{name} is not on this machine: download it once while online with `cnn-lab train --dataset {name} "
+        f"--epochs 1` (torchvision saves it in {root}){hint}"
+    )
+
+
+def _locate(name: str, data_dir: str | os.PathLike | None, root: Path, download: bool) -> tuple[tuple, str]:
+    """Local copies first (no network, no torchvision import), then a download, then the bundled sample."""
+    if data_dir is not None:
+        return load_idx_folder(data_dir), f"IDX files in {os.fspath(data_dir)}"
     tried = []
-    for folder, label in local:
+    for folder, label in _local_folders(name, root):
         try:
             arrays = load_idx_folder(folder)
             if arrays[2] is not None:

@@ -43,6 +43,7 @@ PRESETS: dict[str, np.ndarray] = {  # name → a 2-D filter; float32 so sums mat
 # 1×1 filters spanning the three colour channels (the classic Microsoft sepia tone values).
 SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32)
 MAX_WEIGHT = 1000.0  # a hand-typed weight beyond this only overflows the picture, it teaches nothing
+DISPLAY = 280  # pixels: pictures are enlarged by whole pixels (sharp squares) to about this size
 PATTERNS = ("checkerboard", "stripes", "square", "cross", "gradient")
 Kernels = np.ndarray | str | Sequence[np.ndarray]  # one 2-D filter, "sepia", or several 2-D filters
 
@@ -116,12 +117,16 @@ def kernel_weights(kernels: Kernels, channels: int) -> np.ndarray:
 
 
 def kernel_from_cells(cells: Sequence[Sequence[object]]) -> np.ndarray:
-    """A square filter typed by hand; InvalidConfig names the first cell that is not a number."""
+    """A square filter typed by hand; InvalidConfig names the first cell that is not a number.
+
+    Cells are counted from 0, as the grid the user types into labels its rows and columns (and as every
+    other position on the page, and PyTorch, counts).
+    """
     rows = [list(r) for r in cells]
     if not rows or any(len(r) != len(rows) for r in rows):
         raise InvalidConfig("the filter must be square (3×3 or 5×5)")
-    for i, row in enumerate(rows, start=1):
-        for j, value in enumerate(row, start=1):
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
             try:
                 number = float(value)  # type: ignore[arg-type]
             except (TypeError, ValueError):
@@ -184,6 +189,18 @@ def convolve(image: np.ndarray, kernels: Kernels, stride: int = 1, padding: int 
     return ConvResult(out[0].numpy(), weights, stride, pad_sides(padding, k), rows, cols)
 
 
+def stride_fit(result: ConvResult) -> tuple[bool, str]:
+    """Whether the stride fits on both axes, and one sentence saying so (or which rows and columns are lost)."""
+    if result.rows.fits and result.cols.fits:
+        return True, f"Stride {result.stride} fits: (W − F + 2P) / S is a whole number, every pixel is reached."
+    dropped = ((result.rows.dropped, "row"), (result.cols.dropped, "column"))
+    lost = [f"the last {n} {word}{'s' if n != 1 else ''}" for n, word in dropped if n]
+    return False, (
+        f"Stride {result.stride} does not fit: PyTorch drops {' and '.join(lost)} of the padded input "
+        "(shaded orange); no window ever reaches them."
+    )
+
+
 def padded_input(image: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
     before, after = pad
     return np.pad(image, ((0, 0), (before, after), (before, after)))
@@ -193,13 +210,17 @@ def window_at(
     image: np.ndarray, kernels: Kernels, stride: int, padding: int | str, row: int, col: int, filter_index: int = 0
 ) -> Window:
     """The multiply-and-sum behind output value [filter_index, row, col]: pixels ⊙ weights, summed."""
-    result = convolve(image, kernels, stride, padding)
+    return window_of(convolve(image, kernels, stride, padding), image, row, col, filter_index)
+
+
+def window_of(result: ConvResult, image: np.ndarray, row: int, col: int, filter_index: int = 0) -> Window:
+    """``window_at`` for a convolution already done (a page steps through positions without redoing it)."""
     if not (0 <= row < result.rows.output and 0 <= col < result.cols.output):
         size = f"{result.rows.output}×{result.cols.output}"
         raise InvalidConfig(f"output position ({row}, {col}) is outside the {size} output")
     weights = result.weights[filter_index]
     k = weights.shape[-1]
-    top, left = row * stride, col * stride  # in padded coordinates: output i starts at i·S
+    top, left = row * result.stride, col * result.stride  # in padded coordinates: output i starts at i·S
     pixels = padded_input(image, result.pad)[:, top : top + k, left : left + k].astype(np.float32)
     products = pixels * weights
     return Window(pixels, weights, products, float(products.sum(dtype=np.float64)), top, left)
@@ -218,6 +239,31 @@ def pool(feature_map: np.ndarray, size: int, stride: int, kind: str) -> PoolResu
 def pool_window(feature_map: np.ndarray, size: int, stride: int, row: int, col: int) -> np.ndarray:
     """The (C, size, size) values that pooled output [row, col] takes its max or average of."""
     return feature_map[:, row * stride : row * stride + size, col * stride : col * stride + size]
+
+
+@dataclass(frozen=True, eq=False)
+class PoolComparison:
+    """Max and average pooling of one feature map, and the window where they disagree most."""
+
+    max: PoolResult
+    avg: PoolResult
+    row: int  # the pooled position where max − average (summed over channels) is largest
+    col: int
+    values: np.ndarray  # (C, size, size): the feature-map values under that window
+
+
+def compare_pooling(feature_map: np.ndarray, size: int, stride: int) -> PoolComparison:
+    """Both poolings of a feature map, and the window that shows best how they differ."""
+    biggest, mean = pool(feature_map, size, stride, "max"), pool(feature_map, size, stride, "avg")
+    gap = (biggest.output - mean.output).sum(axis=0)
+    row, col = (int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
+    return PoolComparison(biggest, mean, row, col, pool_window(feature_map, size, stride, row, col))
+
+
+def strongest(output: np.ndarray, channel: int = 0) -> tuple[int, int]:
+    """The output position with the largest magnitude: where a page opens the step-through, not a blank corner."""
+    row, col = np.unravel_index(int(np.abs(output[channel]).argmax()), output.shape[1:])
+    return int(row), int(col)
 
 
 def pattern(name: str, size: int = 28) -> np.ndarray:
@@ -291,6 +337,13 @@ def input_overlay(image: np.ndarray, result: ConvResult, scale: int, window: Win
     if window is not None:
         outline(big, window.top, window.left, window.weights.shape[-1], scale)
     return big
+
+
+def enlarge(rgb: np.ndarray, pixel: tuple[int, int] | None = None, size: int = DISPLAY) -> np.ndarray:
+    """(H, W, 3) enlarged by whole pixels (sharp squares) to about `size`; `pixel` (row, column) outlined."""
+    scale = max(1, size // max(rgb.shape[:2]))
+    big = upscale(rgb, scale)
+    return big if pixel is None else outline(big, *pixel, 1, scale)
 
 
 def outline(big: np.ndarray, top: int, left: int, size: int, scale: int) -> np.ndarray:

@@ -45,7 +45,7 @@ CENTRE = 14.0
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
-_NOT_AN_IMAGE = f"not an image Pillow can read ({', '.join(ALLOWED_FORMATS)})"
+_NOT_AN_IMAGE = f"not an image CNN Lab can read ({', '.join(ALLOWED_FORMATS)})"
 _STRETCHED_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _DECLARED_FRAMES = ("PNG", "WEBP", "MPO")  # formats whose header states the frame count

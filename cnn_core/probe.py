@@ -21,11 +21,12 @@ from torch import nn
 
 from cnn_core.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
 from cnn_core.data import to_float
-from cnn_core.runs import RunStore
+from cnn_core.runs import Run, RunStore
 from cnn_core.train import evaluate
 
-# Runs whose weights are worth looking at: finished, or stopped/interrupted with a checkpoint kept.
 FEATURE_LAYER_PREFIXES = ("conv", "act", "pool")  # not act_fc: the fully connected part has no maps
+OTHER_POOLING = {"max": "avg", "avg": "max"}
+BUNDLED_PAIR = tuple(BUNDLED)  # max and average pooling, one recipe: the pair when a run has no twin
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -110,17 +111,27 @@ def weight_histogram(model: nn.Module, name: str, bins: int = 40) -> pd.DataFram
 
 
 def filter_change(paths: list[str | Path], name: str) -> pd.DataFrame:
-    """How far a layer's filters moved in each epoch: ||W_e − W_{e−1}|| / ||W_e|| (0 for the first).
+    """How far conv layer ``name``'s filters moved in each epoch: ||W_e − W_{e−1}|| / ||W_e||, from epoch 2 on.
 
-    Large early, small late: the filters settle. Read from the per-epoch checkpoints of one run.
+    Epoch 1 has no earlier checkpoint to compare with, so it has no row (a 0 there would read as "did
+    not move"). Large early, small late: the filters settle. Read from one run's per-epoch checkpoints.
     """
-    rows, previous = [], None
+    return filter_changes(paths, [name]).drop(columns="layer")
+
+
+def filter_changes(paths: list[str | Path], names: list[str] | None = None) -> pd.DataFrame:
+    """``filter_change`` of several conv layers (all by default) from one pass over the checkpoints:
+    rows (layer, epoch, relative change)."""
+    rows, previous = [], {}
     for epoch, path in enumerate(paths, start=1):
-        weight = layer(load_checkpoint(path).model, name).weight.detach()
-        change = 0.0 if previous is None else float((weight - previous).norm() / weight.norm().clamp_min(1e-12))
-        rows.append({"epoch": epoch, "relative change": change})
-        previous = weight
-    return pd.DataFrame(rows)
+        model = load_checkpoint(path).model
+        for name in names or conv_layers(model):
+            weight = layer(model, name).weight.detach()
+            if name in previous:
+                change = float((weight - previous[name]).norm() / weight.norm().clamp_min(1e-12))
+                rows.append({"layer": name, "epoch": epoch, "relative change": change})
+            previous[name] = weight
+    return pd.DataFrame(rows, columns=["layer", "epoch", "relative change"])
 
 
 def as_batch(image: np.ndarray | torch.Tensor, in_channels: int = 1) -> torch.Tensor:
@@ -202,11 +213,66 @@ def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
         for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)
     }
     for run in store.list() if store is not None else []:
-        if run.finished and run.checkpoint and Path(run.checkpoint).is_file():
-            choices[f"run: {run.label} ({run.id})"] = {
+        if _has_weights(run):
+            choices[run_label(run)] = {
                 "source": run.checkpoint,
                 "run_id": run.id,
                 "dataset": run.dataset,
                 "data_dir": run.data_dir,
             }
     return choices
+
+
+def run_label(run: Run) -> str:
+    """How a page names a run in its model picker."""
+    return f"run: {run.label} ({run.id})"
+
+
+def default_model(choices: dict[str, dict[str, Any]]) -> str:
+    """The label a model picker opens on: the newest finished run (``model_choices`` lists runs newest
+    first, after the bundled models), or the bundled default when there is none."""
+    return next((label for label, choice in choices.items() if choice["run_id"]), next(iter(choices)))
+
+
+def _has_weights(run: Run) -> bool:
+    """Runs whose weights are worth looking at: finished (stopped and interrupted too) with a checkpoint kept."""
+    return run.finished and bool(run.checkpoint) and Path(run.checkpoint).is_file()
+
+
+def pooling_twin(runs: list[Run], run_id: str) -> Run | None:
+    """The run trained like ``run_id`` but with the other pooling: same comparison group, same seed,
+    max ↔ avg, finished with a checkpoint. None when there is none (or the run has no such pooling)."""
+    run = next((r for r in runs if r.id == run_id), None)
+    other = OTHER_POOLING.get(run.pooling) if run is not None else None
+    if other is None or run.group_id is None:
+        return None
+    return next(
+        (
+            r
+            for r in runs  # newest first: a re-run of the comparison wins
+            if r.id != run.id
+            and r.group_id == run.group_id
+            and r.seed == run.seed
+            and r.pooling == other
+            and _has_weights(r)
+        ),
+        None,
+    )
+
+
+def pooling_pair(store: RunStore | None, run_id: str | None, epoch: int | None = None) -> dict[str, str]:
+    """Max and average pooling to show side by side (label -> source for ``load_checkpoint``, max first):
+    the chosen run and its pooling twin when it has one — both after ``epoch`` when each kept that epoch's
+    checkpoint, else their final weights — and the bundled pair otherwise."""
+    runs = store.list() if store is not None and run_id is not None else []
+    run, twin = next((r for r in runs if r.id == run_id), None), pooling_twin(runs, run_id)
+    if run is None or twin is None:
+        return {name: name for name in BUNDLED_PAIR}
+    pair = sorted((run, twin), key=lambda r: r.pooling != "max")
+    saved = [store.epoch_checkpoints(r.id) for r in pair]
+    if epoch is not None and all(len(paths) >= epoch for paths in saved):
+        return {
+            f"{r.label} ({r.pooling}, epoch {epoch})": str(paths[epoch - 1])
+            for r, paths in zip(pair, saved, strict=True)
+        }
+    return {f"{r.label} ({r.pooling})": r.checkpoint for r in pair}

@@ -9,7 +9,7 @@ these functions, and tests hold them against PyTorch's real shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 
 from cnn_core.errors import InvalidConfig
 
@@ -96,13 +96,30 @@ class Layer:
 
 def layer_table(cfg: ModelConfig) -> list[Layer]:
     """Every layer's output shape, parameters, MACs and receptive field; InvalidConfig if a size breaks."""
+    return list(_layers(cfg))
+
+
+def partial_layer_table(cfg: Any) -> tuple[list[Layer], InvalidConfig | None]:
+    """The layers up to the first impossible one, and why it is impossible (None when all fit).
+
+    ``cfg`` needs only ModelConfig's fields (in_channels, input_size, num_classes, conv, fc): a config that is
+    impossible cannot be built as a ModelConfig, and this is what the Train page shows for it."""
     layers: list[Layer] = []
+    try:
+        for layer in _layers(cfg):
+            layers.append(layer)
+    except InvalidConfig as err:
+        return layers, err
+    return layers, None
+
+
+def _layers(cfg: ModelConfig) -> Iterator[Layer]:
     channels, size = cfg.in_channels, cfg.input_size
     rf, jump = 1, 1  # receptive field and the distance between neighbouring outputs, in input pixels
     for i, block in enumerate(cfg.conv, start=1):
         out = _checked_size(f"conv{i}", size, block.kernel_size, block.stride, block.padding)
         rf, jump = rf + (block.kernel_size - 1) * jump, jump * block.stride
-        layers.append(
+        yield (
             Layer(
                 f"conv{i}",
                 "conv",
@@ -123,7 +140,7 @@ def layer_table(cfg: ModelConfig) -> list[Layer]:
         if block.pool != "none":
             out = _checked_size(f"pool{i}", size, block.pool_size, block.pool_stride, 0)
             rf, jump = rf + (block.pool_size - 1) * jump, jump * block.pool_stride
-            layers.append(
+            yield (
                 Layer(
                     f"pool{i}",
                     "pool",
@@ -145,14 +162,11 @@ def layer_table(cfg: ModelConfig) -> list[Layer]:
     if features <= 0:
         raise InvalidConfig("flatten: the flattened size is 0")
     full_rf = min(rf, cfg.input_size)
-    layers.append(Layer("flatten", "flatten", (features, 1, 1), 0, 0, full_rf))
+    yield Layer("flatten", "flatten", (features, 1, 1), 0, 0, full_rf)
     widths = list(cfg.fc) + [cfg.num_classes]
     for j, width in enumerate(widths, start=1):
-        layers.append(
-            Layer(f"fc{j}", "fc", (width, 1, 1), linear_params(features, width), features * width, cfg.input_size)
-        )
+        yield Layer(f"fc{j}", "fc", (width, 1, 1), linear_params(features, width), features * width, cfg.input_size)
         features = width
-    return layers
 
 
 def total_params(layers: list[Layer]) -> int:

@@ -106,6 +106,20 @@ def evaluate(
     return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred
 
 
+@torch.no_grad()
+def confidences(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The probability the model gives its own answer, per image (how sure each prediction, or mistake, is)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [
+        model(to_float(images[i : i + batch_size].to(device))).float().softmax(1).amax(1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(

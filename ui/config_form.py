@@ -5,9 +5,13 @@ Each control's value is also kept under ``train.kept`` (a plain session-state di
 back before the controls are drawn again: the pattern of Streamlit's docs on widget state across pages.
 """
 
+from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
+
 import streamlit as st
 import torch
 
+from cnn_core.compare import changed_settings
 from cnn_core.config import (
     ACTIVATIONS,
     LENET5_CONV,
@@ -18,14 +22,16 @@ from cnn_core.config import (
     RunConfig,
     TrainConfig,
 )
-from cnn_core.data import DATASETS
+from cnn_core.data import DATASETS, unavailable_reason
 from cnn_core.errors import InvalidConfig
+from cnn_core.shapes import Layer, layer_table, partial_layer_table
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
 EXTRA_BLOCK = ConvBlock(out_channels=32, kernel_size=3, padding="same", pool="none")
 K = "train."  # session_state namespace
 KEPT = "train.kept"
+LAST_VALID = "train.last_valid_model"  # for saying which change made a layer impossible
 CONTROLS = ("dataset", "blocks", "activation", "fc", "optimizer", "schedule", "augment", "lr", "batch", "epochs")
 CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device")}
 
@@ -75,8 +81,20 @@ def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
     return ConvBlock(depth, kernel, stride, int(zeros) if mode == "number" else mode, pool, pool_size, pool_stride)
 
 
-def config_controls() -> tuple[RunConfig | None, str | None, str]:
-    """Draw the controls; returns (config or None, the reason it is invalid or None, dataset name)."""
+@dataclass(frozen=True)
+class Draft:
+    """What the controls describe: a valid run, or why not, with the layers that could be worked out."""
+
+    run: RunConfig | None
+    problem: str | None  # why there is no run (None when there is one)
+    dataset: str
+    layers: list[Layer] = field(default_factory=list)  # every layer, or those before the impossible one
+    impossible: str | None = None  # the first layer that cannot be built
+    cause: str | None = None  # what changed since the last valid config ("model.conv1.stride: 1 → 2")
+
+
+def config_controls() -> Draft:
+    """Draw the controls; returns the run they describe, or why there is none."""
     _restore_kept()
     try:
         return _draw_controls()
@@ -84,12 +102,14 @@ def config_controls() -> tuple[RunConfig | None, str | None, str]:
         _keep_controls()
 
 
-def _draw_controls() -> tuple[RunConfig | None, str | None, str]:
+def _draw_controls() -> Draft:
     dataset = st.selectbox(
         "dataset",
         DATASETS,
         key=f"{K}dataset",
-        help="mnist works offline (the bundled 5,000-digit sample when the full set is absent)",
+        format_func=lambda name: name if unavailable_reason(name) is None else f"{name} (not on this machine)",
+        help="mnist works offline (the bundled 5,000-digit sample when the full set is absent); the others "
+        "once downloaded",
     )
     blocks = st.slider("conv blocks", 1, 4, 3, key=f"{K}blocks")
     conv = tuple(_conv_block(i, LENET5_CONV[i - 1] if i <= 3 else EXTRA_BLOCK) for i in range(1, blocks + 1))
@@ -123,7 +143,10 @@ def _draw_controls() -> tuple[RunConfig | None, str | None, str]:
     try:
         fc = tuple(int(part) for part in fc_text.replace(" ", "").split(",") if part)
     except ValueError:
-        return None, f"fully connected sizes must be whole numbers separated by commas, not {fc_text!r}", dataset
+        shown = fc_text if len(fc_text) <= 40 else fc_text[:40] + "…"
+        return Draft(None, f"fully connected sizes must be whole numbers separated by commas, not {shown!r}", dataset)
+    if (reason := unavailable_reason(dataset)) is not None:
+        return Draft(None, reason, dataset)
     try:
         model = ModelConfig(activation=activation, conv=conv, fc=fc)
         train = TrainConfig(
@@ -137,5 +160,17 @@ def _draw_controls() -> tuple[RunConfig | None, str | None, str]:
             device=device,
         )
     except InvalidConfig as err:
-        return None, str(err), dataset
-    return RunConfig(model=model, train=train), None, dataset
+        return _impossible(err, ModelConfig().to_dict() | {"activation": activation, "conv": conv, "fc": fc}, dataset)
+    st.session_state[LAST_VALID] = model.to_dict()
+    return Draft(RunConfig(model=model, train=train), None, dataset, layer_table(model))
+
+
+def _impossible(err: InvalidConfig, fields: dict, dataset: str) -> Draft:
+    """An invalid config: its layers up to the impossible one, and what changed since the last valid one."""
+    layers, shape_error = partial_layer_table(SimpleNamespace(**fields))
+    if shape_error is None:  # not a shape problem (a rule of one block): nothing to draw
+        return Draft(None, str(err), dataset)
+    raw = fields | {"conv": [asdict(b) for b in fields["conv"]], "fc": list(fields["fc"])}
+    last = st.session_state.get(LAST_VALID)
+    cause = ", ".join(changed_settings({"model": last}, {"model": raw})) if last else None
+    return Draft(None, str(shape_error), dataset, layers, str(shape_error).split(":")[0], cause or None)

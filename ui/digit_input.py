@@ -72,3 +72,14 @@ def _test_digit(page: str, x: np.ndarray, y: np.ndarray, classes: list[str], by_
 def open_test_digit(page: str, index: int) -> None:
     """A button callback: switch ``page``'s picker to test digit ``index`` (picked by index)."""
     st.session_state[f"{page}.input"], st.session_state[f"{page}.index"] = "Test digit", index
+    st.session_state[f"{page}.opened"] = index
+
+
+def opened_test_digit(page: str) -> int | None:
+    """The test digit ``page``'s picker shows if it was opened with ``open_test_digit`` (None once the user
+    has picked another digit or another input since)."""
+    state = st.session_state
+    opened = state.get(f"{page}.opened")
+    if opened is None or state.get(f"{page}.input") != "Test digit" or state.get(f"{page}.index") != opened:
+        return None
+    return opened

@@ -1,4 +1,6 @@
-"""Concepts: a convolution and pooling playground for the article's filter, stride, padding and pooling."""
+"""Concepts: a convolution and pooling playground for the article's filter, stride, padding and pooling.
+
+Convolutions are cached by their inputs and each control below the filter reruns only its own fragment."""
 
 import numpy as np
 import pandas as pd
@@ -8,10 +10,9 @@ from cnn_core import playground as pg
 from cnn_core.charts import values_chart
 from cnn_core.data import load_dataset
 from cnn_core.errors import BadImage, InvalidConfig
-from cnn_core.heatmap import upscale
 from ui.digit_input import IMAGE_TYPES
 
-DISPLAY = 280  # pixels: pictures are enlarged by whole pixels (sharp squares) to about this size
+NO_OUTPUT = "No output until the filter, stride and padding above work together."
 
 
 @st.cache_resource  # read-only tensors, shared by every session
@@ -24,15 +25,9 @@ def decoded(data: bytes) -> np.ndarray:
     return pg.upload_image(data)
 
 
-def picture(rgb: np.ndarray, pixel: tuple[int, int] | None = None) -> np.ndarray:
-    """Enlarged by whole pixels; `pixel` (row, column) is outlined in yellow."""
-    scale = max(1, DISPLAY // max(rgb.shape[:2]))
-    big = upscale(rgb, scale)
-    return big if pixel is None else pg.outline(big, *pixel, 1, scale)
-
-
-def plural(n: int, word: str) -> str:
-    return f"the last {n} {word}{'s' if n != 1 else ''}"
+@st.cache_data(max_entries=64)  # keyed on what it depends on: a new pool window or position does not redo it
+def convolved(image: np.ndarray, kernels: pg.Kernels, stride: int, padding: int | str) -> pg.ConvResult:
+    return pg.convolve(image, kernels, stride, padding)
 
 
 def pick_input() -> tuple[np.ndarray, str]:
@@ -54,24 +49,129 @@ def pick_input() -> tuple[np.ndarray, str]:
             else:
                 return image, "your image" + (" in colour (R, G, B)" if len(image) == 3 else " (grey)")
         st.caption("Until an image is loaded, the first dataset digit is used.")
-    index = (
-        st.number_input("Digit number (held-out test set)", 0, len(digits.test_x) - 1, 0, key="concepts.digit")
-        if source == "dataset digit"
-        else 0
-    )
+    index = 0  # an upload still to come shows the first digit
+    if source == "dataset digit":
+        last = len(digits.test_x) - 1
+        index = st.number_input("Digit number (held-out test set)", 0, last, 0, key="concepts.digit")
     image, label = pg.dataset_digit(digits, int(index))
     return image, f"a {label} from {digits.source.split(';')[0]}"
 
 
-def pick_filter() -> tuple[pg.Kernels, str]:
+def pick_filter() -> tuple[pg.Kernels | None, str]:
+    """The chosen filter, or None after an error line under the grid when a hand-typed cell is not usable."""
     names = [*pg.PRESETS, "sepia", "custom"]
     name = st.selectbox("Filter", names, index=names.index("Sobel x"), key="concepts.kernel")
     if name != "custom":
         return name, name
     size = st.radio("Custom filter size", [3, 5], horizontal=True, key="concepts.custom_size")
     start = pd.DataFrame(np.pad([[1.0]], size // 2), columns=[str(j) for j in range(size)])  # identity
-    edited = st.data_editor(start, hide_index=True, key=f"concepts.custom{size}")
-    return pg.kernel_from_cells(edited.to_numpy(dtype=object).tolist()), f"your {size}×{size} filter"
+    edited = st.data_editor(start, key=f"concepts.custom{size}")  # rows and columns labelled from 0
+    try:
+        return pg.kernel_from_cells(edited.to_numpy(dtype=object).tolist()), f"your {size}×{size} filter"
+    except InvalidConfig as err:
+        st.error(str(err))
+        return None, "your filter"
+
+
+def show_facts(result: pg.ConvResult, described: str, padding: int | str) -> None:
+    rows, cols, stride, k = result.rows, result.cols, result.stride, result.weights.shape[-1]
+    st.markdown(
+        f"Input: {described}, **{rows.size} × {cols.size}**, filter **{k} × {k}**, stride {stride}, "
+        f"padding {padding!r} → {rows.padded} × {cols.padded} after padding."
+    )
+    st.markdown(f"**Output size: {rows.output} × {cols.output}**")
+    st.markdown(f"Rows: `{rows.formula}`" + ("" if rows.formula == cols.formula else f"  \nColumns: `{cols.formula}`"))
+    fits, why = pg.stride_fit(result)
+    (st.success if fits else st.warning)(why)
+    st.caption(
+        "Blue: zero padding. Yellow: the window and the output value stepped through below. Output in "
+        "red/blue: positive/negative values."
+    )
+
+
+def pick_position(result: pg.ConvResult, channel: int) -> list[int]:
+    position = []
+    sizes = (result.rows.output, result.cols.output)
+    starts = pg.strongest(result.output, channel)
+    for slot, axis, size, start in zip(st.columns(2), ("row", "column"), sizes, starts, strict=True):
+        key = f"concepts.{axis}"  # opens on the strongest response, not a blank corner
+        st.session_state[key] = min(st.session_state.get(key, start), size - 1)  # the output may have shrunk
+        position.append(slot.slider(f"Output {axis}", 0, size - 1, key=key) if size > 1 else 0)
+    return position
+
+
+@st.fragment  # moving the output position (or channel) redraws this part only
+def show_output(image: np.ndarray, result: pg.ConvResult, described: str, kernel_name: str, padding: int | str):
+    st.subheader("What the filter produces")
+    shown_in, shown_out, facts = st.columns([1, 1, 1.2])
+    with facts:
+        show_facts(result, described, padding)
+    st.subheader("Step through one output position")
+    channel = 0
+    if result.output.shape[0] > 1:  # sepia: three filters, one per output colour
+        channel = "RGB".index(st.radio("Output channel", ["R", "G", "B"], horizontal=True, key="concepts.channel"))
+    row, col = pick_position(result, channel)
+    window = pg.window_of(result, image, row, col, channel)
+    parts = {"Input under the window": window.pixels, "Filter weights": window.weights}
+    st.altair_chart(values_chart(parts | {"Products (element-wise)": window.products}), width="content")
+    st.markdown(
+        f"Sum of the {window.products.size} products = **{window.total:.4f}**; "
+        f"PyTorch's output at ({row}, {col}) = **{float(result.output[channel, row, col]):.4f}**."
+    )
+    overlay = pg.input_overlay(image, result, max(1, pg.DISPLAY // max(result.rows.padded, result.cols.padded)), window)
+    shown_in.image(overlay, caption="Padded input", width="stretch")
+    output = pg.enlarge(pg.to_rgb(result.output), (row, col))  # one channel, or sepia's three colours
+    shown_out.image(output, caption=f"Output ({kernel_name})", width="stretch")
+
+
+@st.fragment  # a new pool window or stride redraws this part only
+def show_pooling(feature_map: np.ndarray | None) -> None:
+    st.subheader("Pooling the output: max vs average")
+    sizes = st.columns(2)
+    size = sizes[0].slider("Pool window", 1, 4, 2, key="concepts.pool_size")
+    stride = sizes[1].slider("Pool stride", 1, 4, 2, key="concepts.pool_stride")
+    if feature_map is None:
+        st.caption(NO_OUTPUT)
+        return
+    try:
+        both = pg.compare_pooling(feature_map, size, stride)  # ~1 ms: not worth a cache
+    except InvalidConfig as err:
+        st.error(str(err))
+        return
+    views = st.columns(3)
+    for view, res in zip(views, (both.max, both.avg), strict=False):
+        title = f"{'Max' if res.kind == 'max' else 'Average'} pooling: {res.rows.output} × {res.cols.output}"
+        view.image(pg.enlarge(pg.to_rgb(res.output)), caption=title, width="stretch")
+    first = " (R)" if both.values.shape[0] == 3 else ""  # where max and average disagree most
+    views[2].altair_chart(
+        values_chart({f"Pooled window ({both.row}, {both.col}){first}": both.values[:1]}), width="content"
+    )
+    views[2].markdown(
+        f"max = **{both.max.output[0, both.row, both.col]:.4f}**, "
+        f"average = **{both.avg.output[0, both.row, both.col]:.4f}**  \n`{both.max.rows.formula}`"
+    )
+
+
+@st.fragment  # choosing the filters of the layer redraws this part only
+def show_depth(image: np.ndarray, stride: int, padding: int | str, settings_work: bool) -> None:
+    st.subheader("Depth: several filters at once")
+    default = ["Sobel x", "Sobel y", "Laplacian edge"]
+    chosen = st.multiselect("Filters of one layer", list(pg.PRESETS), default, key="concepts.depth")
+    if not chosen:
+        st.info("Choose at least one filter.")
+        return
+    try:
+        stack = convolved(image, [pg.PRESETS[n] for n in chosen], stride, padding)
+    except InvalidConfig as err:  # the settings' own error is shown beside them already: say it once
+        st.error(str(err)) if settings_work else st.caption(NO_OUTPUT)
+        return
+    (depth, height, width), k = stack.output.shape, stack.weights.shape[-1]
+    st.markdown(
+        f"**depth = {depth}**: {depth} filters → output {depth} × {height} × {width}. A layer's filters "
+        f"share one size, so smaller ones sit in a {k}×{k} frame of zeros."
+    )
+    for view, name, fmap in zip(st.columns(depth), chosen, stack.output, strict=False):
+        view.image(pg.enlarge(pg.to_rgb(fmap[None])), caption=name, width="stretch")
 
 
 st.title("🧮 Concepts: convolution and pooling")
@@ -85,119 +185,22 @@ left, right = st.columns(2)
 with left:
     image, described = pick_input()
 with right:
-    try:
-        kernels, kernel_name = pick_filter()
-    except InvalidConfig as err:
-        st.error(str(err))
-        st.stop()
+    kernels, kernel_name = pick_filter()
     stride = st.slider("Stride (S)", 1, 6, 1, key="concepts.stride")
     mode = st.radio("Padding (P)", ["number", "same", "valid"], horizontal=True, key="concepts.padding_mode")
     padding = int(st.number_input("Zeros on each side", 0, 6, 0, key="concepts.padding")) if mode == "number" else mode
+    result = None
+    if kernels is not None:
+        try:
+            result = convolved(image, kernels, stride, padding)
+        except InvalidConfig as err:
+            st.error(str(err))  # beside the controls that caused it; the rest of the page stays
 
-try:
-    result = pg.convolve(image, kernels, stride, padding)
-except InvalidConfig as err:
-    st.error(str(err))
-    st.stop()
-rows, cols = result.rows, result.cols
-k = result.weights.shape[-1]
-
-st.subheader("What the filter produces")
-shown_in, shown_out, facts = st.columns([1, 1, 1.2])
-with facts:
-    st.markdown(
-        f"Input: {described}, **{rows.size} × {cols.size}**, filter **{k} × {k}**, stride {stride}, "
-        f"padding {padding!r} → {rows.padded} × {cols.padded} after padding."
-    )
-    st.markdown(f"**Output size: {rows.output} × {cols.output}**")
-    st.markdown(f"Rows: `{rows.formula}`" + ("" if rows.formula == cols.formula else f"  \nColumns: `{cols.formula}`"))
-    if rows.fits and cols.fits:
-        st.success(f"Stride {stride} fits: (W − F + 2P) / S is a whole number, every pixel is reached.")
-    else:
-        lost = [plural(n, w) for n, w in ((rows.dropped, "row"), (cols.dropped, "column")) if n]
-        st.warning(
-            f"Stride {stride} does not fit: PyTorch drops {' and '.join(lost)} of the padded input "
-            "(shaded orange); no window ever reaches them."
-        )
-    st.caption(
-        "Blue: zero padding. Yellow: the window and the output value stepped through below. Output in "
-        "red/blue: positive/negative values."
-    )
-
-st.subheader("Step through one output position")
-channel = 0
-if result.output.shape[0] > 1:  # sepia: three filters, one per output colour
-    channel = ["R", "G", "B"].index(
-        st.radio("Output channel", ["R", "G", "B"], horizontal=True, key="concepts.channel")
-    )
-position = []
-strongest = np.unravel_index(int(np.abs(result.output[channel]).argmax()), result.output.shape[1:])
-for slot, axis, size, start in zip(
-    st.columns(2), ("row", "column"), (rows.output, cols.output), strongest, strict=False
-):
-    key = f"concepts.{axis}"  # opens on the strongest response, not a blank corner
-    st.session_state[key] = min(st.session_state.get(key, int(start)), size - 1)  # the output may have shrunk
-    position.append(slot.slider(f"Output {axis}", 0, size - 1, key=key) if size > 1 else 0)
-row, col = position
-window = pg.window_at(image, kernels, stride, padding, row, col, channel)
-value = float(result.output[channel, row, col])
-titles = ("Input under the window", "Filter weights", "Products (element-wise)")
-for slot, values, title in zip(st.columns(3), (window.pixels, window.weights, window.products), titles, strict=True):
-    slot.altair_chart(values_chart(values, title), width="stretch")
-st.markdown(
-    f"Sum of the {window.products.size} products = **{window.total:.4f}**; "
-    f"PyTorch's output at ({row}, {col}) = **{value:.4f}**."
-)
-
-overlay = pg.input_overlay(image, result, max(1, DISPLAY // max(rows.padded, cols.padded)), window)
-shown_in.image(overlay, caption="Padded input", width="stretch")
-output_rgb = pg.to_rgb(result.output if result.output.shape[0] == 3 else result.output[:1])
-shown_out.image(picture(output_rgb, (row, col)), caption=f"Output ({kernel_name})", width="stretch")
-
-st.subheader("Pooling the output: max vs average")
-sizes = st.columns(2)
-pool_size = sizes[0].slider("Pool window", 1, 4, 2, key="concepts.pool_size")
-pool_stride = sizes[1].slider("Pool stride", 1, 4, 2, key="concepts.pool_stride")
-try:
-    pooled = {kind: pg.pool(result.output, pool_size, pool_stride, kind) for kind in ("max", "avg")}
-except InvalidConfig as err:
-    st.error(str(err))
+if result is None:
+    st.subheader("What the filter produces")
+    st.image(pg.enlarge(pg.to_rgb(image)), caption=f"Input: {described}")
+    st.info(NO_OUTPUT)
 else:
-    gap = (pooled["max"].output - pooled["avg"].output).sum(axis=0)
-    r, c = np.unravel_index(int(np.argmax(gap)), gap.shape)  # where the two disagree most
-    values = pg.pool_window(result.output, pool_size, pool_stride, int(r), int(c))
-    views = st.columns(3)
-    for view, (kind, res) in zip(views, pooled.items(), strict=False):
-        maps = res.output if res.output.shape[0] == 3 else res.output[:1]
-        view.image(
-            picture(pg.to_rgb(maps)),
-            width="stretch",
-            caption=f"{'Max' if kind == 'max' else 'Average'} pooling: {res.rows.output} × {res.cols.output}",
-        )
-    first = " (R)" if values.shape[0] == 3 else ""
-    views[2].altair_chart(values_chart(values[:1], f"Pooled window ({r}, {c}){first}"), width="stretch")
-    views[2].markdown(
-        f"max = **{pooled['max'].output[0, r, c]:.4f}**, average = **{pooled['avg'].output[0, r, c]:.4f}**  \n"
-        f"`{pooled['max'].rows.formula}`"
-    )
-
-st.subheader("Depth: several filters at once")
-chosen = st.multiselect(
-    "Filters of one layer", list(pg.PRESETS), ["Sobel x", "Sobel y", "Laplacian edge"], key="concepts.depth"
-)
-if not chosen:
-    st.info("Choose at least one filter.")
-else:
-    try:
-        stack = pg.convolve(image, [pg.PRESETS[n] for n in chosen], stride, padding)
-    except InvalidConfig as err:
-        st.error(str(err))
-    else:
-        depth, height, width = stack.output.shape
-        st.markdown(
-            f"**depth = {depth}**: {depth} filters → output {depth} × {height} × {width}. A layer's filters "
-            f"share one size, so smaller ones sit in a {stack.weights.shape[-1]}×{stack.weights.shape[-1]} "
-            "frame of zeros."
-        )
-        for view, name, fmap in zip(st.columns(depth), chosen, stack.output, strict=False):
-            view.image(picture(pg.to_rgb(fmap[None])), caption=name, width="stretch")
+    show_output(image, result, described, kernel_name, padding)
+show_pooling(None if result is None else result.output)
+show_depth(image, stride, padding, settings_work=result is not None)

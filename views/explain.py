@@ -1,6 +1,8 @@
 """Explain: what the model sees, what it answers, which pixels drove the answer, and which map to trust."""
 
+import altair as alt
 import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -9,18 +11,13 @@ from cnn_core.charts import confusion_chart, deletion_chart, probability_chart
 from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
-from ui.digit_input import open_test_digit, pick_digit
+from ui.digit_input import open_test_digit, opened_test_digit, pick_digit
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
-SCORES_HELP = (
-    "Lower is better for infidelity (does the map predict the effect of blacking out a square?), sensitivity "
-    "(does it jump when the input barely moves?) and deletion area (does removing the top pixels kill the class "
-    "fast?). Spearman ρ with a randomly initialised copy of the model should be near 0: a map that stays the same "
-    "is not explaining what the model learned (Adebayo et al., 2018)."
-)
 DELTA_HELP = "Captum's convergence delta: the map's sum minus the score change it should add up to; near 0 is complete."
+EXPLANATION = "which-pixels-drove-the-answer"  # the anchor Streamlit gives that subheader
 
 
 @st.cache_data(max_entries=8, show_spinner="Testing the model on the test split…")
@@ -82,6 +79,90 @@ def heatmap_row(title: str, image: np.ndarray, maps: dict, scales: dict) -> None
             col.image(heatmap.overlay(image, maps[name], scales[name]), width="stretch", caption=caption)
 
 
+def show_scores(source: str, image: np.ndarray, target: int, methods: tuple, options: dict, name: str) -> None:
+    """The plain-words verdict first, then the scores (each column explained on hover) and the curves."""
+    rows, curves, complete = faithfulness_report(source, image, target, methods, options)
+    st.markdown(f"**Which map to trust here?** {faithfulness.summary(rows, name)}")
+    help_for = {c: st.column_config.Column(c, help=faithfulness.SCORE_HELP[c]) for c in rows.columns[1:]}
+    st.dataframe(rows.style.format(precision=3, na_rep="—"), hide_index=True, column_config=help_for)
+    st.caption("Hover over a column's name for what it measures.")
+    for method, c in complete.items():
+        st.caption(
+            f"Completeness of {explain.METHODS[method].title}: the map sums to {c.total:.3f}, the class score "
+            f"changed by {c.change:+.3f} from the baseline; convergence Δ = {c.delta:+.3f} ({c.relative:.1%})",
+            help=DELTA_HELP,
+        )
+    st.altair_chart(deletion_chart(curves), width="stretch")
+
+
+@st.fragment
+def explanation(label: str, source: str, image: np.ndarray, predicted: int, classes: list[str]) -> None:
+    """Everything that depends on the target class and the methods: a change here reruns only this part."""
+    st.subheader("Which pixels drove the answer")
+    c1, c2 = st.columns([1, 3])
+    picked = c1.selectbox("Explain class", ["predicted"] + classes, key="explain.target")
+    target = predicted if picked == "predicted" else classes.index(picked)
+    scale_help = "Shared: one scale for all maps. Per method: each its own (the same for both models when comparing)."
+    shared = c2.radio("Colour scale", ["per method", "shared"], key="explain.scale", help=scale_help, horizontal=True)
+    titles = {name: m.title for name, m in explain.METHODS.items()}
+    chosen = st.multiselect("Methods", list(titles), list(titles), format_func=titles.get, key="explain.methods")
+    methods = tuple(chosen)
+    if not methods:
+        st.info("No method chosen: pick at least one above to see which pixels drove the answer.")
+        return
+    with st.expander("Method settings"):
+        options = method_options(methods, checkpoint_model(source))
+    other = OTHER_POOLING.get(source)
+    compare = other is not None and st.toggle(f"Compare with {other}", key="explain.compare")
+    maps = attributions(source, image, target, methods, options)
+    other_maps = attributions(other, image, target, methods, options) if compare else {}
+    scales = heatmap.scales(maps, *([other_maps] if compare else []), shared=shared == "shared")  # both models
+    st.caption(f"Red pixels push towards class {classes[target]}, blue ones against it; white is neutral.")
+    heatmap_row(label, image, maps, scales)
+    if compare:
+        heatmap_row(other, image, other_maps, scales)
+    if st.toggle("Score faithfulness", value=True, key="explain.faithfulness"):
+        show_scores(source, image, target, methods, options, classes[target])
+
+
+def highlighted(matrix: alt.LayerChart, cell: dict, classes: list[str]) -> alt.LayerChart:
+    """The confusion matrix with a frame around the clicked cell (drawn over ``confusion_chart``)."""
+    if not cell:
+        return matrix
+    frame = alt.Chart(pd.DataFrame([cell])).mark_rect(fill=None, stroke="#1f4e9c", strokeWidth=3)
+    return matrix + frame.encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
+
+
+@st.fragment
+def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list[str]) -> None:
+    """The confusion matrix and the misclassified digits of a clicked cell, each with a button to open it."""
+    st.subheader("Where the model goes wrong")
+    accuracy, predictions = split_predictions(choice["source"], choice["dataset"], choice["data_dir"])
+    counts = confusion_matrix(test_y, predictions, len(classes))
+    st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
+    state = st.session_state.get("explain.confusion") or {}  # the last click, known before the chart is drawn
+    chosen = (state.get("selection", {}).get("cell") or [{}])[0]  # class names of the clicked cell
+    chart = highlighted(confusion_chart(counts, classes, select=True), chosen, classes)
+    st.altair_chart(chart, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
+    true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
+    wrong = probe.misclassified(test_y, predictions, true, said)
+    where = f" {chosen['true']}s taken for {chosen['predicted']}" if chosen else ""
+    st.caption(f"{len(wrong)} misclassified{where}" + (": the first 16" if len(wrong) > 16 else ""))
+    gallery, opened = st.columns([4, 1])
+    for start in range(0, min(len(wrong), 16), 6):
+        for col, i in zip(gallery.columns(6), wrong[start : start + 6], strict=False):
+            col.image(heatmap.grey_rgb(test_x[i], 2), caption=f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}")
+            if col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=("explain", int(i))):
+                st.rerun()  # the digit picker and the explanation above are outside this fragment
+    index = opened_test_digit("explain")
+    if index is not None:  # the answer next to the button that asked for it, not 1,500 px above
+        probs = probabilities(checkpoint_model(choice["source"]), probe.digit_at(torch.from_numpy(test_x), index))
+        opened.image(heatmap.grey_rgb(test_x[index], 3), caption=f"#{index}, labelled {classes[test_y[index]]}")
+        sure = f"{probs.max():.1%} sure"
+        opened.metric("Opened: prediction", classes[int(probs.argmax())], sure, delta_color="off", delta_arrow="off")
+        opened.markdown(f"[↑ Its explanation](#{EXPLANATION})")
+
+
 st.title("💡 Explain")
 choices = probe.model_choices(run_store_or_warn())
 label = st.selectbox("Model", list(choices), key="explain.model")
@@ -106,57 +187,7 @@ if digit is not None:
     if probs.max() < UNSURE:
         left.warning(f"The model is unsure: its best guess has only {probs.max():.0%}.")
     right.altair_chart(probability_chart(probs, classes), width="stretch")
-
-    st.subheader("Which pixels drove the answer")
-    c1, c2, c3 = st.columns([1, 2, 1])
-    picked = c1.selectbox("Explain class", ["predicted"] + classes, key="explain.target")
-    target = predicted if picked == "predicted" else classes.index(picked)
-    titles = {name: m.title for name, m in explain.METHODS.items()}
-    methods = tuple(
-        c2.multiselect("Methods", list(titles), list(titles), format_func=titles.get, key="explain.methods")
-    )
-    scale_help = "Shared: one scale for all maps. Per method: each its own (the same for both models when comparing)."
-    shared = c3.radio("Colour scale", ["per method", "shared"], key="explain.scale", help=scale_help) == "shared"
-    with st.expander("Method settings"):
-        options = method_options(methods, model)
-    other = OTHER_POOLING.get(choice["source"])
-    compare = other is not None and st.toggle(f"Compare with {other}", key="explain.compare")
-    if methods:
-        maps = attributions(choice["source"], image, target, methods, options)
-        other_maps = attributions(other, image, target, methods, options) if compare else {}
-        scales = heatmap.scales(maps, *([other_maps] if compare else []), shared=shared)  # across both models
-        st.caption(f"Red pixels push towards class {classes[target]}, blue ones against it; white is neutral.")
-        heatmap_row(label, image, maps, scales)
-        if compare:
-            heatmap_row(other, image, other_maps, scales)
-
-        if st.toggle("Score faithfulness", value=True, key="explain.faithfulness"):
-            rows, curves, complete = faithfulness_report(choice["source"], image, target, methods, options)
-            number = st.column_config.NumberColumn(format="%.3f")
-            st.dataframe(rows, hide_index=True, column_config=dict.fromkeys(rows.columns[1:], number))
-            st.caption(SCORES_HELP)
-            for name, c in complete.items():
-                st.caption(
-                    f"Completeness of {explain.METHODS[name].title}: the map sums to {c.total:.3f}, the class score "
-                    f"changed by {c.change:+.3f} from the baseline; convergence Δ = {c.delta:+.3f} ({c.relative:.1%})",
-                    help=DELTA_HELP,
-                )
-            st.altair_chart(deletion_chart(curves), width="stretch")
+    explanation(label, choice["source"], image, predicted, classes)
 
 if test_x is not None:
-    st.subheader("Where the model goes wrong")
-    accuracy, predictions = split_predictions(choice["source"], choice["dataset"], choice["data_dir"])
-    counts = confusion_matrix(test_y, predictions, len(classes))
-    st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
-    matrix = confusion_chart(counts, classes, select=True)
-    event = st.altair_chart(matrix, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
-    chosen = (event.selection.get("cell") or [{}])[0] if event else {}  # class names of the clicked cell
-    true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
-    wrong = probe.misclassified(test_y, predictions, true, said)
-    where = f" {chosen['true']}s taken for {chosen['predicted']}" if chosen else ""
-    st.caption(f"{len(wrong)} misclassified{where}" + (": the first 16" if len(wrong) > 16 else ""))
-    for start in range(0, min(len(wrong), 16), 8):
-        for col, i in zip(st.columns(8), wrong[start : start + 8], strict=False):
-            caption = f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}"
-            col.image(heatmap.grey_rgb(test_x[i], 2), caption=caption)
-            col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=("explain", int(i)))
+    mistakes(choice, test_x, test_y, classes)

@@ -1,5 +1,6 @@
 """Filters & feature maps: what each conv layer learned, what it makes of a digit, and how that grew by epoch."""
 
+import numpy as np
 import streamlit as st
 
 from cnn_core import heatmap, probe
@@ -8,80 +9,112 @@ from cnn_core.errors import CnnLabError
 from ui.digit_input import pick_digit
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
-POOLING_PAIR = ("lenet5-mnist-max", "lenet5-mnist-avg")
+MAP_PX = 84  # a feature map's side on screen: 28×28 maps at 3 px a pixel, smaller maps enlarged to match
+DOT_PX = 20  # a 1×1 map (conv3's 120 numbers) as a square this big
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading every epoch's weights…")
-def filter_change(paths: tuple[str, ...], layer: str):
-    return probe.filter_change(list(paths), layer)
+def filter_changes(paths: tuple[str, ...]):
+    """Every conv layer's change per epoch, read once per run (a layer switch then costs nothing)."""
+    return probe.filter_changes(list(paths))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def feature_maps(source: str, image: np.ndarray) -> dict:
+    model = checkpoint_model(source)
+    return dict(probe.feature_maps(model, probe.as_batch(image, model.config.in_channels)))
 
 
 def show_feature_maps(maps: dict, scales: dict, columns: int) -> None:
     for name, array in maps.items():
         tiles, side = array.shape[0], array.shape[-1]
-        dots = side == 1  # conv3's 120 maps of 1×1 are 120 numbers: a strip of small squares
-        zoom = 14 if dots else max(1, 56 // side)  # about 56 px per map otherwise, whatever its size
+        dots = side == 1  # conv3's 120 maps of 1×1 are 120 numbers: a strip of squares
+        zoom = DOT_PX if dots else max(1, MAP_PX // side)
         st.image(
             heatmap.mosaic(array, scales[name], columns=min(tiles, columns * 5 if dots else columns), zoom=zoom),
-            caption=f"{name}: {' × '.join(map(str, array.shape))}",
+            caption=f"{name}: {' × '.join(map(str, array.shape))} (colours ±{scales[name]:.2g})",
         )
+
+
+def colour_legend() -> None:
+    left, right = st.columns([1, 3])
+    left.image(heatmap.colour_bar(240, 14), caption="−scale · 0 · +scale", width="stretch")
+    right.caption(
+        "**Blue**: a negative output (after ReLU, only convolutions and their pooling can be). **White**: zero, "
+        "nothing found. **Red**: a positive output, the filter's pattern is there. Each layer has its own scale, "
+        "written under its maps as ±scale: the strongest colour is that value or beyond."
+    )
+
+
+@st.fragment
+def filters(source: str, epochs: tuple[str, ...]) -> None:
+    """A conv layer's filters, their weights and (for a run) how far they moved each epoch."""
+    model = checkpoint_model(source)
+    st.subheader("Filters")
+    left, right = st.columns([3, 1])
+    layer = left.selectbox("Conv layer", probe.conv_layers(model), key="filters.layer")
+    in_channels = probe.layer(model, layer).in_channels
+    in_channel = None
+    if in_channels > 1:
+        views = ["mean over input channels"] + [f"input channel {c + 1}" for c in range(in_channels)]
+        help_text = "A deeper filter has one slice per input channel: look at one, or at their mean."
+        view = right.selectbox("Show", views, key="filters.channel", help=help_text)
+        in_channel = None if view == views[0] else views.index(view) - 1
+    grid = probe.filter_grid(model, layer, in_channel)
+    st.caption(
+        f"{grid.tiles.shape[0]} filters of {layer}, {grid.view}; red positive, blue negative, "
+        f"one scale for the layer (±{grid.scale:.3g})."
+    )
+    st.altair_chart(filter_chart(probe.filter_frame(grid), grid.scale), width="content")
+    st.altair_chart(weight_histogram_chart(probe.weight_histogram(model, layer), layer), width="stretch")
+    if len(epochs) > 1:
+        st.caption(
+            "How far the filters moved in each epoch (relative to their size): large early, small once they settle."
+        )
+        changes = filter_changes(epochs)
+        st.altair_chart(filter_change_chart(changes[changes["layer"] == layer].drop(columns="layer")), width="stretch")
+
+
+@st.fragment
+def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict[str, str]) -> None:
+    """One digit through the network, layer by layer; a digit change reruns only this part."""
+    st.subheader("Feature maps")
+    try:
+        test = test_images(dataset, data_dir)
+    except CnnLabError as err:
+        test = None
+        st.warning(f"No test split for this model: {err}")
+    digit = pick_digit("filters", test, by_class=True)
+    if digit is None:
+        return
+    image = digit.image
+    st.image(heatmap.grey_rgb(image, 4), caption="input (as the model sees it)")
+    st.caption("After every convolution, activation and pooling layer.")
+    colour_legend()
+    maps = feature_maps(source, image)
+    show_feature_maps(maps, heatmap.scales(maps), columns=8)
+
+    if st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
+        both = {name: feature_maps(path, image) for name, path in pair.items()}
+        scales = heatmap.scales(*both.values())  # one scale per layer across both models
+        for col, (name, pair_maps) in zip(st.columns(2), both.items(), strict=True):
+            with col:
+                st.markdown(f"**{name}**")
+                show_feature_maps(pair_maps, scales, columns=4)
 
 
 st.title("🔍 Filters & feature maps")
 store = run_store_or_warn()
 choices = probe.model_choices(store)
-label = st.selectbox("Model", list(choices), key="filters.model")
+labels = list(choices)
+label = st.selectbox("Model", labels, labels.index(probe.default_model(choices)), key="filters.model")
 choice = choices[label]
-source = choice["source"]
-epochs = [str(p) for p in store.epoch_checkpoints(choice["run_id"])] if choice["run_id"] else []
+source, epoch = choice["source"], None
+epochs = tuple(str(p) for p in store.epoch_checkpoints(choice["run_id"])) if choice["run_id"] else ()
 if len(epochs) > 1:
     help_text = "Filters and feature maps as they were after this epoch of training."
     epoch = st.slider("Epoch", 1, len(epochs), len(epochs), key="filters.epoch", help=help_text)
     source = epochs[epoch - 1]
-model = checkpoint_model(source)
 
-st.subheader("Filters")
-left, right = st.columns([3, 1])
-layer = left.selectbox("Conv layer", probe.conv_layers(model), key="filters.layer")
-in_channels = probe.layer(model, layer).in_channels
-in_channel = None
-if in_channels > 1:
-    views = ["mean over input channels"] + [f"input channel {c + 1}" for c in range(in_channels)]
-    help_text = "A deeper filter has one slice per input channel: look at one, or at their mean."
-    view = right.selectbox("Show", views, key="filters.channel", help=help_text)
-    in_channel = None if view == views[0] else views.index(view) - 1
-grid = probe.filter_grid(model, layer, in_channel)
-st.caption(
-    f"{grid.tiles.shape[0]} filters of {layer}, {grid.view}; red positive, blue negative, "
-    f"one scale for the layer (±{grid.scale:.3g})."
-)
-st.altair_chart(filter_chart(probe.filter_frame(grid), grid.scale), width="content")
-st.altair_chart(weight_histogram_chart(probe.weight_histogram(model, layer), layer), width="stretch")
-if len(epochs) > 1:
-    st.caption("How far the filters moved in each epoch (relative to their size): large early, small once they settle.")
-    st.altair_chart(filter_change_chart(filter_change(tuple(epochs), layer)), width="stretch")
-
-st.subheader("Feature maps")
-try:
-    test = test_images(choice["dataset"], choice["data_dir"])
-except CnnLabError as err:
-    test = None
-    st.warning(f"No test split for this model: {err}")
-digit = pick_digit("filters", test, by_class=True)
-if digit is not None:
-    image = digit.image
-    st.image(heatmap.grey_rgb(image, 4), caption="input (as the model sees it)")
-    x = probe.as_batch(image, model.config.in_channels)
-    maps = probe.feature_maps(model, x)
-    st.caption(
-        "After every convolution, activation and pooling layer (blue negative, red positive, a scale per layer)."
-    )
-    show_feature_maps(maps, heatmap.scales(maps), columns=8)
-
-    if st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
-        pair = {name: probe.feature_maps(checkpoint_model(name), probe.as_batch(image)) for name in POOLING_PAIR}
-        scales = heatmap.scales(*pair.values())  # one scale per layer across both models
-        for col, (name, pair_maps) in zip(st.columns(2), pair.items(), strict=True):
-            with col:
-                st.markdown(f"**{name}**")
-                show_feature_maps(pair_maps, scales, columns=4)
+filters(source, epochs)
+feature_map_view(source, choice["dataset"], choice["data_dir"], probe.pooling_pair(store, choice["run_id"], epoch))

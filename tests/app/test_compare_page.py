@@ -52,7 +52,7 @@ def _finished_run(small_data, **train) -> str:
 def test_comparing_runs_lists_only_the_hyperparameters_that_differ(small_data):
     first, second = _finished_run(small_data, lr=1e-3), _finished_run(small_data, lr=3e-3)
     at = _page()
-    at.multiselect(key="compare.runs").set_value([first, second]).run()
+    next(m for m in at.multiselect if m.label == "runs").set_value([first, second]).run()
     assert not at.exception
     diff = at.dataframe[-1].value
     assert list(diff["hyperparameter"]) == ["train.lr"]

@@ -79,6 +79,26 @@ def test_same_padding_with_stride_2_is_one_error_line_and_the_page_stays_usable(
     assert not at.error and shown(at, SIZE) == ("28", "28")
 
 
+def test_same_padding_with_stride_2_shows_the_error_beside_the_controls_and_keeps_the_rest_of_the_page(at):
+    at.slider(key="concepts.pool_size").set_value(3).run()  # a setting of the user's, further down
+    at.slider(key="concepts.stride").set_value(2)
+    at.radio(key="concepts.padding_mode").set_value("same").run()
+    controls = at.columns[1]  # the filter, stride and padding column
+    assert [e.value for e in controls.error] == [
+        "filter: 'same' padding needs stride 1 (PyTorch refuses it with stride 2)"
+    ]
+    headings = [h.value for h in at.subheader]
+    assert headings == [
+        "What the filter produces",
+        "Pooling the output: max vs average",
+        "Depth: several filters at once",
+    ]
+    assert len(at.image) == 1 and at.image[0].proto.imgs[0].caption.startswith("Input: a ")  # the input is still shown
+    assert at.slider(key="concepts.pool_size").value == 3 and at.multiselect(key="concepts.depth").value
+    at.slider(key="concepts.stride").set_value(1).run()
+    assert not at.error and at.slider(key="concepts.pool_size").value == 3 and len(at.image) >= 6
+
+
 def test_editing_the_custom_kernel_changes_the_output(at):
     use_gradient(at)
     at.selectbox(key="concepts.kernel").set_value("custom").run()
@@ -91,7 +111,20 @@ def test_editing_the_custom_kernel_changes_the_output(at):
     at.session_state["concepts.custom3"] = {"edited_rows": {1: {"1": None}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["filter cell (row 2, column 2) is empty or not a number"]
+    assert [e.value for e in at.error] == ["filter cell (row 1, column 1) is empty or not a number"]
+
+
+def test_a_bad_custom_cell_is_named_by_the_labels_the_grid_shows_and_the_page_stays(at):
+    at.selectbox(key="concepts.kernel").set_value("custom").run()
+    grid = at.data_editor[0].value
+    assert list(grid.columns) == ["0", "1", "2"] and list(grid.index) == [0, 1, 2]  # counted from 0, both ways
+    edits = {"edited_rows": {2: {"0": None}}, "added_rows": [], "deleted_rows": []}  # row 2, column "0"
+    at.session_state["concepts.custom3"] = edits
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.columns[1].error] == ["filter cell (row 2, column 0) is empty or not a number"]
+    assert len(at.error) == 1
+    assert any("depth = 3" in md.value for md in at.markdown)  # depth does not need the custom filter
 
 
 def test_a_pool_window_larger_than_the_feature_map_is_one_error_line(at):

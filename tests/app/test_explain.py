@@ -79,7 +79,7 @@ def test_bad_upload_shows_one_line_and_the_page_still_explains_a_test_digit(at):
     at.radio(key="explain.input").set_value("Upload").run()
     at.file_uploader(key="explain.upload").upload("digit.png", b"this is text, not a PNG", "image/png").run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["not an image Pillow can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)"]
+    assert [e.value for e in at.error] == ["not an image CNN Lab can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)"]
     assert not at.metric  # nothing predicted from a bad file
     at.radio(key="explain.input").set_value("Test digit").run()
     assert not at.error and at.metric[0].label == "Prediction"

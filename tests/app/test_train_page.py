@@ -4,10 +4,17 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from cnn_core.runs import RunStore
+from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.runner import execute_run
+from cnn_core.runs import RunStore, Status
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "views" / "train.py")
+
+
+def _picker(at: AppTest):
+    """The run picker (its widget key carries a fingerprint of its labels: find it by its label)."""
+    return next(s for s in at.selectbox if s.label == "run")
 
 
 def _page() -> AppTest:
@@ -110,3 +117,92 @@ def test_an_app_missing_a_page_file_says_so_instead_of_dropping_it(tmp_path):
     (tmp_path / "app.py").write_text((ROOT / "app.py").read_text())  # beside it: no views/ at all
     at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=60).run()
     assert "missing its page file(s): views/home.py" in at.exception[0].message
+
+
+def _finished(small_data, name: str, **train) -> str:
+    store = RunStore()
+    run_id = store.create(RunConfig(train=TrainConfig(epochs=1, device="cpu", **train)), "mnist", name=name)
+    execute_run(store, run_id, data=small_data)
+    return run_id
+
+
+def test_the_run_picker_follows_a_status_change_and_stays_on_its_run(small_data):
+    store = RunStore()
+    # claimed as the CLI does, so the page's job manager leaves it alone
+    picked = store.create(RunConfig(train=TrainConfig(epochs=1, device="cpu")), "mnist", name="picked", claim=True)
+    newest = _finished(small_data, "newest")  # first in the list: where a lost selection falls back to
+    at = _page()
+    _picker(at).set_value(picked).run()
+    assert _picker(at).format_func(picked).endswith("· running")
+    store.finish(picked, Status.COMPLETED, epochs_done=1, test_accuracy=0.5)
+    at.run()  # what the live fragment triggers when the set of active runs changes
+    picker = _picker(at)
+    assert picker.value == picked != newest
+    assert picker.format_func(picked).endswith("· completed · 50.00%")
+
+
+def test_launch_shows_the_new_run_by_name_and_clears_the_name_field():
+    at = _page()
+    at.text_input(key="train.name").set_value("my first run").run()
+    at.button(key="train.launch").click().run()
+    assert at.success[0].value == "Queued **my first run**: it is shown below."
+    assert at.text_input(key="train.name").value == ""
+    assert _picker(at).format_func(_picker(at).value).startswith("my first run")
+    manager_stop_all()
+
+
+def manager_stop_all() -> None:
+    store = RunStore()
+    for run in store.list():
+        store.request_stop(run.id)
+
+
+def test_one_impossible_layer_keeps_the_table_up_to_it_and_names_the_change_that_caused_it():
+    at = _page()
+    at.slider(key="train.conv1.kernel").set_value(3).run()  # still valid: remembered as the last valid config
+    at.slider(key="train.conv1.stride").set_value(2).run()
+    table = at.table[0].value
+    assert list(table["layer"]) == ["conv1", "pool1", "conv2", "pool2", "conv3"]
+    assert table["type"].iloc[-1] == "⛔" and table["stride fits"].iloc[0] == "NO"  # conv1's own flag stays
+    assert at.error[0].value.startswith("conv3: filter 5×5 is larger than its 1×1 (padded) input")
+    assert at.warning[0].value == "Made impossible by your change: model.conv1.stride: 1 → 2"
+    assert at.button(key="train.launch").disabled
+
+
+def test_a_dataset_that_is_not_here_is_marked_and_cannot_be_launched():
+    at = _page()
+    picker = at.selectbox(key="train.dataset")
+    assert picker.format_func("kmnist") == "kmnist (not on this machine)" and picker.format_func("mnist") == "mnist"
+    picker.set_value("kmnist").run()
+    assert at.button(key="train.launch").disabled
+    assert "kmnist is not on this machine: download it once while online" in at.error[0].value
+
+
+def test_a_stopped_run_says_where_it_stopped_and_offers_the_checkpoint_it_kept(small_data):
+    store = RunStore()
+    run_id = store.create(RunConfig(train=TrainConfig(epochs=5, device="cpu")), "mnist", name="cut short")
+    execute_run(store, run_id, data=small_data, on_event=lambda e: e.kind == "epoch" and store.request_stop(run_id))
+    assert store.get(run_id).status == "stopped"
+    stopped_at = store.get(run_id).epochs_done
+    interrupted = store.create(RunConfig(train=TrainConfig(epochs=5, device="cpu")), "mnist", name="killed", claim=True)
+    store.interrupt(interrupted, "the worker was killed")
+    at = _page()
+    _picker(at).set_value(run_id).run()
+    assert any(c.value.startswith(f"stopped at epoch {stopped_at}/5") for c in at.caption)
+    _picker(at).set_value(interrupted).run()
+    assert any(c.value.startswith("interrupted at epoch 0/5") for c in at.caption)
+    _picker(at).set_value(run_id).run()
+    labels = [b.label for b in at.get("download_button")]
+    assert "checkpoint (.safetensors)" in labels  # a stopped run is evaluated and saved
+
+
+def test_the_most_confident_mistakes_come_first_and_open_in_explain(small_data):
+    run_id = _finished(small_data, "mistakes")
+    at = _page()
+    assert not at.exception
+    buttons = [b for b in at.button if b.key and b.key.startswith(f"train.explain.{run_id}.")]
+    assert buttons, "the gallery shows mistakes with an Explain button"
+    index = int(buttons[0].key.rsplit(".", 1)[1])
+    buttons[0].click().run()
+    assert at.session_state["explain.index"] == index and at.session_state["explain.input"] == "Test digit"
+    assert at.session_state["explain.model"] == f"run: mistakes ({run_id})"

@@ -1,18 +1,23 @@
 """Charts: every chart a page draws is built here and checked by its spec; smoothing never replaces the raw
 curve, and charts export to SVG."""
 
+import re
+
+import altair as alt
 import numpy as np
 import pandas as pd
+import pytest
 
 from cnn_core import probe
 from cnn_core.charts import (
     bundled_accuracy_chart,
     confusion_chart,
-    curves_chart,
+    curves_charts,
     deletion_chart,
     filter_change_chart,
     filter_chart,
     probability_chart,
+    seed_points_chart,
     to_svg,
     values_chart,
     weight_histogram_chart,
@@ -20,10 +25,10 @@ from cnn_core.charts import (
 from cnn_core.compare import smooth
 
 
-def _long() -> pd.DataFrame:
+def _long(epochs: int = 5) -> pd.DataFrame:
     rows = [
         {"run": "r1", "name": "run one", "epoch": e, "elapsed": e, "metric": m, "value": v}
-        for e in range(1, 6)
+        for e in range(1, epochs + 1)
         for m, v in (("loss", 1 / e), ("val_accuracy", 1 - 1 / (e + 1)))
     ]
     return pd.DataFrame(rows)
@@ -35,11 +40,26 @@ def _rows(spec: dict) -> list[dict]:
 
 
 def test_smoothing_is_drawn_over_the_raw_curve_not_instead_of_it():
-    spec = curves_chart(_long(), smoothing=0.6).to_dict()
-    loss_layers = spec["vconcat"][0]["layer"]
+    loss, accuracy = (chart.to_dict() for chart in curves_charts(_long(), smoothing=0.6))
+    loss_layers = loss["layer"]
     fields = [layer["encoding"]["y"]["field"] for layer in loss_layers]
     assert fields == ["value", "smoothed"]
     assert loss_layers[0]["mark"]["opacity"] < 1  # the raw curve stays, faint
+
+
+def test_curves_fit_their_container_with_the_legend_below_and_whole_epoch_ticks():
+    for chart in curves_charts(_long()):
+        spec = chart.to_dict()
+        assert spec["width"] == "container"
+        encoding = spec["layer"][0]["encoding"]
+        assert encoding["color"]["legend"]["orient"] == "bottom" == encoding["strokeDash"]["legend"]["orient"]
+        assert encoding["x"]["axis"]["values"] == [1, 2, 3, 4, 5]
+
+
+def test_the_svg_export_labels_each_epoch_once():
+    svg = to_svg(alt.vconcat(*curves_charts(_long(epochs=3))))
+    labels = re.findall(r">([0-9.]+)</text>", svg)
+    assert labels[:3] == ["1", "2", "3"]  # not "1 2 2 3 3" (ticks at 1, 1.5, 2, … printed as whole numbers)
 
 
 def test_smooth_is_bias_corrected_and_zero_weight_is_identity():
@@ -49,7 +69,7 @@ def test_smooth_is_bias_corrected_and_zero_weight_is_identity():
 
 
 def test_charts_export_to_svg():
-    svg = to_svg(curves_chart(_long()))
+    svg = to_svg(alt.vconcat(*curves_charts(_long())))
     assert svg.lstrip().startswith("<svg") and "loss" in svg
     counts = np.eye(3, dtype=int) * 5
     assert "<svg" in to_svg(confusion_chart(counts, ["a", "b", "c"]))
@@ -84,10 +104,11 @@ def test_weight_histogram_and_filter_change_charts_read_the_probe_frames():
     spec = weight_histogram_chart(hist, "conv2").to_dict()
     assert spec["mark"]["type"] == "bar" and len(_rows(spec)) == 2
     assert spec["encoding"]["x"]["title"] == "conv2 weight" and spec["encoding"]["x2"]["field"] == "end"
-    change = pd.DataFrame({"epoch": [1, 2, 3], "relative change": [0.0, 0.4, 0.1]})
+    change = pd.DataFrame({"epoch": [2, 3, 4], "relative change": [0.4, 0.1, 0.05]})  # epoch 1: nothing before it
     spec = filter_change_chart(change).to_dict()
-    assert spec["mark"] == {"type": "line", "point": True} and len(_rows(spec)) == 3
+    assert spec["mark"] == {"type": "line", "point": True} and [r["epoch"] for r in _rows(spec)] == [2, 3, 4]
     assert spec["encoding"]["y"]["axis"]["format"] == "%"
+    assert spec["encoding"]["y"]["title"] == "moved since the epoch before"
 
 
 def test_probability_chart_highlights_the_top_class_on_a_zero_to_one_axis():
@@ -113,11 +134,46 @@ def test_deletion_chart_dashes_only_the_random_order():
 
 def test_values_chart_writes_every_number_on_a_symmetric_scale_with_colour_channels_stacked():
     values = np.arange(-4, 14, dtype=np.float32).reshape(2, 3, 3)  # two channels of 3×3
-    spec = values_chart(values, "Filter weights").to_dict()
-    cells, numbers = spec["layer"]
+    spec = values_chart({"Filter weights": values}).to_dict()
+    cells, numbers = spec["spec"]["layer"]
     assert cells["mark"]["type"] == "rect" and numbers["mark"]["type"] == "text"
-    assert cells["encoding"]["color"]["scale"]["domain"] == [-13.0, 13.0]
-    data = _rows(spec)
+    assert cells["encoding"]["color"]["field"] == "shade"
+    assert cells["encoding"]["color"]["scale"]["domain"] == [-1.0, 1.0]  # value / largest magnitude
+    data = spec["datasets"][spec["data"]["name"]]
     assert len(data) == 18 and [r["value"] for r in data] == values.ravel().tolist()
+    assert [r["shade"] for r in data] == pytest.approx((values.ravel() / 13).tolist())
     assert cells["encoding"]["y"]["sort"] == ["R0", "R1", "R2", "G0", "G1", "G2"]
-    assert spec["height"] == 60 + 30 * 6  # 30 px a row
+    assert spec["spec"]["height"] == {"step": 28} and spec["facet"]["column"]["sort"] == ["Filter weights"]
+
+
+def test_values_chart_puts_several_arrays_side_by_side_each_on_its_own_scale():
+    pixels, weights = np.full((1, 3, 3), 0.5, np.float32), np.array([[[-4, 0, 4]] * 3], np.float32)
+    spec = values_chart({"Input": pixels, "Weights": weights, "Products": pixels * weights}).to_dict()
+    assert spec["facet"]["column"]["field"] == "panel"
+    assert spec["facet"]["column"]["sort"] == ["Input", "Weights", "Products"]  # in the order given
+    data = spec["datasets"][spec["data"]["name"]]
+    by_panel = {p: [r for r in data if r["panel"] == p] for p in ("Input", "Weights", "Products")}
+    assert all(len(rows) == 9 for rows in by_panel.values())  # one chart, one data set, 3 panels
+    assert {r["shade"] for r in by_panel["Input"]} == {1.0}  # 0.5 is the largest value of its own panel
+    assert [r["shade"] for r in by_panel["Weights"][:3]] == [-1.0, 0.0, 1.0]
+    assert [r["value"] for r in by_panel["Products"][:3]] == [-2.0, 0.0, 2.0]
+    assert "<svg" in to_svg(values_chart({"Input": pixels, "Weights": weights}))
+
+
+def test_the_confusion_matrix_has_a_legend_for_mistakes_and_a_distinct_bold_diagonal():
+    counts = np.array([[50, 2, 0], [9, 40, 1], [0, 0, 48]])
+    cells, wrong, right = confusion_chart(counts, ["a", "b", "c"]).to_dict()["layer"]
+    colour = cells["encoding"]["color"]
+    assert colour["legend"]["title"] == "mistakes" and colour["scale"]["domain"] == [0, 9]
+    assert colour["condition"] == {"test": "datum.right", "value": "#cfe8cf"}
+    assert right["mark"]["fontWeight"] == "bold" and right["transform"] == [{"filter": "datum.right"}]
+    assert wrong["encoding"]["color"]["condition"] == {"test": "datum.dark", "value": "white"}
+    dark = [r for r in _rows(confusion_chart(counts, ["a", "b", "c"]).to_dict()) if r["dark"]]
+    assert [(r["true"], r["predicted"]) for r in dark] == [("b", "a")]  # white text only on the darkest cell
+
+
+def test_the_seed_chart_legend_lists_only_the_poolings_compared():
+    runs = pd.DataFrame({"pooling": ["max", "avg"], "seed": [0, 0], "test_accuracy": [0.98, 0.97]})
+    summary = pd.DataFrame({"pooling": ["max", "avg"], "mean": [0.98, 0.97], "std": [0.0, 0.0]})
+    spec = seed_points_chart(runs, summary).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["max", "avg"]

@@ -177,3 +177,24 @@ def test_pictures_have_the_sizes_a_page_expects(digit):
     assert heatmap.thumbnail(np.ones((300, 60), np.float32)).shape == (112, 112, 3)
     assert heatmap.thumbnail(np.zeros((5000, 4000, 3), np.uint8), side=100).shape == (100, 100, 3)
     assert heatmap.mosaic(np.ones((16, 10, 10)), columns=8, zoom=2, gap=1).shape == (2 * 20 + 1, 8 * 20 + 7, 3)
+
+
+def test_a_mosaic_puts_each_map_in_its_own_tile_left_to_right_with_grey_gaps_and_empty_tiles_grey():
+    maps = np.stack([np.full((2, 3), v, np.float32) for v in (-1.0, 0.0, 1.0)])  # 3 maps of 2×3
+    picture = heatmap.mosaic(maps, scale=1.0, columns=2, zoom=2, gap=1)
+    assert picture.shape == (2 * 4 + 1, 2 * 6 + 1, 3)
+    blue, white, red = (tuple(heatmap.diverging_rgb(np.array([v]), 1.0)[0]) for v in (-1.0, 0.0, 1.0))
+    assert {tuple(c) for c in picture[:4, :6].reshape(-1, 3)} == {blue}  # map 0: top left, 4×6 px
+    assert {tuple(c) for c in picture[:4, 7:].reshape(-1, 3)} == {white}  # map 1: top right
+    assert {tuple(c) for c in picture[5:, :6].reshape(-1, 3)} == {red}  # map 2: second row
+    grey = {(200, 200, 200)}
+    assert {tuple(c) for c in picture[4].reshape(-1, 3)} == grey and {tuple(c) for c in picture[:, 6]} == grey
+    assert {tuple(c) for c in picture[5:, 7:].reshape(-1, 3)} == grey  # no fourth map: an empty tile
+
+
+def test_the_colour_bar_runs_from_blue_through_white_to_red():
+    bar = heatmap.colour_bar(width=101, height=5)
+    assert bar.shape == (5, 101, 3) and bar.dtype == np.uint8
+    assert tuple(bar[0, 0]) == tuple(heatmap.diverging_rgb(np.array([-1.0]), 1.0)[0])  # −scale: blue
+    assert tuple(bar[0, 50]) == (247, 247, 247) and (bar[0] == bar[4]).all()  # 0: white; every row alike
+    assert tuple(bar[0, -1]) == tuple(heatmap.diverging_rgb(np.array([1.0]), 1.0)[0])  # +scale: red

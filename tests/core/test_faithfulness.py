@@ -2,6 +2,7 @@
 sanity check (Adebayo et al., 2018) behave as the definitions say."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from captum.attr import IntegratedGradients
@@ -139,3 +140,55 @@ def test_completeness_is_reported_for_the_methods_with_a_baseline_and_refused_fo
     assert complete["deeplift"].change == pytest.approx(change, abs=1e-5)  # measured from the chosen baseline
     with pytest.raises(ValueError, match="Saliency does not start from a baseline"):
         faithfulness.completeness(model, digit, "saliency", target, maps["saliency"])
+
+
+def test_sensitivity_given_the_map_already_made_scores_the_same_without_making_it_again(model, digit):
+    target = explain.predicted_class(model, digit)
+    for name in ("occlusion", "integrated_gradients", "smoothgrad"):
+        attribution = explain.attribute(name, model, digit, target)
+        given = faithfulness.sensitivity(model, digit, name, target, attribution=attribution)
+        assert given == pytest.approx(faithfulness.sensitivity(model, digit, name, target), rel=1e-5), name
+
+
+def _rows(rho: list[float], deletion: list[float]) -> pd.DataFrame:
+    n = len(rho)
+    return pd.DataFrame(
+        {
+            "method": ["Integrated Gradients", "Occlusion", "SmoothGrad", "Layer Grad-CAM"][:n],
+            "infidelity": [0.3, 0.1, 0.4, 0.5][:n],
+            "sensitivity": [0.4, 0.05, 0.6, 0.3][:n],
+            "deletion area": deletion,
+            "random-model ρ": rho,
+            "random-model ρ |map|": [0.98, 0.9, 0.6, 0.3][:n],
+        }
+    )
+
+
+def test_the_plain_summary_names_the_maps_that_pass_the_check_and_the_best_one_to_start_with():
+    text = faithfulness.summary(_rows([0.1, 0.2, 0.65, float("nan")], [0.02, 0.03, 0.01, 0.2]), "7")
+    assert "**Integrated Gradients** and **Occlusion** pass the sanity check" in text
+    assert "**SmoothGrad** barely changes on an untrained copy (ρ ≥ 0.5): trust it less." in text
+    assert "**Layer Grad-CAM** cannot be checked: a blank map (no evidence for 7)." in text
+    # SmoothGrad has the smallest deletion area but failed the check: the advice is among those that pass
+    assert "Of the maps that pass, **Integrated Gradients** points at the pixels that matter most" in text
+    assert "(**Occlusion** best predicts what hiding a patch does and is the steadiest" in text
+    assert text.endswith("Start with the **Integrated Gradients** map.")
+    assert "nan" not in text.lower() and "None" not in text
+
+
+def test_the_plain_summary_says_so_when_no_map_passes_and_is_empty_without_maps():
+    text = faithfulness.summary(_rows([0.7, 0.9], [0.05, 0.02]), "3")
+    assert text.startswith("No map passes the sanity check here")
+    assert "barely change" not in text  # said once, of all of them
+    assert "Of them all, **Occlusion** points at the pixels" in text
+    one = faithfulness.summary(_rows([0.1], [0.05]), "3")
+    assert one.startswith("**Integrated Gradients** passes the sanity check: its map changes") and "It points" in one
+    assert faithfulness.summary(_rows([], []), "3") == ""
+
+
+def test_every_score_column_has_a_sentence_for_its_header():
+    rows, _ = faithfulness.report(
+        load_checkpoint("lenet5-mnist-max").model, torch.zeros(1, 1, 28, 28), 0, {"saliency": torch.ones(1, 1, 28, 28)}
+    )
+    assert set(faithfulness.SCORE_HELP) == set(rows.columns[1:])
+    assert all(len(text) > 40 for text in faithfulness.SCORE_HELP.values())

@@ -157,13 +157,13 @@ def test_depth_gives_one_feature_map_per_filter_in_one_shared_size():
         pg.convolve(GREY, [])
 
 
-def test_a_hand_typed_filter_is_read_and_a_bad_cell_is_named():
+def test_a_hand_typed_filter_is_read_and_a_bad_cell_is_named_counting_from_0_like_the_grid():
     kernel = pg.kernel_from_cells([[0, "1", 0], [1.5, -4, 1], [0, 1, 0]])
     assert kernel.dtype == np.float32 and kernel[1, 0] == 1.5
-    for bad, where in ((None, "row 2, column 3"), (float("nan"), "row 2, column 3"), ("x", "row 2, column 3")):
+    for bad, where in ((None, "row 1, column 2"), (float("nan"), "row 1, column 2"), ("x", "row 1, column 2")):
         with pytest.raises(InvalidConfig, match=f"{where}.*empty or not a number"):
             pg.kernel_from_cells([[0, 0, 0], [0, 1, bad], [0, 0, 0]])
-    with pytest.raises(InvalidConfig, match="keep weights between"):
+    with pytest.raises(InvalidConfig, match=r"cell \(row 0, column 0\) is 1e\+09: keep weights between"):
         pg.kernel_from_cells([[1e9]])
     with pytest.raises(InvalidConfig, match="square"):
         pg.kernel_from_cells([[1, 2], [3]])
@@ -213,3 +213,47 @@ def test_display_keeps_the_sign_of_an_edge_map_and_marks_what_is_dropped():
     assert overlay.shape == (56, 56, 3)
     assert overlay[-1, 20, 0] > 100 and overlay[20, 20, 0] == 0  # orange where PyTorch drops, plain elsewhere
     assert overlay[0, 0].tolist() == [255, 215, 0]  # the window's yellow outline
+
+
+def test_window_of_a_done_convolution_is_window_at_without_redoing_it():
+    kernel = RNG.standard_normal((3, 3)).astype(np.float32)
+    result = pg.convolve(RGB, kernel, 2, 1)
+    for row, col in ((0, 0), (3, 5), (result.rows.output - 1, result.cols.output - 1)):
+        done, fresh = pg.window_of(result, RGB, row, col), pg.window_at(RGB, kernel, 2, 1, row, col)
+        np.testing.assert_array_equal(done.products, fresh.products)
+        assert (done.top, done.left, done.total) == (fresh.top, fresh.left, fresh.total)
+    with pytest.raises(InvalidConfig, match="outside the 6×6 output"):
+        pg.window_of(result, RGB, 6, 0)
+
+
+def test_compare_pooling_picks_the_window_where_max_and_average_differ_most():
+    fmap = np.zeros((1, 4, 4), np.float32)
+    fmap[0, 2, 3] = 8.0  # one spike: max keeps it, average spreads it over 4
+    both = pg.compare_pooling(fmap, 2, 2)
+    assert (both.row, both.col) == (1, 1) and both.values.shape == (1, 2, 2)
+    assert both.max.output[0, 1, 1] == 8.0 and both.avg.output[0, 1, 1] == 2.0
+    np.testing.assert_array_equal(both.values, pg.pool_window(fmap, 2, 2, 1, 1))
+
+
+def test_strongest_is_the_position_of_the_largest_magnitude_even_when_negative():
+    output = np.zeros((3, 4, 5), np.float32)
+    output[0, 1, 2], output[0, 3, 4], output[2, 0, 1] = 2.0, -5.0, 9.0
+    assert pg.strongest(output) == (3, 4) and pg.strongest(output, channel=2) == (0, 1)
+
+
+def test_stride_fit_says_whether_every_pixel_is_reached_and_what_is_dropped():
+    image = np.zeros((1, 28, 28), np.float32)
+    fits, why = pg.stride_fit(pg.convolve(image, "Sobel x", 1))
+    assert fits and why.startswith("Stride 1 fits")
+    fits, why = pg.stride_fit(pg.convolve(image, "Gaussian blur", 2))  # (28 − 5) / 2 + 1 = 12.5
+    assert not fits and "drops the last 1 row and the last 1 column" in why
+    fits, why = pg.stride_fit(pg.convolve(np.zeros((1, 28, 29), np.float32), "Sobel x", 4))  # rows 25 % 4, cols 26 % 4
+    assert not fits and "the last 1 row and the last 2 columns" in why
+
+
+def test_enlarge_uses_whole_pixels_and_outlines_one():
+    rgb = pg.to_rgb(np.eye(4, dtype=np.float32)[None])
+    big = pg.enlarge(rgb, size=40)
+    assert big.shape == (40, 40, 3) and (big[:10, :10] == rgb[0, 0]).all()
+    marked = pg.enlarge(rgb, (1, 2), size=40)
+    assert marked[10, 25].tolist() == [255, 215, 0] and marked[15, 25].tolist() == rgb[1, 2].tolist()

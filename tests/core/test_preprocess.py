@@ -334,7 +334,7 @@ def _zip_bytes() -> bytes:
 def test_non_images_with_png_name_are_refused(tmp_path, content):
     path = tmp_path / "digit.png"
     path.write_bytes(content)
-    assert refused(path) == "not an image Pillow can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)"
+    assert refused(path) == "not an image CNN Lab can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import torch
 from cnn_core import probe
 from cnn_core.checkpoint import load_checkpoint, save_checkpoint
 from cnn_core.compare import confusion_matrix
-from cnn_core.config import ConvBlock, ModelConfig, RunConfig
+from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
 from cnn_core.model import build_model
 from cnn_core.runs import RunStore, Status
 from cnn_core.shapes import layer_table
@@ -85,11 +85,20 @@ def test_weight_histogram_counts_every_weight(model):
     assert probe.conv_layers(model) == ["conv1", "conv2", "conv3"]
 
 
-def test_filter_change_is_zero_for_the_first_epoch_and_positive_after(tmp_path):
-    paths = [save_checkpoint(tmp_path / f"epoch_{i}.safetensors", build_model(seed=i), ModelConfig()) for i in (1, 2)]
+def test_filter_change_starts_at_epoch_two_because_epoch_one_has_nothing_to_compare_with(tmp_path):
+    paths = [
+        save_checkpoint(tmp_path / f"epoch_{i}.safetensors", build_model(seed=i), ModelConfig()) for i in (1, 2, 3)
+    ]
     change = probe.filter_change(paths, "conv1")
-    assert list(change["epoch"]) == [1, 2]
-    assert change["relative change"].iloc[0] == 0 and change["relative change"].iloc[1] > 0.5
+    assert list(change.columns) == ["epoch", "relative change"]
+    assert list(change["epoch"]) == [2, 3] and (change["relative change"] > 0.5).all()  # other seeds: far apart
+    every = probe.filter_changes(paths)
+    assert sorted(every["layer"].unique()) == ["conv1", "conv2", "conv3"] and len(every) == 3 * 2
+    conv1 = every[every["layer"] == "conv1"].drop(columns="layer").reset_index(drop=True)
+    assert conv1.equals(change.reset_index(drop=True))
+    assert probe.filter_change(paths[:1], "conv1").empty  # one epoch: nothing moved yet, and no 0 % either
+    with pytest.raises(KeyError, match="no layer 'conv9'"):
+        probe.filter_change(paths, "conv9")
 
 
 def test_confusion_matrix_and_misclassified_digits_from_the_test_split(model, bundled):
@@ -128,3 +137,60 @@ def test_model_choices_list_bundled_models_first_then_finished_runs_with_a_check
         "data_dir": None,
     }
     assert len(choices) == 3
+
+
+def _finished_run(store: RunStore, name: str, pooling: str = "max", seed: int = 0, group: str | None = "g1") -> str:
+    """A completed run with a final checkpoint and two epoch checkpoints."""
+    config = RunConfig(model=ModelConfig().with_pooling(pooling), train=TrainConfig(seed=seed))
+    run_id = store.create(config, dataset="mnist", name=name, group_id=group)
+    for epoch in (1, 2):
+        path = store.run_dir(run_id) / "epochs" / f"epoch_{epoch:03d}.safetensors"
+        save_checkpoint(path, build_model(config.model, seed=epoch), config.model)
+    final = save_checkpoint(store.run_dir(run_id) / "model.safetensors", build_model(config.model), config.model)
+    store.claim(run_id)
+    store.finish(run_id, Status.COMPLETED, checkpoint=str(final))
+    return run_id
+
+
+def test_a_runs_pooling_twin_is_the_same_group_and_seed_with_the_other_pooling_finished_with_weights():
+    store = RunStore()
+    chosen = _finished_run(store, "max seed 0")
+    twin = _finished_run(store, "avg seed 0", pooling="avg")
+    _finished_run(store, "avg seed 1", pooling="avg", seed=1)  # another seed
+    _finished_run(store, "avg elsewhere", pooling="avg", group="g2")  # another comparison
+    _finished_run(store, "max again", pooling="max")  # not the twin of "max seed 0": the same pooling
+    store.create(RunConfig(model=ModelConfig().with_pooling("avg")), dataset="mnist", group_id="g1")  # queued
+    runs = store.list()
+    assert probe.pooling_twin(runs, chosen).id == twin
+    assert probe.pooling_twin(runs, twin).name == "max again"  # two max runs of seed 0: the newest wins
+    alone = _finished_run(store, "no group", group=None)
+    assert probe.pooling_twin(store.list(), alone) is None
+    assert probe.pooling_twin(store.list(), "20200101-000000-abcdef") is None
+
+
+def test_pooling_pair_is_the_run_and_its_twin_at_the_same_epoch_else_the_bundled_pair():
+    store = RunStore()
+    chosen = _finished_run(store, "mine")
+    twin = _finished_run(store, "mine avg", pooling="avg")
+    pair = probe.pooling_pair(store, chosen)
+    assert list(pair) == ["mine (max)", "mine avg (avg)"]  # max first, like the bundled pair
+    assert list(pair.values()) == [store.get(chosen).checkpoint, store.get(twin).checkpoint]
+    at_epoch = probe.pooling_pair(store, twin, epoch=1)  # asked from the avg side: still max first
+    assert list(at_epoch) == ["mine (max, epoch 1)", "mine avg (avg, epoch 1)"]
+    assert list(at_epoch.values()) == [str(store.epoch_checkpoints(r)[0]) for r in (chosen, twin)]
+    assert [load_checkpoint(p).config.conv[0].pool for p in at_epoch.values()] == ["max", "avg"]
+    lonely = _finished_run(store, "lonely", group="g9")
+    bundled = {"lenet5-mnist-max": "lenet5-mnist-max", "lenet5-mnist-avg": "lenet5-mnist-avg"}
+    assert probe.pooling_pair(store, lonely) == probe.pooling_pair(store, None) == bundled
+    assert probe.pooling_pair(None, None) == bundled  # a broken run store
+
+
+def test_model_pickers_open_on_the_newest_finished_run_or_the_bundled_default():
+    store = RunStore()
+    assert probe.default_model(probe.model_choices(store)) == "lenet5-mnist-max"
+    older = _finished_run(store, "older")
+    newer = _finished_run(store, "newer")
+    store.create(RunConfig(), dataset="mnist", name="still queued")
+    choices = probe.model_choices(store)
+    assert probe.default_model(choices) == f"run: newer ({newer})" != f"run: older ({older})"
+    assert probe.default_model(probe.model_choices(None)) == "lenet5-mnist-max"

@@ -42,8 +42,8 @@ def test_bad_file_is_one_line_of_error_then_an_uploaded_digit_is_predicted_and_e
     dropzone.set_input_files(
         files=[{"name": "digit.png", "mimeType": "image/png", "buffer": b"just text, no picture\n"}]
     )
-    error = page.locator("[data-testid='stAlert']").filter(has_text="not an image Pillow can read")
-    expect(error).to_have_text("not an image Pillow can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
+    error = page.locator("[data-testid='stAlert']").filter(has_text="not an image CNN Lab can read")
+    expect(error).to_have_text("not an image CNN Lab can read (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
     png, label = paper_png(7)

@@ -28,3 +28,17 @@ def test_a_deep_link_on_a_fresh_server_runs_through_app_py(browser, tmp_path):
         page.close()
     finally:
         stop_app(proc)
+
+
+STEPS = ["Concepts", "Train", "Compare", "Filters & feature maps", "Explain"]
+
+
+def test_home_shows_the_five_steps_in_order_and_the_first_leads_to_concepts(page, app_url):
+    page.goto(app_url)
+    steps = page.locator(".st-key-home-path").get_by_test_id("stPageLink-NavLink")
+    expect(steps).to_have_count(len(STEPS))
+    expect(steps).to_have_text([re.compile(re.escape(title) + "$") for title in STEPS])  # the icon is a number
+    steps.first.click()
+    expect(page).to_have_url(re.compile(r"/concepts$"))
+    expect(page.get_by_role("heading", name="Concepts: convolution and pooling")).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)

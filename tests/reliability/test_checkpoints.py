@@ -1,0 +1,252 @@
+"""Hostile checkpoint files through ``cnn-lab predict --checkpoint X digit.png``: exit 2, one ``error:`` line,
+no traceback, no hang, nothing unpickled, nothing written, and a huge model refused before it is built."""
+
+import json
+import os
+import pickle
+import struct
+import subprocess
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import save_file
+
+from cnn_core.checkpoint import save_checkpoint
+from cnn_core.config import ModelConfig
+from cnn_core.model import build_model
+from tests.reliability.conftest import changes, error_line
+
+CONFIG_JSON = json.dumps(ModelConfig().to_dict())
+
+
+def lenet_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {k: v.contiguous() for k, v in build_model(ModelConfig()).state_dict().items()}
+
+
+def saved(path):
+    torch.manual_seed(0)
+    return save_checkpoint(path, build_model(ModelConfig()), ModelConfig(), {})
+
+
+def flipped_byte(path):
+    saved(path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x01  # inside fc2's bias: still a valid float, so only the hash can tell
+    path.write_bytes(data)
+
+
+def truncated(path):
+    saved(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def trailing_bytes(path):
+    saved(path)
+    path.write_bytes(path.read_bytes() + bytes(16))
+
+
+def header_length_2_40(path):
+    path.write_bytes(struct.pack("<Q", 2**40) + b'{"__metadata__": {}}' + bytes(64))
+
+
+def zero_bytes(path):
+    path.write_bytes(b"")
+
+
+def seven_bytes(path):
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00")
+
+
+def header_not_json(path):
+    path.write_bytes(struct.pack("<Q", 10) + b"not json!!" + bytes(8))
+
+
+def header_100000_deep(path):
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"config": "[" * 100_000 + "]" * 100_000})
+
+
+def no_metadata(path):
+    save_file({"w": torch.zeros(1)}, str(path))
+
+
+def saved_config_invalid(path):
+    config = ModelConfig().to_dict() | {"fc": [99999999999999999999999]}
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+
+
+def nan_weights(path):
+    state = lenet_state()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})  # no hash: an old file
+
+
+def float64_weights(path):
+    state = lenet_state()
+    state["conv1.weight"] = state["conv1.weight"].double()
+    save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})
+
+
+def wrong_shape(path):
+    config = ModelConfig().to_dict()
+    config["conv"][0]["out_channels"] = 16
+    save_file(lenet_state(), str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+
+
+def missing_key(path):
+    state = lenet_state()
+    del state["fc2.bias"]
+    save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})
+
+
+def over_64_mb(path):
+    saved(path)
+    os.truncate(path, 65 << 20)  # sparse: costs no disk
+
+
+def a_folder(path):
+    path.mkdir()
+
+
+def a_fifo(path):
+    os.mkfifo(path)
+
+
+def a_symlink_loop(path):
+    os.symlink(path.name, path)
+
+
+def a_dangling_symlink(path):
+    os.symlink(path.parent / "nowhere.safetensors", path)
+
+
+def a_symlink_to_dev_zero(path):
+    os.symlink("/dev/zero", path)
+
+
+# (builder, what the error line says)
+CHECKPOINTS = {
+    "folder": (a_folder, "is a folder, not a checkpoint file"),
+    "fifo": (a_fifo, "is not a regular file"),
+    "symlink-loop": (a_symlink_loop, "is a symlink loop"),
+    "dangling-symlink": (a_dangling_symlink, "no such file"),
+    "symlink-to-dev-zero": (a_symlink_to_dev_zero, "is not a regular file"),
+    "zero-bytes": (zero_bytes, "too short to be a safetensors file"),
+    "seven-bytes": (seven_bytes, "too short to be a safetensors file"),
+    "truncated": (truncated, "not a valid safetensors file"),
+    "trailing-bytes": (trailing_bytes, "not a valid safetensors file"),
+    "header-length-2**40": (header_length_2_40, "header length 1099511627776 is impossible"),
+    "header-not-json": (header_not_json, "safetensors header is not valid JSON"),
+    "config-100000-deep": (header_100000_deep, "saved config nests 100000 levels deep"),
+    "no-metadata": (no_metadata, "no CNN Lab model config in its metadata"),
+    "saved-config-invalid": (saved_config_invalid, "its saved config is invalid: fc1.width"),
+    "flipped-byte": (flipped_byte, "do not match the SHA-256 recorded when it was saved"),
+    "nan-weights": (nan_weights, "conv1.weight holds NaN or infinite values"),
+    "float64-weights": (float64_weights, "conv1.weight is torch.float64, expected float32"),
+    "wrong-shape": (wrong_shape, "size mismatch for conv1.weight: file has (6, 1, 5, 5), config needs (16, 1, 5, 5)"),
+    "missing-key": (missing_key, "weights do not match its config (missing ['fc2.bias']"),
+    "over-64-MB": (over_64_mb, "larger than 64 MB"),
+}
+
+
+@pytest.fixture
+def digit(sandbox):
+    """A drawn 1 on white paper, the kind of image ``predict`` is for."""
+    image = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(image).line([(32, 8), (32, 56)], fill=0, width=6)
+    path = sandbox.root / "digit.png"
+    image.save(path)
+    return str(path)
+
+
+def predict(sandbox, checkpoint, digit, env=None):
+    return sandbox.cli("predict", "--checkpoint", str(checkpoint), digit, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("build, message", CHECKPOINTS.values(), ids=CHECKPOINTS.keys())
+def test_a_bad_checkpoint_is_refused_in_one_line_without_hanging_or_writing(sandbox, digit, build, message):
+    path = sandbox.root / "model.safetensors"
+    build(path)
+    before = sandbox.snapshot()
+    out = predict(sandbox, path, digit)  # a FIFO that were opened for reading would block: timeout=60 fails it
+    assert out.returncode == 2
+    assert message in error_line(out)
+    assert out.stdout == ""
+    after = sandbox.snapshot()
+    assert after == before, changes(before, after)
+
+
+def test_a_good_checkpoint_predicts_so_the_refusals_above_are_about_the_files(sandbox, digit):
+    path = saved(sandbox.root / "model.safetensors")
+    out = predict(sandbox, path, digit)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{digit}: ")
+
+
+class CreatesMarker:
+    """Unpickling this creates a file: the proof that something unpickled it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5], ids=lambda p: f"pickle-protocol-{p}")
+def test_a_pickle_named_safetensors_is_never_unpickled(sandbox, digit, protocol):
+    marker = sandbox.root / "unpickled-marker"
+    path = sandbox.root / "model.safetensors"
+    path.write_bytes(pickle.dumps(CreatesMarker(str(marker)), protocol=protocol))
+    out = predict(sandbox, path, digit)
+    assert out.returncode == 2
+    error_line(out)
+    assert not marker.exists()
+
+
+def test_a_torch_save_zip_named_safetensors_is_never_unpickled(sandbox, digit):
+    marker = sandbox.root / "unpickled-marker"
+    path = sandbox.root / "model.safetensors"
+    torch.save({"payload": CreatesMarker(str(marker))}, path)
+    out = predict(sandbox, path, digit)
+    assert out.returncode == 2
+    error_line(out)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "model.pkl", "model.ckpt"])
+def test_a_pickle_checkpoint_is_refused_by_name_before_it_is_read(sandbox, digit, name):
+    marker = sandbox.root / "unpickled-marker"
+    path = sandbox.root / name
+    torch.save({"payload": CreatesMarker(str(marker))}, path)
+    out = predict(sandbox, path, digit)
+    assert out.returncode == 2
+    assert "only .safetensors checkpoints are accepted (pickles are never loaded)" in error_line(out)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sandbox, digit):
+    """A stranger's config for 65 billion parameters (732 GB to load): one line, and the process stays small."""
+    config = ModelConfig().to_dict()
+    config["conv"] = [dict(block, out_channels=4096) for block in config["conv"]]
+    config["fc"] = [65_536] * 16
+    path = sandbox.root / "huge.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+    proc = subprocess.Popen(
+        sandbox.command("predict", "--checkpoint", str(path), digit),
+        cwd=sandbox.cwd,
+        env=sandbox.environ(CNN_LAB_MAX_MEMORY_MB="4096"),  # the same verdict on any machine
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # a few bytes: no pipe can fill
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    assert out.returncode == 2
+    line = error_line(out)
+    assert "this model needs about" in line and "to load (65,5" in line and "CNN_LAB_MAX_MEMORY_MB" in line
+    assert usage.ru_maxrss < 2 * 1024 * 1024, f"peak memory {usage.ru_maxrss} KB: was the model built?"

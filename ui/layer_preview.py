@@ -1,0 +1,72 @@
+"""The Train page's preview: every layer's shape, parameters and cost before training, or how far it gets."""
+
+import pandas as pd
+import streamlit as st
+
+from cnn_core import budget
+from cnn_core.budget import human_bytes
+from cnn_core.errors import OverBudget
+from cnn_core.shapes import Layer, total_macs, total_params
+from ui.config_form import Draft
+
+
+def layer_frame(layers: list[Layer], impossible: str | None = None) -> pd.DataFrame:
+    """One row a layer; the first impossible layer, when there is one, as a last row saying so."""
+    rows = [
+        {
+            "layer": l.name,
+            "type": l.type,
+            "output (C×H×W)": "×".join(map(str, l.output_shape)),
+            "params": f"{l.params:,}",
+            "MACs": f"{l.macs:,}",
+            "RF": l.receptive_field,
+            "stride fits": "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO"),
+        }
+        for l in layers
+    ]
+    if impossible:
+        rows.append(dict.fromkeys(rows[0] if rows else ["layer"], ""))
+        rows[-1].update({"layer": impossible, "type": "⛔", "output (C×H×W)": "impossible", "stride fits": "—"})
+    return pd.DataFrame(rows)
+
+
+def _mark(row: pd.Series) -> list[str]:
+    colour = "background-color: #fde2e1" if row["type"] == "⛔" else ""
+    colour = colour or ("background-color: #fff4ce" if row["stride fits"] == "NO" else "")
+    return [colour] * len(row)
+
+
+def show_layers(draft: Draft) -> str | None:
+    """Draw the layer table, totals, cost and formulas; returns why Launch must stay disabled (None if it may go)."""
+    if not draft.layers:
+        st.error(draft.problem)
+        return draft.problem
+    # A static table: it wraps instead of cutting its last column in a narrow column (st.dataframe scrolls).
+    st.table(layer_frame(draft.layers, draft.impossible).style.apply(_mark, axis=1), border="horizontal")
+    if draft.run is None:
+        st.error(draft.problem)
+        if draft.cause:
+            st.warning(f"Made impossible by your change: {draft.cause}")
+    problem = draft.problem
+    m1, m2, m3 = st.columns(3)
+    m1.metric("parameters", f"{total_params(draft.layers):,}")
+    m2.metric("multiply-adds per image", f"{total_macs(draft.layers):,}")
+    if draft.run is not None:
+        try:
+            cost = budget.check(draft.run)
+        except OverBudget as err:
+            problem = str(err)
+            st.error(problem)
+        else:
+            m3.metric(
+                "memory · disk",
+                f"{human_bytes(cost.training_memory_bytes)} · {human_bytes(cost.checkpoint_disk_bytes)}",
+                help=f"Estimated before training: {cost.describe()} (one batch forward + backward, weights, "
+                "optimizer state; a checkpoint per epoch). Limits: CNN_LAB_MAX_MEMORY_MB, CNN_LAB_MAX_DISK_MB.",
+            )
+    st.markdown("**Output size** = (W − F + 2P) / S + 1")
+    for l in draft.layers:
+        if l.type in ("conv", "pool"):
+            mark = "✅" if l.fits else f"⚠️ stride does not fit: PyTorch drops the last {l.dropped} row(s)/column(s)"
+            st.markdown(f"`{l.name}`: {l.formula} {mark}")
+    return problem
