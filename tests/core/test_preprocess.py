@@ -57,11 +57,13 @@ def ink_box(a: np.ndarray, level: float = 0.0) -> tuple[int, int]:
 
 
 def refused(source) -> str:
-    """The BadImage message for source; every one must be a single line."""
+    """The BadImage message for source; every one must be a single line, in the user's words (an image, not
+    the library that decodes it)."""
     with pytest.raises(BadImage) as caught:
         to_mnist(source)
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message and message
+    assert "Pillow" not in message and "PIL" not in message
     return message
 
 
