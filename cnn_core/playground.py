@@ -175,6 +175,12 @@ def _checked_axes(
     return rows, cols
 
 
+def check_settings(stride: int, padding: int | str) -> None:
+    """InvalidConfig when stride and padding break a rule that holds whatever the filter ('same' needs stride 1),
+    checked as a conv layer checks them; a 1×1 filter stands in for the one still to be chosen."""
+    ConvBlock(kernel_size=1, stride=stride, padding=padding).check("filter")
+
+
 def convolve(image: np.ndarray, kernels: Kernels, stride: int = 1, padding: int | str = 0) -> ConvResult:
     """Slide the filter(s) over the image with PyTorch's F.conv2d; InvalidConfig for a setting with no output."""
     weights = kernel_weights(kernels, image.shape[0])

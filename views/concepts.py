@@ -1,6 +1,7 @@
 """Concepts: a convolution and pooling playground for the article's filter, stride, padding and pooling.
 
-Convolutions are cached by their inputs and each control below the filter reruns only its own fragment."""
+Convolutions are cached by their inputs, and the filter, the output position, the pooling and the depth
+filters each rerun only their own fragment (a whole-page rerun costs the browser about twice as long)."""
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from cnn_core.data import load_dataset
 from cnn_core.errors import BadImage, InvalidConfig
 from ui.digit_input import IMAGE_TYPES
 
-NO_OUTPUT = "No output until the filter, stride and padding above work together."
+NO_OUTPUT = "No output until the filter, stride and padding work together."
 
 
 @st.cache_resource  # read-only tensors, shared by every session
@@ -20,14 +21,10 @@ def mnist():
     return load_dataset("mnist", download=False)  # offline: the bundled sample
 
 
-@st.cache_data(max_entries=8)
-def decoded(data: bytes) -> np.ndarray:
-    return pg.upload_image(data)
-
-
-@st.cache_data(max_entries=64)  # keyed on what it depends on: a new pool window or position does not redo it
-def convolved(image: np.ndarray, kernels: pg.Kernels, stride: int, padding: int | str) -> pg.ConvResult:
-    return pg.convolve(image, kernels, stride, padding)
+decoded = st.cache_data(max_entries=8)(pg.upload_image)  # an upload is decoded once, not on every rerun
+# Keyed on what a convolution depends on (image, filter(s), stride, padding): the depth filters, a new filter
+# or a return to an earlier setting reuse what was computed.
+convolved = st.cache_data(max_entries=64)(pg.convolve)
 
 
 def pick_input() -> tuple[np.ndarray, str]:
@@ -57,20 +54,16 @@ def pick_input() -> tuple[np.ndarray, str]:
     return image, f"a {label} from {digits.source.split(';')[0]}"
 
 
-def pick_filter() -> tuple[pg.Kernels | None, str]:
-    """The chosen filter, or None after an error line under the grid when a hand-typed cell is not usable."""
+def pick_filter() -> tuple[pg.Kernels, str]:
+    """The chosen filter and its name; InvalidConfig when a hand-typed cell is not a usable number."""
     names = [*pg.PRESETS, "sepia", "custom"]
     name = st.selectbox("Filter", names, index=names.index("Sobel x"), key="concepts.kernel")
     if name != "custom":
         return name, name
     size = st.radio("Custom filter size", [3, 5], horizontal=True, key="concepts.custom_size")
     start = pd.DataFrame(np.pad([[1.0]], size // 2), columns=[str(j) for j in range(size)])  # identity
-    edited = st.data_editor(start, key=f"concepts.custom{size}")  # rows and columns labelled from 0
-    try:
-        return pg.kernel_from_cells(edited.to_numpy(dtype=object).tolist()), f"your {size}×{size} filter"
-    except InvalidConfig as err:
-        st.error(str(err))
-        return None, "your filter"
+    edited = st.data_editor(start, key=f"concepts.custom{size}")  # rows and columns labelled from 0, as errors count
+    return pg.kernel_from_cells(edited.to_numpy(dtype=object).tolist()), f"your {size}×{size} filter"
 
 
 def show_facts(result: pg.ConvResult, described: str, padding: int | str) -> None:
@@ -89,20 +82,8 @@ def show_facts(result: pg.ConvResult, described: str, padding: int | str) -> Non
     )
 
 
-def pick_position(result: pg.ConvResult, channel: int) -> list[int]:
-    position = []
-    sizes = (result.rows.output, result.cols.output)
-    starts = pg.strongest(result.output, channel)
-    for slot, axis, size, start in zip(st.columns(2), ("row", "column"), sizes, starts, strict=True):
-        key = f"concepts.{axis}"  # opens on the strongest response, not a blank corner
-        st.session_state[key] = min(st.session_state.get(key, start), size - 1)  # the output may have shrunk
-        position.append(slot.slider(f"Output {axis}", 0, size - 1, key=key) if size > 1 else 0)
-    return position
-
-
 @st.fragment  # moving the output position (or channel) redraws this part only
 def show_output(image: np.ndarray, result: pg.ConvResult, described: str, kernel_name: str, padding: int | str):
-    st.subheader("What the filter produces")
     shown_in, shown_out, facts = st.columns([1, 1, 1.2])
     with facts:
         show_facts(result, described, padding)
@@ -110,7 +91,12 @@ def show_output(image: np.ndarray, result: pg.ConvResult, described: str, kernel
     channel = 0
     if result.output.shape[0] > 1:  # sepia: three filters, one per output colour
         channel = "RGB".index(st.radio("Output channel", ["R", "G", "B"], horizontal=True, key="concepts.channel"))
-    row, col = pick_position(result, channel)
+    position, sizes, starts = [], (result.rows.output, result.cols.output), pg.strongest(result.output, channel)
+    for slot, axis, size, start in zip(st.columns(2), ("row", "column"), sizes, starts, strict=True):
+        key = f"concepts.{axis}"  # opens on the strongest response, not a blank corner
+        st.session_state[key] = min(st.session_state.get(key, start), size - 1)  # the output may have shrunk
+        position.append(slot.slider(f"Output {axis}", 0, size - 1, key=key) if size > 1 else 0)
+    row, col = position
     window = pg.window_of(result, image, row, col, channel)
     parts = {"Input under the window": window.pixels, "Filter weights": window.weights}
     st.altair_chart(values_chart(parts | {"Products (element-wise)": window.products}), width="content")
@@ -152,6 +138,24 @@ def show_pooling(feature_map: np.ndarray | None) -> None:
     )
 
 
+@st.fragment  # another filter redraws this part only: the stride, padding and depth do not depend on it
+def show_filter(image: np.ndarray, described: str, stride: int, padding: int | str, settings_work: bool) -> None:
+    st.subheader("What the filter produces")
+    result = None
+    with st.columns(2)[0]:  # the filter, and what is wrong with it, half the page wide
+        try:  # a hand-typed cell that is not a number, or a filter larger than the (padded) input: said here
+            kernels, kernel_name = pick_filter()
+            result = convolved(image, kernels, stride, padding) if settings_work else None
+        except InvalidConfig as err:
+            st.error(str(err))
+    if result is None:
+        st.image(pg.enlarge(pg.to_rgb(image)), caption=f"Input: {described}")
+        st.info(NO_OUTPUT)
+    else:
+        show_output(image, result, described, kernel_name, padding)
+    show_pooling(None if result is None else result.output)
+
+
 @st.fragment  # choosing the filters of the layer redraws this part only
 def show_depth(image: np.ndarray, stride: int, padding: int | str, settings_work: bool) -> None:
     st.subheader("Depth: several filters at once")
@@ -177,7 +181,7 @@ def show_depth(image: np.ndarray, stride: int, padding: int | str, settings_work
 st.title("🧮 Concepts: convolution and pooling")
 st.markdown(
     "A filter is a small window slid over the image; at each place it multiplies the pixels under it by "
-    "its weights and adds them up. Pick an input and a filter, set **stride** and **padding**, and watch "
+    "its weights and adds them up. Pick an input, set **stride** and **padding**, choose a filter and watch "
     "the article's formula **output = (W − F + 2P) / S + 1** at work. Every number here is PyTorch's."
 )
 
@@ -185,22 +189,15 @@ left, right = st.columns(2)
 with left:
     image, described = pick_input()
 with right:
-    kernels, kernel_name = pick_filter()
     stride = st.slider("Stride (S)", 1, 6, 1, key="concepts.stride")
     mode = st.radio("Padding (P)", ["number", "same", "valid"], horizontal=True, key="concepts.padding_mode")
     padding = int(st.number_input("Zeros on each side", 0, 6, 0, key="concepts.padding")) if mode == "number" else mode
-    result = None
-    if kernels is not None:
-        try:
-            result = convolved(image, kernels, stride, padding)
-        except InvalidConfig as err:
-            st.error(str(err))  # beside the controls that caused it; the rest of the page stays
+    try:
+        pg.check_settings(stride, padding)
+        settings_work = True
+    except InvalidConfig as err:
+        st.error(str(err))  # beside the controls that caused it; the rest of the page stays
+        settings_work = False
 
-if result is None:
-    st.subheader("What the filter produces")
-    st.image(pg.enlarge(pg.to_rgb(image)), caption=f"Input: {described}")
-    st.info(NO_OUTPUT)
-else:
-    show_output(image, result, described, kernel_name, padding)
-show_pooling(None if result is None else result.output)
-show_depth(image, stride, padding, settings_work=result is not None)
+show_filter(image, described, stride, padding, settings_work)
+show_depth(image, stride, padding, settings_work)

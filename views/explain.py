@@ -34,11 +34,19 @@ def attributions(source: str, image: np.ndarray, target: int, methods: tuple, op
     }
 
 
+@st.cache_resource(max_entries=8)
+def forward_memory(source: str, image: np.ndarray) -> dict:
+    """The forward passes scoring made for this model and digit (faithfulness.RememberedForward), kept
+    for the next class: they are the model's, not a user's, so every session may share them."""
+    return {}
+
+
 @st.cache_data(max_entries=16, show_spinner="Scoring faithfulness…")
 def faithfulness_report(source: str, image: np.ndarray, target: int, methods: tuple, options: dict):
     x = probe.as_batch(image, checkpoint_model(source).config.in_channels)
     maps = {k: torch.as_tensor(v) for k, v in attributions(source, image, target, methods, options).items()}
-    rows, curves = faithfulness.report(checkpoint_model(source), x, target, maps, options)
+    memory = forward_memory(source, image)
+    rows, curves = faithfulness.report(checkpoint_model(source), x, target, maps, options, memory)
     return rows, curves, faithfulness.completeness_all(checkpoint_model(source), x, target, maps, options)
 
 
@@ -51,15 +59,20 @@ def show_steps(steps, plain: np.ndarray, classes: list[str]) -> None:
     plain_text = f"plain resize → {classes[int(plain.argmax())]} ({plain.max():.0%})"
     names = ["original", grey, "cropped", "20×20", "centred 28×28", plain_text]
     for col, picture, name in zip(st.columns(6), pictures, names, strict=True):
-        col.image(heatmap.thumbnail(picture), caption=name, width="stretch")
+        col.image(heatmap.thumbnail(picture), caption=name, width="stretch", output_format="PNG")
 
 
-def method_options(methods: tuple, model) -> dict:
+@st.cache_resource(max_entries=32)
+def declared_options(source: str, name: str) -> tuple:
+    return explain.options_for(name, checkpoint_model(source))  # a forward pass for a layer list: once
+
+
+def method_options(methods: tuple, source: str) -> dict:
     """A widget for every declared option of the chosen methods."""
     options: dict = {}
     for name in methods:
         st.caption(f"**{explain.METHODS[name].title}**: {explain.METHODS[name].about}")
-        for o in explain.options_for(name, model):
+        for o in declared_options(source, name):
             key, text = f"explain.{name}.{o.name}", f"{explain.METHODS[name].title}: {o.label}"
             if o.kind == "int":
                 value = st.slider(text, o.low, o.high, o.default, key=key, help=o.help)
@@ -76,16 +89,25 @@ def heatmap_row(title: str, image: np.ndarray, maps: dict, scales: dict) -> None
     for start in range(0, len(maps), 4):
         for col, name in zip(st.columns(4), list(maps)[start : start + 4], strict=False):
             caption = f"{explain.METHODS[name].title} (scale ±{scales[name]:.2g})"
-            col.image(heatmap.overlay(image, maps[name], scales[name]), width="stretch", caption=caption)
+            picture = heatmap.overlay(image, maps[name], scales[name])
+            col.image(picture, width="stretch", caption=caption, output_format="PNG")
 
 
 def show_scores(source: str, image: np.ndarray, target: int, methods: tuple, options: dict, name: str) -> None:
     """The plain-words verdict first, then the scores (each column explained on hover) and the curves."""
     rows, curves, complete = faithfulness_report(source, image, target, methods, options)
     st.markdown(f"**Which map to trust here?** {faithfulness.summary(rows, name)}")
-    help_for = {c: st.column_config.Column(c, help=faithfulness.SCORE_HELP[c]) for c in rows.columns[1:]}
-    st.dataframe(rows.style.format(precision=3, na_rep="—"), hide_index=True, column_config=help_for)
-    st.caption("Hover over a column's name for what it measures.")
+    shown, config = rows.copy(), {}
+    for column in rows.columns[1:]:  # each score's meaning on hover; a dash, not "None", where there is none
+        help_text = faithfulness.SCORE_HELP[column]
+        if rows[column].isna().any():
+            shown[column] = rows[column].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}")
+            config[column] = st.column_config.TextColumn(column, help=help_text, alignment="right")
+        else:
+            config[column] = st.column_config.NumberColumn(column, help=help_text, format="%.3f")
+    st.dataframe(shown, hide_index=True, column_config=config)
+    dash = f" A dash: {faithfulness.FLAT}." if rows.isna().any().any() else ""
+    st.caption(f"Hover over a column's name for what it measures.{dash}")
     for method, c in complete.items():
         st.caption(
             f"Completeness of {explain.METHODS[method].title}: the map sums to {c.total:.3f}, the class score "
@@ -111,7 +133,7 @@ def explanation(label: str, source: str, image: np.ndarray, predicted: int, clas
         st.info("No method chosen: pick at least one above to see which pixels drove the answer.")
         return
     with st.expander("Method settings"):
-        options = method_options(methods, checkpoint_model(source))
+        options = method_options(methods, source)
     other = OTHER_POOLING.get(source)
     compare = other is not None and st.toggle(f"Compare with {other}", key="explain.compare")
     maps = attributions(source, image, target, methods, options)
@@ -151,13 +173,15 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
     gallery, opened = st.columns([4, 1])
     for start in range(0, min(len(wrong), 16), 6):
         for col, i in zip(gallery.columns(6), wrong[start : start + 6], strict=False):
-            col.image(heatmap.grey_rgb(test_x[i], 2), caption=f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}")
+            caption = f"#{i}: {classes[test_y[i]]} → {classes[predictions[i]]}"
+            col.image(heatmap.grey_rgb(test_x[i], 2), caption=caption, output_format="PNG")
             if col.button("Open", key=f"explain.open.{i}", on_click=open_test_digit, args=("explain", int(i))):
                 st.rerun()  # the digit picker and the explanation above are outside this fragment
     index = opened_test_digit("explain")
     if index is not None:  # the answer next to the button that asked for it, not 1,500 px above
         probs = probabilities(checkpoint_model(choice["source"]), probe.digit_at(torch.from_numpy(test_x), index))
-        opened.image(heatmap.grey_rgb(test_x[index], 3), caption=f"#{index}, labelled {classes[test_y[index]]}")
+        caption = f"#{index}, labelled {classes[test_y[index]]}"
+        opened.image(heatmap.grey_rgb(test_x[index], 3), caption=caption, output_format="PNG")
         sure = f"{probs.max():.1%} sure"
         opened.metric("Opened: prediction", classes[int(probs.argmax())], sure, delta_color="off", delta_arrow="off")
         opened.markdown(f"[↑ Its explanation](#{EXPLANATION})")
@@ -182,7 +206,7 @@ if digit is not None:
     if steps is not None:
         show_steps(steps, probabilities(model, steps.plain), classes)
     left, right = st.columns([1, 3])
-    left.image(heatmap.grey_rgb(image), caption="model input", width=160)
+    left.image(heatmap.grey_rgb(image), caption="model input", width=160, output_format="PNG")
     left.metric("Prediction", classes[predicted], f"{probs.max():.1%} sure", delta_color="off", delta_arrow="off")
     if probs.max() < UNSURE:
         left.warning(f"The model is unsure: its best guess has only {probs.max():.0%}.")

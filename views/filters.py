@@ -29,16 +29,25 @@ def show_feature_maps(maps: dict, scales: dict, columns: int) -> None:
     for name, array in maps.items():
         tiles, side = array.shape[0], array.shape[-1]
         dots = side == 1  # conv3's 120 maps of 1×1 are 120 numbers: a strip of squares
-        zoom = DOT_PX if dots else max(1, MAP_PX // side)
+        per_row = full_rows(tiles, columns * 5 if dots else columns)
+        scale = f"{scales[name]:.2g}" if scales[name] < 100 else f"{scales[name]:.0f}"  # 120, not 1.2e+02
         st.image(
-            heatmap.mosaic(array, scales[name], columns=min(tiles, columns * 5 if dots else columns), zoom=zoom),
-            caption=f"{name}: {' × '.join(map(str, array.shape))} (colours ±{scales[name]:.2g})",
+            heatmap.mosaic(array, scales[name], columns=per_row, zoom=DOT_PX if dots else max(1, MAP_PX // side)),
+            caption=f"{name}: {' × '.join(map(str, array.shape))} (colours ±{scale})",
+            output_format="PNG",
         )
+
+
+def full_rows(tiles: int, limit: int) -> int:
+    """Tiles per row: the most up to ``limit`` that fill every row (6 maps in two rows of 3 rather than
+    4 and 2 beside two empty tiles), unless that makes rows less than half as long."""
+    fits = next(c for c in range(min(tiles, limit), 0, -1) if tiles % c == 0)
+    return fits if 2 * fits > min(tiles, limit) else min(tiles, limit)
 
 
 def colour_legend() -> None:
     left, right = st.columns([1, 3])
-    left.image(heatmap.colour_bar(240, 14), caption="−scale · 0 · +scale", width="stretch")
+    left.image(heatmap.colour_bar(240, 14), caption="−scale · 0 · +scale", width="stretch", output_format="PNG")
     right.caption(
         "**Blue**: a negative output (after ReLU, only convolutions and their pooling can be). **White**: zero, "
         "nothing found. **Red**: a positive output, the filter's pattern is there. Each layer has its own scale, "
@@ -88,7 +97,7 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
     if digit is None:
         return
     image = digit.image
-    st.image(heatmap.grey_rgb(image, 4), caption="input (as the model sees it)")
+    st.image(heatmap.grey_rgb(image, 4), caption="input (as the model sees it)", output_format="PNG")
     st.caption("After every convolution, activation and pooling layer.")
     colour_legend()
     maps = feature_maps(source, image)

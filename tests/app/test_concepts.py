@@ -26,6 +26,11 @@ def shown(at: AppTest, pattern: re.Pattern) -> tuple[str, ...]:
     return found[0].groups()
 
 
+def column_of(at: AppTest, key: str):
+    """The column that holds the widget with this key: where an error about it belongs."""
+    return next(c for c in at.columns if any(w.key == key for w in [*c.selectbox, *c.slider, *c.radio]))
+
+
 def use_gradient(at: AppTest) -> None:
     """A pattern input whose every pixel differs, so any change of filter changes the numbers."""
     at.radio(key="concepts.source").set_value("pattern").run()
@@ -83,8 +88,7 @@ def test_same_padding_with_stride_2_shows_the_error_beside_the_controls_and_keep
     at.slider(key="concepts.pool_size").set_value(3).run()  # a setting of the user's, further down
     at.slider(key="concepts.stride").set_value(2)
     at.radio(key="concepts.padding_mode").set_value("same").run()
-    controls = at.columns[1]  # the filter, stride and padding column
-    assert [e.value for e in controls.error] == [
+    assert [e.value for e in column_of(at, "concepts.stride").error] == [
         "filter: 'same' padding needs stride 1 (PyTorch refuses it with stride 2)"
     ]
     headings = [h.value for h in at.subheader]
@@ -122,7 +126,8 @@ def test_a_bad_custom_cell_is_named_by_the_labels_the_grid_shows_and_the_page_st
     at.session_state["concepts.custom3"] = edits
     at.run()
     assert not at.exception
-    assert [e.value for e in at.columns[1].error] == ["filter cell (row 2, column 0) is empty or not a number"]
+    beside = column_of(at, "concepts.kernel")
+    assert [e.value for e in beside.error] == ["filter cell (row 2, column 0) is empty or not a number"]
     assert len(at.error) == 1
     assert any("depth = 3" in md.value for md in at.markdown)  # depth does not need the custom filter
 

@@ -142,15 +142,16 @@ def test_values_chart_writes_every_number_on_a_symmetric_scale_with_colour_chann
     data = spec["datasets"][spec["data"]["name"]]
     assert len(data) == 18 and [r["value"] for r in data] == values.ravel().tolist()
     assert [r["shade"] for r in data] == pytest.approx((values.ravel() / 13).tolist())
+    assert "datum.shade" in numbers["mark"]["color"]["expr"]  # white numbers on dark cells
     assert cells["encoding"]["y"]["sort"] == ["R0", "R1", "R2", "G0", "G1", "G2"]
-    assert spec["spec"]["height"] == {"step": 28} and spec["facet"]["column"]["sort"] == ["Filter weights"]
+    assert spec["spec"]["height"] == {"step": 28} and spec["facet"]["sort"] == ["Filter weights"]
 
 
 def test_values_chart_puts_several_arrays_side_by_side_each_on_its_own_scale():
     pixels, weights = np.full((1, 3, 3), 0.5, np.float32), np.array([[[-4, 0, 4]] * 3], np.float32)
     spec = values_chart({"Input": pixels, "Weights": weights, "Products": pixels * weights}).to_dict()
-    assert spec["facet"]["column"]["field"] == "panel"
-    assert spec["facet"]["column"]["sort"] == ["Input", "Weights", "Products"]  # in the order given
+    assert spec["facet"]["field"] == "panel"
+    assert spec["facet"]["sort"] == ["Input", "Weights", "Products"]  # in the order given
     data = spec["datasets"][spec["data"]["name"]]
     by_panel = {p: [r for r in data if r["panel"] == p] for p in ("Input", "Weights", "Products")}
     assert all(len(rows) == 9 for rows in by_panel.values())  # one chart, one data set, 3 panels

@@ -168,7 +168,7 @@ def test_the_plain_summary_names_the_maps_that_pass_the_check_and_the_best_one_t
     text = faithfulness.summary(_rows([0.1, 0.2, 0.65, float("nan")], [0.02, 0.03, 0.01, 0.2]), "7")
     assert "**Integrated Gradients** and **Occlusion** pass the sanity check" in text
     assert "**SmoothGrad** barely changes on an untrained copy (ρ ≥ 0.5): trust it less." in text
-    assert "**Layer Grad-CAM** cannot be checked: a blank map (no evidence for 7)." in text
+    assert "**Layer Grad-CAM** cannot be checked here: one of the two maps" in text
     # SmoothGrad has the smallest deletion area but failed the check: the advice is among those that pass
     assert "Of the maps that pass, **Integrated Gradients** points at the pixels that matter most" in text
     assert "(**Occlusion** best predicts what hiding a patch does and is the steadiest" in text

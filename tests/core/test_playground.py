@@ -257,3 +257,10 @@ def test_enlarge_uses_whole_pixels_and_outlines_one():
     assert big.shape == (40, 40, 3) and (big[:10, :10] == rgb[0, 0]).all()
     marked = pg.enlarge(rgb, (1, 2), size=40)
     assert marked[10, 25].tolist() == [255, 215, 0] and marked[15, 25].tolist() == rgb[1, 2].tolist()
+
+
+def test_stride_and_padding_are_checked_before_any_filter_like_a_conv_layer():
+    pg.check_settings(2, 1)
+    pg.check_settings(1, "same")
+    with pytest.raises(InvalidConfig, match="'same' padding needs stride 1"):
+        pg.check_settings(3, "same")

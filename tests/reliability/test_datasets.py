@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from cnn_core.data import IDX_STEMS, write_idx
+from cnn_core.data import IDX_STEMS
 from cnn_core.runs import RunStore
 from tests.reliability.conftest import (
     STORE_FILES,
@@ -37,11 +37,6 @@ def corrupt_gzip(folder):
     (folder / TRAIN_IMAGES).write_bytes(data)
 
 
-def not_gzip(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_IMAGES).write_bytes(b"these are not the digits you are looking for\n" * 20)
-
-
 def truncated_gzip(folder):
     write_idx_folder(folder, IMAGES, LABELS)
     data = (folder / TRAIN_IMAGES).read_bytes()
@@ -55,11 +50,6 @@ def truncated_idx(folder):
     (folder / IDX_STEMS[0]).write_bytes(raw[: len(raw) // 2])  # the uncompressed spelling, cut in half
 
 
-def header_only(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_IMAGES).write_bytes(gzip.compress(idx_header(0x08, 100, 28)[:6]))
-
-
 def zero_items(folder):
     write_idx_folder(folder, np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8))
 
@@ -68,44 +58,24 @@ def labels_2d(folder):
     write_idx_folder(folder, IMAGES, np.zeros((100, 2), np.uint8))
 
 
-def images_2d(folder):
-    write_idx_folder(folder, IMAGES.reshape(100, 784), LABELS)
-
-
 def mismatched_counts(folder):
     write_idx_folder(folder, IMAGES, LABELS[:50])
 
 
-def mismatched_test_counts(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    write_idx(folder / TEST_IMAGES, IMAGES[:10])
-    write_idx(folder / TEST_LABELS, LABELS[:20])
-
-
 def gzip_bomb(folder):
-    """About 250 KB of gzip whose header promises 100 digits (78,400 bytes) and then inflates to 256 MB."""
+    """64 KB of gzip whose header promises 100 digits (78,400 bytes) and then inflates to 64 MB."""
     write_idx_folder(folder, IMAGES, LABELS)
     with gzip.open(folder / TRAIN_IMAGES, "wb", compresslevel=9) as fh:
         fh.write(idx_header(0x08, 100, 28, 28))
         zeros = bytes(16 << 20)
-        for _ in range(16):
+        for _ in range(4):
             fh.write(zeros)
-    assert (folder / TRAIN_IMAGES).stat().st_size < 1 << 20
+    assert (folder / TRAIN_IMAGES).stat().st_size < 128 << 10
 
 
 def header_promises_terabytes(folder):
     write_idx_folder(folder, IMAGES, LABELS)
     (folder / TRAIN_IMAGES).write_bytes(gzip.compress(idx_header(0x08, 2**32 - 1, 28, 28)))
-
-
-def float_idx(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_IMAGES).write_bytes(gzip.compress(idx_header(0x0D, 100, 28, 28) + bytes(100 * 28 * 28 * 4)))
-
-
-def bad_magic(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_IMAGES).write_bytes(gzip.compress(b"\x12\x34\x08\x03" + bytes(100)))
 
 
 def trailing_data(folder):
@@ -115,17 +85,6 @@ def trailing_data(folder):
 
 def missing_files(folder):
     folder.mkdir(parents=True)
-
-
-def labels_missing(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_LABELS).unlink()
-
-
-def images_are_a_folder(folder):
-    write_idx_folder(folder, IMAGES, LABELS)
-    (folder / TRAIN_IMAGES).unlink()
-    (folder / TRAIN_IMAGES).mkdir()
 
 
 def images_32x32(folder):
@@ -138,41 +97,24 @@ def label_255(folder):
     write_idx_folder(folder, IMAGES, labels)
 
 
-def three_images(folder):
-    write_idx_folder(folder, IMAGES[:3], LABELS[:3])
-
-
-def one_image_per_class(folder):
-    write_idx_folder(folder, IMAGES[:10], LABELS[:10])
-
-
 # (builder, what the error line says)
 REFUSED = {
     "corrupt-gzip": (corrupt_gzip, f"{TRAIN_IMAGES} is a damaged or truncated gzip file (CRC check failed"),
-    "not-gzip": (not_gzip, f"{TRAIN_IMAGES} is a damaged or truncated gzip file (Not a gzipped file"),
     "truncated-gzip": (truncated_gzip, f"{TRAIN_IMAGES} is a damaged or truncated gzip file"),
     "truncated-idx": (truncated_idx, f"{IDX_STEMS[0]} is truncated: 39,192 of 78,400 values"),
-    "truncated-header": (header_only, f"{TRAIN_IMAGES} is truncated inside its header"),
     "zero-items": (zero_items, f"{TRAIN_IMAGES} holds no items (its header says shape (0, 28, 28))"),
     "labels-2d": (labels_2d, f"{TRAIN_LABELS} holds 2-D data; labels must be 1-D"),
-    "images-2d": (images_2d, f"{TRAIN_IMAGES} holds 2-D data; images must be 3-D"),
     "mismatched-counts": (mismatched_counts, f"{TRAIN_IMAGES} has 100 images but"),
-    "mismatched-test-counts": (mismatched_test_counts, f"{TEST_IMAGES} has 10 images but"),
     "gzip-bomb": (gzip_bomb, f"{TRAIN_IMAGES} holds more data than its header declares (78,400 values)"),
     "header-promises-3TB": (header_promises_terabytes, "its header promises 3,367,254,359,280 bytes, more than"),
-    "float-idx": (float_idx, "IDX data type 0x0d is not supported"),
-    "bad-magic": (bad_magic, f"{TRAIN_IMAGES} is not an IDX file (magic number 0x12340803)"),
     "trailing-data": (trailing_data, f"{TRAIN_LABELS} holds more data than its header declares (100 values)"),
     "missing-files": (missing_files, f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in"),
-    "labels-missing": (labels_missing, f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in"),
-    "images-are-a-folder": (images_are_a_folder, f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in"),
 }
 # Folders the loader reads fine, refused only once the run is recorded (see the tests at the end).
 MISFITS = {
     "images-32x32": (images_32x32, "dataset 32×32×1 does not match the model's input 28×28×1"),
     "label-255": (label_255, "label 255 is outside the model's 10 classes"),
 }
-TOO_SMALL = {"three-images": three_images, "one-image-per-class": one_image_per_class}
 
 
 def train_on(sandbox, folder, timeout=120):
@@ -237,10 +179,9 @@ def test_a_dataset_that_does_not_fit_the_model_is_refused_before_a_run_is_record
     "maximum which has no identity' with a traceback",
     strict=True,
 )
-@pytest.mark.parametrize("build", TOO_SMALL.values(), ids=TOO_SMALL.keys())
-def test_a_dataset_too_small_to_split_is_refused_in_one_line(sandbox, build):
+def test_a_dataset_too_small_to_split_is_refused_in_one_line(sandbox):
     folder = sandbox.root / "data"
-    build(folder)
+    write_idx_folder(folder, IMAGES[:3], LABELS[:3])
     out = train_on(sandbox, folder)
     assert out.returncode != 0
     error_line(out)

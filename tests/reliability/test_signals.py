@@ -19,13 +19,14 @@ def start_training(sandbox, small_idx) -> subprocess.Popen:
     """A 50-epoch run on 300 digits; its output goes to files (a tqdm bar must never block on a full pipe)."""
     logs = sandbox.root / "logs"
     logs.mkdir(exist_ok=True)
-    return subprocess.Popen(
-        sandbox.command("train", "--data-dir", str(small_idx), "--epochs", "50", "--batch-size", "64"),
-        cwd=sandbox.cwd,
-        env=sandbox.environ(),
-        stdout=open(logs / "stdout", "w"),  # noqa: SIM115 - the child owns them
-        stderr=open(logs / "stderr", "w"),  # noqa: SIM115
-    )
+    with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:
+        return subprocess.Popen(
+            sandbox.command("train", "--data-dir", str(small_idx), "--epochs", "50", "--batch-size", "64"),
+            cwd=sandbox.cwd,
+            env=sandbox.environ(),
+            stdout=stdout,
+            stderr=stderr,
+        )
 
 
 def wait_for_an_epoch(sandbox, proc: subprocess.Popen, timeout: float = 180) -> Run:

@@ -1,10 +1,12 @@
 """Damaged, foreign, read-only and emptied run stores through ``cnn-lab runs`` and ``cnn-lab train``: one line,
 no traceback, and the store is never replaced or rewritten behind the user's back."""
 
+import gc
 import hashlib
 import shutil
 import sqlite3
 import subprocess
+import warnings
 
 import pytest
 
@@ -56,16 +58,16 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("command", ["runs", "train"])
 @pytest.mark.parametrize("build, message", BROKEN.values(), ids=BROKEN.keys())
 def test_a_store_that_cannot_be_opened_is_one_line_and_left_as_it_was(
-    sandbox, finished_store, small_idx, build, message, command
+    sandbox, finished_store, small_idx, build, message
 ):
+    """Both ``cnn-lab runs`` and a ``cnn-lab train`` (refused before it records anything)."""
     build(sandbox.runs, finished_store)
     before = sandbox.snapshot()
-    out = sandbox.cli("runs") if command == "runs" else train_tiny(sandbox, small_idx)
-    assert out.returncode == 2
-    assert message in error_line(out)
+    for out in (sandbox.cli("runs"), train_tiny(sandbox, small_idx)):
+        assert out.returncode == 2
+        assert message in error_line(out)
     after = sandbox.snapshot()
     assert after == before, changes(before, after)
 
@@ -90,6 +92,8 @@ def read_only(sandbox, finished_store):
     The suite runs as root, where chmod 0o444/0o555 does not stop a write, so permissions cannot show this case.
     """
     copy_store(finished_store, sandbox.runs)
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1): cannot make a read-only bind mount, and chmod does not stop root")
     probe = subprocess.run(
         ["unshare", "-rm", "sh", "-c", REMOUNT_READ_ONLY, str(sandbox.runs), "touch", str(sandbox.runs / "probe")],
         capture_output=True,
@@ -107,13 +111,13 @@ def read_only(sandbox, finished_store):
     return cli
 
 
-@pytest.mark.parametrize("command", ["runs", "train"])
-def test_a_read_only_store_is_one_line_and_no_traceback(sandbox, read_only, small_idx, command):
+@pytest.mark.slow
+def test_a_read_only_store_is_one_line_and_no_traceback(sandbox, read_only, small_idx):
     before = sandbox.snapshot()
-    args = ["runs"] if command == "runs" else ["train", "--data-dir", str(small_idx), "--epochs", "1"]
-    out = read_only(*args)
-    assert out.returncode == 2
-    error_line(out)
+    for args in (["runs"], ["train", "--data-dir", str(small_idx), "--epochs", "1"]):
+        out = read_only(*args)
+        assert out.returncode == 2
+        error_line(out)
     after = sandbox.snapshot()
     assert after == before, changes(before, after)
 
@@ -146,6 +150,19 @@ def test_listing_a_healthy_store_does_not_change_its_database_or_any_file(sandbo
     assert after == before, changes(before, after)
 
 
+@pytest.mark.xfail(
+    reason="BUG (minor): RunStore.__init__ reads the database's magic with `self.db_path.open('rb').read(16)` and "
+    "never closes the file: a ResourceWarning (an open file descriptor until garbage collection) on every open",
+    strict=True,
+)
+def test_opening_a_store_closes_the_files_it_opens(finished_store):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        RunStore(finished_store).list()
+        gc.collect()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_a_store_from_an_older_version_is_upgraded_in_place_and_keeps_its_runs(sandbox, finished_store):
     """A store made before ``metrics.total_steps`` existed gains the column: the one case opening has to write."""
     copy_store(finished_store, sandbox.runs)
@@ -166,7 +183,8 @@ def test_a_store_from_an_older_version_is_upgraded_in_place_and_keeps_its_runs(s
 
 def runs_by_name(store: RunStore) -> dict:
     return {
-        r.name: (r.id, r.status, r.test_accuracy, r.val_accuracy, r.epochs_done, r.config, r.error) for r in store.list()
+        r.name: (r.id, r.status, r.test_accuracy, r.val_accuracy, r.epochs_done, r.config, r.error)
+        for r in store.list()
     }
 
 
@@ -175,6 +193,7 @@ def epoch_metrics(store: RunStore, run_id: str) -> list:
     return [{k: m[k] for k in keys} for m in store.metrics(run_id, "epoch")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["zero-length", "deleted"])
 def test_an_emptied_store_beside_run_folders_is_refused_then_rebuilt_by_reimport(
     sandbox, finished_store, small_idx, damage
@@ -285,6 +304,7 @@ def busy_store(tmp_path_factory):
     return store.root
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     reason="BUG: cutting a real store inside its last page is not always noticed by SQLite: the missing bytes read "
     "as NULLs, and RunStore.list() raises 'TypeError: object of type 'NoneType' has no len()' (safejson.loads on a "
