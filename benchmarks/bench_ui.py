@@ -172,7 +172,9 @@ def interactions(
 
     if wanted("Filters: epoch slider, model change"):
         open_page(page, url + "/filters", "filters of conv1")
-        if not page.locator('input[type="range"][aria-label="Epoch"]').count():  # the run is not the default
+        try:  # the page opens on the newest run (after this work) or on a bundled model (before it)
+            page.locator('input[type="range"][aria-label="Epoch"]').wait_for(timeout=5_000)
+        except PlaywrightTimeout:
             measure(page, pick(page, "Model", "run:"))
             wait_quiet(page)
         run("Filters: epoch slider", [slide(page, "Epoch", "ArrowLeft")] * min(repeats, EPOCHS - 1))

@@ -144,18 +144,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
     from cnn_core import budget
-    from cnn_core.checkpoint import remove_partial_writes
-    from cnn_core.data import load_dataset
+    from cnn_core.data import check_fits, load_dataset
     from cnn_core.runner import execute_run
 
     run = _train_config(args)
     name = args.data_dir or args.dataset
+    budget.check(run)  # before any data is read (or downloaded)
     data = load_dataset(
         args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir, val_fraction=run.train.val_fraction
     )
-    budget.check(run, train_images=len(data.train_y))  # before anything is allocated or recorded
+    budget.check(run, train_images=len(data.train_y))  # with the data: still before anything is recorded
+    check_fits(data, run.model)
     store = RunStore(args.runs_dir)
-    remove_partial_writes(store.root)
+    store.remove_partial_writes()
     run_id = store.create(
         run,
         dataset=args.dataset if not args.data_dir else "idx",
@@ -197,8 +198,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-    result = execute_run(store, run_id, data=data, on_event=on_event)
-    bar.close()
+    try:
+        result = execute_run(store, run_id, data=data, on_event=on_event)
+    finally:
+        bar.close()  # also on Ctrl-C or a signal, so the message after it starts on its own line
     done = store.get(run_id)
     if args.json:
         print(json.dumps(_summary(done)), flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -243,12 +244,20 @@ class RunConfig:
 
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read a run config JSON file; missing sections or keys take the defaults."""
+    where = f"config {os.fspath(path)!r}"
     try:
+        info = os.stat(path)  # before opening: a FIFO or a device would block open() or read() forever
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidConfig(f"{where} is {'a folder' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}")
+        if info.st_size > safejson.MAX_JSON_BYTES:
+            raise InvalidConfig(
+                f"{where} is {info.st_size:,} bytes of JSON; at most {safejson.MAX_JSON_BYTES:,} are accepted"
+            )
         with open(path, "rb") as fh:
-            text = fh.read(safejson.MAX_JSON_BYTES + 1)  # one byte more is enough to refuse a 5 GB file
+            text = fh.read(safejson.MAX_JSON_BYTES + 1)  # in case it grew since: still never a 5 GB read
     except OSError as err:
-        raise InvalidConfig(f"cannot read config {os.fspath(path)!r}: {err.strerror}") from None
-    return RunConfig.from_json(text, f"config {os.fspath(path)!r}")
+        raise InvalidConfig(f"cannot read {where}: {err.strerror}") from None
+    return RunConfig.from_json(text, where)
 
 
 def _known_keys(cls: type, data: Any, where: str) -> dict[str, Any]:
@@ -258,9 +267,15 @@ def _known_keys(cls: type, data: Any, where: str) -> dict[str, Any]:
     unknown = set(data) - set(names)
     if unknown:
         raise InvalidConfig(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; expected {', '.join(names)}"
+            f"{where}: unknown key(s) {', '.join(sorted(_key(k) for k in unknown))}; expected {', '.join(names)}"
         )
     return data
+
+
+def _key(key: Any) -> str:
+    """A key as a message shows it: plain when it is a plain name, else its (short) repr (no raw newline or ESC)."""
+    text = str(key)
+    return text if text.isidentifier() and len(text) <= 40 else _shown(key)
 
 
 def _shown(value: Any) -> str:

@@ -287,6 +287,11 @@ def load_dataset(
         as_images(test_x),
         as_labels(test_y),
     ]
+    if not len(train_x) or not len(test_x):
+        raise BadDataset(
+            f"{source}: {len(train_x):,} training and {len(test_x):,} test images after the split; a dataset needs "
+            "at least one of each (a few hundred images to learn anything)"
+        )
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[: max(n_classes, 10)]
     return Dataset(name, classes, *tensors, source=source)

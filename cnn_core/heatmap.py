@@ -91,7 +91,7 @@ def mosaic(
         2, 0, 1, 3
     )
     grid = tiles.reshape(rows, columns, tile_h + gap, tile_w + gap, 3).transpose(0, 2, 1, 3, 4)
-    return grid.reshape(rows * (tile_h + gap), columns * (tile_w + gap), 3)[:-gap or None, :-gap or None]
+    return grid.reshape(rows * (tile_h + gap), columns * (tile_w + gap), 3)[: -gap or None, : -gap or None]
 
 
 def colour_bar(width: int = 240, height: int = 12) -> np.ndarray:

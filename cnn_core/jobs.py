@@ -17,7 +17,6 @@ import time
 import torch
 
 from cnn_core import budget
-from cnn_core.checkpoint import remove_partial_writes
 from cnn_core.config import RunConfig
 from cnn_core.runs import Run, RunStore, Status, pid_alive
 
@@ -43,7 +42,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        remove_partial_writes(self.store.root)  # temp files of checkpoint writes a crash interrupted
+        self.store.remove_partial_writes()  # temp files of checkpoint writes a crash interrupted
         self.store.mark_orphans(pid_alive)  # runs left running by a previous app whose worker is gone
         self._last_error: str | None = None
         self._thread = None

@@ -24,6 +24,7 @@ from cnn_core.model import ConvNet, build_model
 from cnn_core.runs.run import Status
 
 EXPLODED = 100  # a loss this many times its first value is not coming back
+ONECYCLE_MIN_STEPS = 10  # fewer steps cannot warm up and anneal (OneCycleLR divides by zero at 4): constant lr
 STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
 
 
@@ -135,7 +136,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total_steps >= ONECYCLE_MIN_STEPS:
         # pct_start 0.25: a quick warm-up, then a long anneal, which is what makes few epochs enough
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
     if cfg.schedule == "cosine":

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cnn_core import budget
 from cnn_core.budget import human_bytes
-from cnn_core.errors import OverBudget
+from cnn_core.errors import InvalidConfig
 from cnn_core.shapes import Layer, total_macs, total_params
 from ui.config_form import Draft
 
@@ -54,7 +54,7 @@ def show_layers(draft: Draft) -> str | None:
     if draft.run is not None:
         try:
             cost = budget.check(draft.run)
-        except OverBudget as err:
+        except InvalidConfig as err:  # over budget, or a bad CNN_LAB_MAX_* variable
             problem = str(err)
             st.error(problem)
         else:

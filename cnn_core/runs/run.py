@@ -70,19 +70,20 @@ class Run:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> Run:
-        data = {k: row[k] for k in row.keys()}
+        known = set(cls.__dataclass_fields__) | {"finished"}
+        data = {k: row[k] for k in row.keys() if k in known}  # columns a newer version added are not ours to read
         try:
-            config = RunConfig.from_json(data["config"])
-        except CnnLabError as err:
-            raise BadRunStore(f"run {data['id']} has a damaged config in the store: {err}") from None
-        data.update(
-            config=config,
-            status=Status(data["status"]),
-            ended=data.pop("finished"),
-            epochs_done=data["epochs_done"] or 0,
-            stop_requested=bool(data["stop_requested"]),
-        )
-        return cls(**data)
+            data.update(
+                config=RunConfig.from_json(data["config"]),
+                status=Status(data["status"]),
+                ended=data.pop("finished"),
+                epochs_done=data["epochs_done"] or 0,
+                stop_requested=bool(data["stop_requested"]),
+            )
+            return cls(**data)
+        except (CnnLabError, KeyError, TypeError, ValueError) as err:  # a damaged row: NULLs, garbage text
+            where = escape_controls(str(data.get("id")))[:40]
+            raise BadRunStore(f"run {where} is damaged in the store ({type(err).__name__}): {err}"[:300]) from None
 
     @property
     def pooling(self) -> str:

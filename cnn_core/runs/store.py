@@ -74,7 +74,8 @@ class RunStore:
 
     Opening reads only, unless the database is new or from an older version. A file that is not a
     CNN Lab store, a damaged, read-only or full one raises ``BadRunStore`` with one line; an empty or
-    missing database beside existing run folders is never silently replaced (``reimport=True`` rebuilds it).
+    missing database beside existing run folders is never silently replaced (``reimport=True`` opens it anyway,
+    then ``reimport()`` brings the folders back).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, reimport: bool = False) -> None:
@@ -83,7 +84,8 @@ class RunStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             size = self.db_path.stat().st_size if self.db_path.exists() else 0
-            head = self.db_path.open("rb").read(16) if size else b""
+            with self.db_path.open("rb") if size else open(os.devnull, "rb") as fh:
+                head = fh.read(16)
         except OSError as err:
             raise BadRunStore(f"cannot open the run store in {self.root}: {err.strerror}") from None
         if size and head != SQLITE_MAGIC:
@@ -94,9 +96,7 @@ class RunStore:
                 f"{self.db_path} is {'empty' if self.db_path.exists() else 'missing'} but {len(folders)} run "
                 f"folder(s) are beside it: rebuild it from them with `cnn-lab runs --reimport`, or set CNN_LAB_RUNS"
             )
-        self._prepare_schema()
-        if folders:
-            self.reimport()
+        self._prepare_schema()  # with ``reimport``, the caller then calls ``reimport()`` and reports what came back
 
     def _not_a_store(self, why: str) -> BadRunStore:
         return BadRunStore(f"{self.db_path} is not a CNN Lab run store ({why}); move it away or set CNN_LAB_RUNS")
@@ -105,6 +105,11 @@ class RunStore:
         with self._connect() as con:
             try:
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.OperationalError as err:  # the file is fine, this process cannot open it
+                raise BadRunStore(
+                    f"cannot open the run store {self.db_path} ({err}): is its folder read-only? Make it writable "
+                    "or set CNN_LAB_RUNS to another folder"
+                ) from None
             except sqlite3.DatabaseError as err:
                 raise self._not_a_store(str(err)) from None
             if tables and not tables & {"runs", "metrics"}:
@@ -147,9 +152,10 @@ class RunStore:
                 con.execute("COMMIT")
             else:
                 yield con
-        except sqlite3.DatabaseError as err:
+        except sqlite3.DatabaseError as err:  # the first line only: SQLite may quote a whole damaged value
+            why = escape_controls(str(err).splitlines()[0] if str(err) else type(err).__name__)[:160]
             raise BadRunStore(
-                f"the run store {self.db_path} failed: {err} (read-only, full disk or damaged?)"
+                f"the run store {self.db_path} failed: {why} (read-only, full disk or damaged?)"
             ) from None
         finally:
             con.close()
@@ -201,6 +207,12 @@ class RunStore:
         with self._connect() as con:
             row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
+
+    def remove_partial_writes(self) -> list[Path]:
+        """Temp files of checkpoint writes a crash interrupted, in the run folders only (never a user's files)."""
+        from cnn_core.checkpoint import remove_partial_writes  # late: checkpoint imports torch
+
+        return [path for folder in self.run_folders() for path in remove_partial_writes(folder)]
 
     def epoch_checkpoints(self, run_id: str) -> list[Path]:
         """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
@@ -268,8 +280,10 @@ class RunStore:
 
     def request_stop(self, run_id: str) -> None:
         """Ask a run to stop; a queued run is cancelled at once, a running one at its next step."""
-        self._set(run_id, (Status.QUEUED,), status=Status.STOPPED, finished=time.time())
+        cancelled = self._set(run_id, (Status.QUEUED,), status=Status.STOPPED, finished=time.time())
         self._set(run_id, None, stop_requested=1)
+        if cancelled:
+            self._save_record(run_id)
 
     def log_metric(self, run_id: str, event: dict[str, Any]) -> None:
         """Append one step/epoch metric row and refresh the heartbeat in one short transaction."""

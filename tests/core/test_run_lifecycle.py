@@ -88,6 +88,7 @@ def test_a_lost_store_is_rebuilt_from_the_run_folders(small_data, private_runs_d
     with pytest.raises(BadRunStore, match="is empty but 2 run folder"):
         RunStore()
     rebuilt = RunStore(reimport=True)
+    assert sorted(rebuilt.reimport()) == sorted([done, active])
     back = rebuilt.get(done)
     assert (back.name, back.status, back.test_accuracy, back.config) == (
         "kept",

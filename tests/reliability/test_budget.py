@@ -20,11 +20,6 @@ def test_a_default_train_over_the_memory_limit_is_refused_naming_limit_and_varia
     assert run_folders(sandbox.runs) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: a train refused by the budget still tried a torchvision download first (load_dataset runs before "
-    "budget.check) and leaves empty folders $CNN_LAB_DATA/MNIST/raw behind",
-    strict=True,
-)
 def test_a_train_refused_by_the_budget_leaves_no_folders_in_the_data_root(sandbox):
     out = sandbox.cli("train", env={"CNN_LAB_MAX_MEMORY_MB": "1"})
     assert out.returncode == 2

@@ -160,12 +160,6 @@ def test_a_dataset_that_does_not_fit_the_model_fails_with_its_reason_and_no_trac
     assert all(run.status == "failed" and run.error == message for run in runs)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a dataset whose size or labels do not fit the model is only refused inside execute_run "
-    "(check_fits), after the run is recorded: stderr gets the 'run <id>: ...' line and a tqdm bar before the error, "
-    "exit code is 1, and a failed run folder is left in the store",
-    strict=True,
-)
 def test_a_dataset_that_does_not_fit_the_model_is_refused_before_a_run_is_recorded(misfit):
     box, out, message = misfit
     assert out.returncode == 2
@@ -173,12 +167,6 @@ def test_a_dataset_that_does_not_fit_the_model_is_refused_before_a_run_is_record
     assert run_folders(box.runs) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: an IDX folder with so few digits that the held-out test split is empty crashes load_dataset "
-    "(`train_y.max(), test_y.max()` on an empty array): 'ValueError: zero-size array to reduction operation "
-    "maximum which has no identity' with a traceback",
-    strict=True,
-)
 def test_a_dataset_too_small_to_split_is_refused_in_one_line(sandbox):
     folder = sandbox.root / "data"
     write_idx_folder(folder, IMAGES[:3], LABELS[:3])

@@ -80,12 +80,6 @@ def test_a_train_changes_nothing_outside_its_own_run_folder_but_the_leftovers(cl
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG: remove_partial_writes walks the whole CNN_LAB_RUNS tree, not just run folders: a file of the "
-    "user's named like a temp file (runs/my-notes/.draft.txt.m3n4b5v6.tmp, older than a minute) is deleted by "
-    "`cnn-lab train`",
-    strict=True,
-)
 def test_a_temp_file_outside_any_run_folder_is_not_the_trains_to_delete(cleaned):
     assert cleaned["paths"]["non-run-folder"].exists()
 

@@ -63,12 +63,6 @@ def newer_store(tmp_path, monkeypatch, finished_store):
     return runs
 
 
-@pytest.mark.xfail(
-    reason="BUG: a store whose runs table has a column this version does not know (from a newer version) raises "
-    "'TypeError: Run.__init__() got an unexpected keyword argument 'tags'' on every page (Run.from_row), and the "
-    "job manager's thread dies with the same error",
-    strict=True,
-)
 @pytest.mark.parametrize("page", ["train", "explain"])
 def test_a_store_from_a_newer_version_is_not_an_exception_on_any_page(newer_store, page):
     at = open_page(page)
@@ -100,11 +94,6 @@ def test_the_memory_budget_disables_launch_with_the_reason(monkeypatch):
     assert "the limit is 1 MB (set CNN_LAB_MAX_MEMORY_MB to change it)" in error.value
 
 
-@pytest.mark.xfail(
-    reason="BUG: with CNN_LAB_MAX_MEMORY_MB=lots the Train page raises InvalidConfig (views/train.py catches only "
-    "OverBudget around budget.check): an exception instead of an st.error naming the variable",
-    strict=True,
-)
 def test_a_bad_memory_limit_is_an_error_on_the_train_page_not_an_exception(monkeypatch):
     monkeypatch.setenv("CNN_LAB_MAX_MEMORY_MB", "lots")
     at = open_page("train")

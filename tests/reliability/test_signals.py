@@ -77,12 +77,6 @@ def test_a_terminating_signal_ends_a_cli_run_as_interrupted_keeping_its_last_epo
     assert record["status"] == "interrupted"  # the folder's own record agrees (what --reimport reads)
 
 
-@pytest.mark.xfail(
-    reason="BUG (cosmetic): after a signal the tqdm bar is never closed: 'interrupted' is glued to the end of the "
-    "bar ('...val_acc=0.1000]interrupted') and tqdm redraws the bar after it at exit, so the message is not the "
-    "last line of stderr",
-    strict=True,
-)
 def test_the_interrupted_message_is_the_last_line_on_its_own(signalled):
     _box, _run, code, stderr = signalled
     lines = [line.strip() for line in stderr.replace("\r", "\n").splitlines() if line.strip()]

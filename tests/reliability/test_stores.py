@@ -122,12 +122,6 @@ def test_a_read_only_store_is_one_line_and_no_traceback(sandbox, read_only, smal
     assert after == before, changes(before, after)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a healthy store on a read-only disk is reported as '…/runs.db is not a CNN Lab run store (unable "
-    "to open database file); move it away or set CNN_LAB_RUNS': the store is fine, it is read-only, and the advice "
-    "is to move the user's runs away",
-    strict=True,
-)
 def test_a_read_only_store_is_not_called_a_foreign_file(read_only):
     line = error_line(read_only("runs"))
     assert NOT_A_STORE not in line and "move it away" not in line, line
@@ -150,11 +144,6 @@ def test_listing_a_healthy_store_does_not_change_its_database_or_any_file(sandbo
     assert after == before, changes(before, after)
 
 
-@pytest.mark.xfail(
-    reason="BUG (minor): RunStore.__init__ reads the database's magic with `self.db_path.open('rb').read(16)` and "
-    "never closes the file: a ResourceWarning (an open file descriptor until garbage collection) on every open",
-    strict=True,
-)
 def test_opening_a_store_closes_the_files_it_opens(finished_store):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", ResourceWarning)
@@ -228,12 +217,6 @@ def test_an_emptied_store_beside_run_folders_is_refused_then_rebuilt_by_reimport
     assert run_folders(sandbox.runs) == run_folders(finished_store)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a run cancelled while queued comes back from --reimport as 'interrupted' ('interrupted: the run "
-    "store was rebuilt'), not 'stopped': RunStore.request_stop changes the status in the database but never "
-    "rewrites the folder's run.json, which still says 'queued'",
-    strict=True,
-)
 def test_reimport_brings_back_a_cancelled_run_as_stopped(sandbox, finished_store):
     copy_store(finished_store, sandbox.runs)
     (sandbox.runs / "runs.db").write_bytes(b"")
@@ -242,11 +225,6 @@ def test_reimport_brings_back_a_cancelled_run_as_stopped(sandbox, finished_store
     assert got[1] == "stopped", got[1:2] + got[-1:]
 
 
-@pytest.mark.xfail(
-    reason="BUG: `cnn-lab runs --reimport` on an emptied store prints 're-imported 0 run folder(s)' after bringing "
-    "3 back: RunStore(reimport=True) already re-imports in its constructor, and cmd_runs then counts a second pass",
-    strict=True,
-)
 def test_reimport_reports_how_many_runs_it_brought_back(sandbox, finished_store):
     copy_store(finished_store, sandbox.runs)
     (sandbox.runs / "runs.db").write_bytes(b"")
@@ -258,12 +236,6 @@ def test_reimport_reports_how_many_runs_it_brought_back(sandbox, finished_store)
 # -- damage that SQLite itself does not notice -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="BUG: a store whose runs table has a column this version does not know (a store from a newer version) "
-    "crashes every reader: Run.from_row passes all columns to Run(**data) -> 'TypeError: Run.__init__() got an "
-    "unexpected keyword argument 'tags'' with a traceback (and the same exception on every page of the app)",
-    strict=True,
-)
 def test_a_store_from_a_newer_version_is_one_line(sandbox, finished_store):
     copy_store(finished_store, sandbox.runs)
     con = sqlite3.connect(sandbox.runs / "runs.db")
@@ -276,11 +248,6 @@ def test_a_store_from_a_newer_version_is_one_line(sandbox, finished_store):
         error_line(out)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a stored config that is not UTF-8 gives a 9-line error: the sqlite3 message 'Could not decode to "
-    "UTF-8 column 'config' with text '{\\n  \"\\ufffdodel\": ...' quotes the whole multi-line JSON",
-    strict=True,
-)
 def test_a_stored_config_that_is_not_utf8_is_one_line(sandbox, finished_store):
     copy_store(finished_store, sandbox.runs)
     db = sandbox.runs / "runs.db"
@@ -305,12 +272,6 @@ def busy_store(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG: cutting a real store inside its last page is not always noticed by SQLite: the missing bytes read "
-    "as NULLs, and RunStore.list() raises 'TypeError: object of type 'NoneType' has no len()' (safejson.loads on a "
-    "NULL config, from Run.from_row) instead of BadRunStore; `cnn-lab runs` then prints a traceback",
-    strict=True,
-)
 def test_every_truncation_of_a_real_store_is_read_or_refused_with_bad_run_store(sandbox, busy_store, tmp_path):
     data = (busy_store / "runs.db").read_bytes()
     crashes = {}

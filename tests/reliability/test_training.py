@@ -6,12 +6,6 @@ from cnn_core.runs import RunStore
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG: a run of exactly 4 optimizer steps with the default 'onecycle' schedule crashes: OneCycleLR with "
-    "pct_start=0.25 gets a zero-length warm-up and raises 'ZeroDivisionError: float division by zero' in "
-    "get_lr; the CLI prints a traceback (exit 1) and the run is recorded 'failed' with that message",
-    strict=True,
-)
 def test_a_run_of_four_steps_completes(sandbox, small_idx):
     """220 training digits in batches of 64: 4 steps in one epoch (--epochs 4 --batch-size 1024 does the same)."""
     out = sandbox.cli("train", "--data-dir", str(small_idx), "--epochs", "1", "--batch-size", "64")
