@@ -60,7 +60,7 @@ def idle_cpu(runs_dir: Path, seconds: float = 20.0) -> float:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.goto(url)
-            page.get_by_role("link", name="Train").click()
+            page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Train").click()
             page.get_by_text("test accuracy", exact=True).wait_for(timeout=60_000)
             time.sleep(3)  # let the first render settle
             before, start = cpu_seconds(server.pid), time.monotonic()

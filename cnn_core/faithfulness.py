@@ -15,11 +15,12 @@ Four questions, one function each, all seeded so the same input gets the same sc
   DeepLift with a black baseline correlate ~0.98 in absolute value (they are x·something, so every
   black pixel is 0 in both maps: they show where the ink is) but ~0.05 signed (which strokes count
   for or against the class is what the training changed).
+
+``report`` scores every map of a page at once, and ``summary`` says in plain words which to trust.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,6 @@ from captum.metrics import sensitivity_max
 from torch import nn
 
 from cnn_core import explain
-from cnn_core.config import ModelConfig
 from cnn_core.heatmap import as_map
 from cnn_core.model import build_model
 
@@ -290,14 +290,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def randomised_copy(model: nn.Module, seed: int = RANDOM_INIT_SEED) -> nn.Module:
-    """The same architecture with freshly initialised weights, in eval mode (built once per architecture:
-    the methods run on private copies of it, so it is never changed)."""
-    return _randomised(model.config, seed, str(next(model.parameters()).device))
-
-
-@functools.lru_cache(maxsize=8)
-def _randomised(config: ModelConfig, seed: int, device: str) -> nn.Module:
-    return build_model(config, seed=seed).to(device).eval()
+    """The same architecture with freshly initialised weights, in eval mode."""
+    return build_model(model.config, seed=seed).to(next(model.parameters()).device).eval()
 
 
 def randomisation_check(

@@ -260,7 +260,7 @@ def pooling_twin(runs: list[Run], run_id: str) -> Run | None:
     )
 
 
-def pooling_pair(store: RunStore | None, run_id: str | None, epoch: int | None = None) -> dict[str, str]:
+def pooling_checkpoints(store: RunStore | None, run_id: str | None, epoch: int | None = None) -> dict[str, str]:
     """Max and average pooling to show side by side (label -> source for ``load_checkpoint``, max first):
     the chosen run and its pooling twin when it has one — both after ``epoch`` when each kept that epoch's
     checkpoint, else their final weights — and the bundled pair otherwise."""

@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from cnn_core import heatmap
 from cnn_core.errors import CnnLabError
 from cnn_core.preprocess import ALLOWED_FORMATS, DigitSteps, digit_steps, load_image
 from cnn_core.probe import digit_at
@@ -83,3 +84,17 @@ def opened_test_digit(page: str) -> int | None:
     if opened is None or state.get(f"{page}.input") != "Test digit" or state.get(f"{page}.index") != opened:
         return None
     return opened
+
+
+def show_steps(steps: DigitSteps, plain: np.ndarray, classes: list[str]) -> None:
+    """How an upload or a drawing became the model's input, step by step; ``plain`` is the model's
+    probabilities for the digit squashed to 28×28 without MNIST's recipe (why the recipe matters)."""
+    st.markdown(
+        "**What the model sees**: MNIST's own recipe — ink bright on black, cropped, scaled into 20×20, centred."
+    )
+    pictures = [np.asarray(steps.original), steps.grey, steps.cropped, steps.boxed, steps.centred, steps.plain]
+    grey = "grey, inverted" if steps.inverted else "grey"
+    plain_text = f"plain resize → {classes[int(plain.argmax())]} ({plain.max():.0%})"
+    names = ["original", grey, "cropped", "20×20", "centred 28×28", plain_text]
+    for col, picture, name in zip(st.columns(6), pictures, names, strict=True):
+        col.image(heatmap.thumbnail(picture), caption=name, width="stretch", output_format="PNG")

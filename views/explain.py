@@ -11,7 +11,7 @@ from cnn_core.charts import confusion_chart, deletion_chart, probability_chart
 from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
-from ui.digit_input import open_test_digit, opened_test_digit, pick_digit
+from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
@@ -48,18 +48,6 @@ def faithfulness_report(source: str, image: np.ndarray, target: int, methods: tu
     memory = forward_memory(source, image)
     rows, curves = faithfulness.report(checkpoint_model(source), x, target, maps, options, memory)
     return rows, curves, faithfulness.completeness_all(checkpoint_model(source), x, target, maps, options)
-
-
-def show_steps(steps, plain: np.ndarray, classes: list[str]) -> None:
-    st.markdown(
-        "**What the model sees**: MNIST's own recipe — ink bright on black, cropped, scaled into 20×20, centred."
-    )
-    pictures = [np.asarray(steps.original), steps.grey, steps.cropped, steps.boxed, steps.centred, steps.plain]
-    grey = "grey, inverted" if steps.inverted else "grey"
-    plain_text = f"plain resize → {classes[int(plain.argmax())]} ({plain.max():.0%})"
-    names = ["original", grey, "cropped", "20×20", "centred 28×28", plain_text]
-    for col, picture, name in zip(st.columns(6), pictures, names, strict=True):
-        col.image(heatmap.thumbnail(picture), caption=name, width="stretch", output_format="PNG")
 
 
 @st.cache_resource(max_entries=32)

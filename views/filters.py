@@ -49,9 +49,9 @@ def colour_legend() -> None:
     left, right = st.columns([1, 3])
     left.image(heatmap.colour_bar(240, 14), caption="−scale · 0 · +scale", width="stretch", output_format="PNG")
     right.caption(
-        "**Blue**: a negative output (after ReLU, only convolutions and their pooling can be). **White**: zero, "
-        "nothing found. **Red**: a positive output, the filter's pattern is there. Each layer has its own scale, "
-        "written under its maps as ±scale: the strongest colour is that value or beyond."
+        "**Red**: a positive output, the filter's pattern is there. **White**: zero, nothing found. **Blue**: a "
+        "negative output, the opposite of the pattern (a ReLU turns it into zero: its maps have no blue). Each "
+        "layer has its own scale, written under its maps as ±scale: the strongest colours are that value or beyond."
     )
 
 
@@ -126,4 +126,5 @@ if len(epochs) > 1:
     source = epochs[epoch - 1]
 
 filters(source, epochs)
-feature_map_view(source, choice["dataset"], choice["data_dir"], probe.pooling_pair(store, choice["run_id"], epoch))
+pair = probe.pooling_checkpoints(store, choice["run_id"], epoch)  # this run and its twin, or the bundled pair
+feature_map_view(source, choice["dataset"], choice["data_dir"], pair)

@@ -2,6 +2,7 @@
 them, and opens a misclassified test digit; a bad upload is one line of error and the page goes on."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import explain
+from cnn_core import explain, faithfulness
 from cnn_core.checkpoint import load_checkpoint
 from cnn_core.data import to_float
 from tests.conftest import ROOT
@@ -143,3 +144,50 @@ def test_an_unsure_prediction_is_flagged(at, bundled):
     unsure = int(torch.nonzero(confidence < 0.6)[0])
     at.number_input(key="explain.index").set_value(unsure).run()
     assert any("The model is unsure" in w.value for w in at.warning)
+
+
+def test_scores_open_with_a_plain_verdict_each_column_explained_on_hover_and_a_dash_for_no_number(at):
+    at.toggle(key="explain.faithfulness").set_value(True)
+    at.selectbox(key="explain.target").set_value("3").run()  # Grad-CAM finds nothing for a 3 in this 0
+    verdict = [m.value for m in at.markdown if m.value.startswith("**Which map to trust here?**")]
+    assert len(verdict) == 1 and "pass the sanity check" in verdict[0] and "Start with the **" in verdict[0]
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert {name: c["help"] for name, c in columns.items() if "help" in c} == faithfulness.SCORE_HELP
+    scores = at.dataframe[0].value
+    shown = scores.drop(columns="method").astype(str).to_numpy().ravel()
+    assert "—" in shown and not {"None", "nan", "NaN"} & set(shown)  # a dash, not a raw "None"
+    assert any("A dash: one of the two maps" in c.value for c in at.caption)
+    assert "cannot be checked here" in verdict[0]
+
+
+def test_with_no_method_chosen_the_page_says_so(at):
+    at.multiselect(key="explain.methods").set_value([]).run()
+    assert not at.exception
+    assert any("No method chosen" in i.value for i in at.info)
+    assert not heatmap_captions(at) and at.metric[0].label == "Prediction"  # the rest of the page stays
+
+
+def test_an_opened_digit_is_shown_next_to_the_list_with_its_prediction(at, bundled):
+    assert not [m for m in at.metric if m.label == "Opened: prediction"]
+    at.button[0].click().run()
+    index = at.session_state["explain.index"]
+    opened = [m for m in at.metric if m.label == "Opened: prediction"]
+    assert len(opened) == 1 and opened[0].value == at.metric[0].value  # the same answer as at the top
+    assert f"#{index}, labelled {int(bundled.test_y[index])}" in [c for i in at.image for c in i.captions]
+    assert any("](#which-pixels-drove-the-answer)" in m.value for m in at.markdown)
+    at.number_input(key="explain.index").set_value(0).run()  # another digit: the panel goes
+    assert not [m for m in at.metric if m.label == "Opened: prediction"]
+
+
+def test_the_clicked_confusion_cell_is_framed_and_its_mistakes_listed(at):
+    def layers() -> list[dict]:
+        return json.loads(at.get("vega_lite_chart")[-1].proto.spec)["layer"]
+
+    plain = len(layers())
+    at.session_state["explain.confusion"] = {"selection": {"cell": [{"true": "4", "predicted": "9"}]}}
+    at.run()
+    assert any(c.value.endswith("misclassified 4s taken for 9") for c in at.caption)
+    frame = layers()[-1]
+    assert len(layers()) == plain + 1 and frame["mark"]["stroke"] and frame["mark"]["fill"] is None
+    data = at.get("vega_lite_chart")[-1].proto.datasets
+    assert any(b"4" in d.data.data and b"9" in d.data.data for d in data)

@@ -2,14 +2,18 @@
 average pooling, and scrubs through a trained run's epochs."""
 
 import io
+import re
 
+import pyarrow as pa
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnn_core.config import RunConfig, TrainConfig
+from cnn_core.checkpoint import save_checkpoint
+from cnn_core.config import ModelConfig, RunConfig, TrainConfig
+from cnn_core.model import build_model
 from cnn_core.runner import execute_run
-from cnn_core.runs import RunStore
+from cnn_core.runs import RunStore, Status
 from tests.conftest import ROOT
 
 LENET5_MAPS = [
@@ -104,3 +108,51 @@ def test_a_trained_run_gets_an_epoch_slider_that_shows_each_epochs_filters(small
     assert at.caption[0].value != final  # other weights, another scale
     assert map_captions(at) == LENET5_MAPS
     assert any("How far the filters moved in each epoch" in c.value for c in at.caption)
+    change = [c for c in at.get("vega_lite_chart") if "moved since the epoch before" in c.proto.spec]
+    rows = pa.ipc.open_stream(change[0].proto.datasets[0].data.data).read_all().to_pandas()
+    assert list(rows["epoch"]) == [2]  # epoch 1 has nothing before it: no 0 % point
+
+
+def _finished_run(store: RunStore, name: str, pooling: str = "max", group: str | None = "cmp") -> str:
+    """A completed run with a final checkpoint, made without training (its weights are a fresh init)."""
+    config = RunConfig(model=ModelConfig().with_pooling(pooling), train=TrainConfig(seed=3))
+    run_id = store.create(config, dataset="mnist", name=name, group_id=group)
+    path = save_checkpoint(store.run_dir(run_id) / "model.safetensors", build_model(config.model, seed=1), config.model)
+    store.claim(run_id)
+    store.finish(run_id, Status.COMPLETED, checkpoint=str(path))
+    return run_id
+
+
+def test_the_model_picker_opens_on_the_newest_finished_run():
+    store = RunStore()
+    _finished_run(store, "older")
+    newest = _finished_run(store, "newest")
+    store.create(RunConfig(), dataset="mnist", name="still queued")
+    at = open_page()
+    picker = at.selectbox(key="filters.model")
+    assert picker.value == f"run: newest ({newest})" and picker.options[:2] == ["lenet5-mnist-max", "lenet5-mnist-avg"]
+
+
+def test_max_and_average_pooling_side_by_side_are_the_run_and_its_pooling_twin():
+    store = RunStore()
+    _finished_run(store, "lenet max")
+    _finished_run(store, "lenet avg", pooling="avg")
+    at = open_page()  # on the newest run: the avg one
+    at.toggle(key="filters.compare").set_value(True).run()
+    assert not at.exception
+    names = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert names == ["**lenet max (max)**", "**lenet avg (avg)**"]  # max first, whichever was chosen
+    alone = _finished_run(store, "no twin", group=None)
+    at.run()  # the picker lists it from the next run on
+    at.selectbox(key="filters.model").set_value(f"run: no twin ({alone})").run()
+    bundled = ["**lenet5-mnist-max**", "**lenet5-mnist-avg**"]
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == bundled
+
+
+def test_feature_maps_come_with_a_colour_legend_and_each_layers_scale():
+    at = open_page()
+    assert any("−scale · 0 · +scale" in i.captions for i in at.image)  # the colour bar
+    legend = [c.value for c in at.caption if c.value.startswith("**Red**")]
+    assert len(legend) == 1 and "**White**: zero" in legend[0] and "**Blue**: a negative" in legend[0]
+    captions = [c for i in at.image for c in i.captions if " × " in c]
+    assert len(captions) == len(LENET5_MAPS) and all(re.search(r"\(colours ±[0-9.]+\)$", c) for c in captions)

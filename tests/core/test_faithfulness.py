@@ -192,3 +192,19 @@ def test_every_score_column_has_a_sentence_for_its_header():
     )
     assert set(faithfulness.SCORE_HELP) == set(rows.columns[1:])
     assert all(len(text) > 40 for text in faithfulness.SCORE_HELP.values())
+
+
+def test_remembered_forward_passes_score_the_same_and_only_class_dependent_ones_are_made_again(model, digit):
+    methods, memory = ("occlusion", "saliency", "integrated_gradients"), {}
+    for count, target in enumerate((3, 5)):
+        maps = explain.attribute_all(model, digit, target, methods=methods)
+        plain, _ = faithfulness.report(model, digit, target, maps)
+        before = len(memory)
+        remembered, _ = faithfulness.report(model, digit, target, maps, memory=memory)
+        pd.testing.assert_frame_equal(plain, remembered)
+        if count:  # the second class: only each method's own deletion order is new
+            assert len(memory) - before == len(methods)
+    grad_input = digit.clone().requires_grad_(True)
+    forward = faithfulness.RememberedForward(model, memory, "model")
+    entries = len(memory)
+    assert forward(grad_input).requires_grad and len(memory) == entries  # gradients go straight through

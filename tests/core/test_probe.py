@@ -168,21 +168,21 @@ def test_a_runs_pooling_twin_is_the_same_group_and_seed_with_the_other_pooling_f
     assert probe.pooling_twin(store.list(), "20200101-000000-abcdef") is None
 
 
-def test_pooling_pair_is_the_run_and_its_twin_at_the_same_epoch_else_the_bundled_pair():
+def test_pooling_checkpoints_are_the_run_and_its_twin_at_the_same_epoch_else_the_bundled_pair():
     store = RunStore()
     chosen = _finished_run(store, "mine")
     twin = _finished_run(store, "mine avg", pooling="avg")
-    pair = probe.pooling_pair(store, chosen)
+    pair = probe.pooling_checkpoints(store, chosen)
     assert list(pair) == ["mine (max)", "mine avg (avg)"]  # max first, like the bundled pair
     assert list(pair.values()) == [store.get(chosen).checkpoint, store.get(twin).checkpoint]
-    at_epoch = probe.pooling_pair(store, twin, epoch=1)  # asked from the avg side: still max first
+    at_epoch = probe.pooling_checkpoints(store, twin, epoch=1)  # asked from the avg side: still max first
     assert list(at_epoch) == ["mine (max, epoch 1)", "mine avg (avg, epoch 1)"]
     assert list(at_epoch.values()) == [str(store.epoch_checkpoints(r)[0]) for r in (chosen, twin)]
     assert [load_checkpoint(p).config.conv[0].pool for p in at_epoch.values()] == ["max", "avg"]
     lonely = _finished_run(store, "lonely", group="g9")
     bundled = {"lenet5-mnist-max": "lenet5-mnist-max", "lenet5-mnist-avg": "lenet5-mnist-avg"}
-    assert probe.pooling_pair(store, lonely) == probe.pooling_pair(store, None) == bundled
-    assert probe.pooling_pair(None, None) == bundled  # a broken run store
+    assert probe.pooling_checkpoints(store, lonely) == probe.pooling_checkpoints(store, None) == bundled
+    assert probe.pooling_checkpoints(None, None) == bundled  # a broken run store
 
 
 def test_model_pickers_open_on_the_newest_finished_run_or_the_bundled_default():

@@ -2,6 +2,7 @@
 predicted and explained; a bad file is one line of error and the page goes on working."""
 
 import io
+import re
 import time
 
 import numpy as np
@@ -79,3 +80,56 @@ def test_a_digit_drawn_on_the_canvas_is_predicted(page, app_url):
     expect(page.locator("[data-testid='stMetricValue']")).to_have_text("1")
     expect(page.get_by_text(HEATMAP).first).to_be_visible()
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_opening_a_misclassified_digit_shows_its_prediction_where_the_user_clicked(page, app_url):
+    """The explanation loads far above the list; the answer must show up next to the button, in view."""
+    open_explain(page, app_url)
+    opened = page.get_by_text("Opened: prediction")
+    expect(opened).to_have_count(0)
+    button = page.get_by_test_id("stButton").get_by_role("button", name="Open").nth(2)
+    button.scroll_into_view_if_needed()
+    caption = button.locator("xpath=ancestor::*[@data-testid='stColumn'][1]").get_by_text("#").inner_text()
+    button.click()
+    expect(opened).to_be_in_viewport()
+    index, label, said = re.match(r"#(\d+): (\S+) → (\S+)", caption).groups()
+    panel = page.get_by_test_id("stMetric").filter(has_text="Opened: prediction")
+    expect(panel.get_by_test_id("stMetricValue")).to_have_text(said)  # the wrong answer it was listed with
+    expect(panel.get_by_test_id("stMetricValue")).to_be_in_viewport()
+    expect(page.get_by_text(f"#{index}, labelled {label}")).to_be_in_viewport()
+    expect(page.locator("[data-testid='stMetricValue']").first).to_have_text(said)  # and the page above agrees
+    page.get_by_role("link", name="↑ Its explanation").click()
+    expect(page.get_by_role("heading", name="Which pixels drove the answer")).to_be_in_viewport()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+CUT_SHORT = """() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+    .filter((e) => e.children.length === 0 && !e.closest('svg') && e.textContent.trim())
+    .filter((e) => e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.textContent)"""
+
+
+def test_method_names_are_never_cut_short_even_in_a_narrow_window(browser, app_url):
+    """At 800 px the methods' chips shared a row with two other widgets and "Integrated Gradients" lost its end."""
+    context = browser.new_context(viewport={"width": 800, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        open_explain(page, app_url)
+        expect(page.get_by_text("Start with the")).to_be_visible(timeout=60_000)  # the scores are in
+        assert page.evaluate(CUT_SHORT) == []
+    finally:
+        context.close()
+
+
+def test_a_clicked_confusion_cell_stays_framed_and_lists_its_mistakes(page, app_url):
+    open_explain(page, app_url)
+    matrix = page.get_by_test_id("stVegaLiteChart").filter(has=page.locator('[aria-label^="predicted: 9; true: 4;"]'))
+    cells = matrix.locator('[aria-roledescription="rect mark"]')
+    expect(cells).to_have_count(100)
+    matrix.locator('[aria-roledescription="rect mark"][aria-label^="predicted: 9; true: 4;"]').click(force=True)
+    expect(page.get_by_text(re.compile(r"misclassified 4s taken for 9"))).to_be_visible()
+    expect(cells).to_have_count(101)  # the frame over the clicked cell, drawn after the rerun
+    page.wait_for_timeout(1000)  # and the redrawn chart keeps the selection (no rerun clears it)
+    expect(page.get_by_text(re.compile(r"misclassified 4s taken for 9"))).to_be_visible()
+    expect(cells).to_have_count(101)

@@ -9,6 +9,7 @@ def test_filters_and_feature_maps_render_and_a_drawing_goes_through_the_network(
     expect(page.get_by_text("6 filters of conv1")).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()  # the filter grid
     expect(page.get_by_text("act3: 120 × 1 × 1")).to_be_visible()  # the last feature map of the test digit
+    expect(page.get_by_text("−scale · 0 · +scale")).to_be_visible()  # the colour legend above the maps
 
     page.get_by_text("Draw", exact=True).click()
     expect(page.get_by_text("act3: 120 × 1 × 1")).to_have_count(0)

@@ -11,7 +11,7 @@ from cnn_core.checkpoint import load_checkpoint
 
 def _open(page: Page, app_url: str, title: str) -> None:
     page.goto(app_url)
-    page.get_by_role("link", name=title).click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=title).click()  # not Home's page links
     expect(page.locator("h1").filter(has_text=title)).to_be_visible()
 
 
