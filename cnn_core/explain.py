@@ -14,6 +14,7 @@ one that other sessions are using at the same moment.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -247,6 +248,29 @@ def default_options(name: str, model: nn.Module) -> dict[str, Any]:
     return {o.name: o.default for o in options_for(name, model)}
 
 
+class RememberedForward:
+    """A model's forward passes without gradients, remembered by their input (a hash of its values).
+
+    Occlusion's windows over a digit do not depend on the class explained, and faithfulness scoring
+    repeats many more passes (infidelity's seeded squares for every method, occlusion over noisy copies
+    and on an untrained network). A page keeps ``memory`` for one digit and model, so a second class
+    costs ~40 % less to explain and score. Passes that need a gradient go straight to the model.
+    """
+
+    def __init__(self, model: nn.Module, memory: dict, name: str) -> None:
+        self.model, self.memory, self.name = model, memory, name  # name: which model, in a shared memory
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and inputs.requires_grad:
+            return self.model(inputs)
+        values = inputs.detach().cpu().contiguous()  # SHA-256: 3 ms for occlusion's 4 MB batch, half BLAKE2's
+        key = (self.name, tuple(values.shape), str(values.dtype), hashlib.sha256(values.numpy()).digest())
+        if key not in self.memory:
+            with torch.no_grad():
+                self.memory[key] = self.model(inputs).detach()
+        return self.memory[key].clone()
+
+
 def predicted_class(model: nn.Module, x: torch.Tensor) -> int:
     with torch.no_grad():
         return int(model(x[:1]).argmax(1).item())
@@ -276,12 +300,18 @@ def attribute_all(
     target: int | None = None,
     methods: tuple[str, ...] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    memory: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Attributions by several methods (all by default) for one target, from one private copy of the model."""
+    """Attributions by several methods (all by default) for one target, from one private copy of the model
+    (``memory``: see ``RememberedForward``)."""
     private = private_copy(model)
     target = predicted_class(private, x) if target is None else target
     options = options or {}
-    return {name: run_method(name, private, x, target, options.get(name, {})) for name in (methods or tuple(METHODS))}
+    remembered = RememberedForward(private, memory, "copy") if memory is not None else private
+    return {
+        name: run_method(name, remembered if name in FORWARD_ONLY else private, x, target, options.get(name, {}))
+        for name in (methods or tuple(METHODS))
+    }
 
 
 def run_method(name: str, model: nn.Module, x: torch.Tensor, target: Any, options: dict[str, Any]) -> torch.Tensor:

@@ -21,7 +21,6 @@ Four questions, one function each, all seeded so the same input gets the same sc
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from captum.metrics import sensitivity_max
 from torch import nn
 
 from cnn_core import explain
+from cnn_core.explain import RememberedForward
 from cnn_core.heatmap import as_map
 from cnn_core.model import build_model
 
@@ -103,29 +103,6 @@ class Faithfulness:
             "random-model ρ": self.randomisation,
             "random-model ρ |map|": self.randomisation_abs,
         }
-
-
-class RememberedForward:
-    """A model's forward passes without gradients, remembered by their input (a hash of its values).
-
-    Scoring repeats many of them: infidelity's squares are the same for every method (they are seeded),
-    and occlusion's windows over the digit, over its noisy copies (sensitivity) and on the untrained
-    network do not depend on the class explained. A page keeps ``memory`` for one digit and model, so a
-    second class costs ~40 % less. Passes that need a gradient go straight to the model.
-    """
-
-    def __init__(self, model: nn.Module, memory: dict, name: str) -> None:
-        self.model, self.memory, self.name = model, memory, name  # name: which model, in a shared memory
-
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and inputs.requires_grad:
-            return self.model(inputs)
-        values = inputs.detach().cpu().contiguous()
-        key = (self.name, tuple(values.shape), str(values.dtype), hashlib.blake2b(values.numpy()).digest())
-        if key not in self.memory:
-            with torch.no_grad():
-                self.memory[key] = self.model(inputs).detach()
-        return self.memory[key].clone()
 
 
 def _remembered(model: nn.Module, memory: dict | None, name: str) -> nn.Module | RememberedForward:

@@ -26,19 +26,19 @@ def split_predictions(source: str, name: str, data_dir: str | None):
     return probe.split_predictions(checkpoint_model(source), torch.from_numpy(x), torch.from_numpy(y))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def attributions(source: str, image: np.ndarray, target: int, methods: tuple, options: dict) -> dict:
-    x = probe.as_batch(image, checkpoint_model(source).config.in_channels)
-    return {
-        k: v.numpy() for k, v in explain.attribute_all(checkpoint_model(source), x, target, methods, options).items()
-    }
-
-
 @st.cache_resource(max_entries=8)
 def forward_memory(source: str, image: np.ndarray) -> dict:
-    """The forward passes scoring made for this model and digit (faithfulness.RememberedForward), kept
-    for the next class: they are the model's, not a user's, so every session may share them."""
+    """The forward passes made for this model and digit (explain.RememberedForward), kept for the next
+    class: they are the model's, not a user's, so every session may share them."""
     return {}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def attributions(source: str, image: np.ndarray, target: int, methods: tuple, options: dict) -> dict:
+    model = checkpoint_model(source)
+    x = probe.as_batch(image, model.config.in_channels)
+    maps = explain.attribute_all(model, x, target, methods, options, forward_memory(source, image))
+    return {k: v.numpy() for k, v in maps.items()}
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring faithfulness…")

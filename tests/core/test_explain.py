@@ -198,3 +198,14 @@ def test_the_colour_bar_runs_from_blue_through_white_to_red():
     assert tuple(bar[0, 0]) == tuple(heatmap.diverging_rgb(np.array([-1.0]), 1.0)[0])  # −scale: blue
     assert tuple(bar[0, 50]) == (247, 247, 247) and (bar[0] == bar[4]).all()  # 0: white; every row alike
     assert tuple(bar[0, -1]) == tuple(heatmap.diverging_rgb(np.array([1.0]), 1.0)[0])  # +scale: red
+
+
+def test_occlusions_forward_passes_are_remembered_and_serve_the_next_class(model, digit):
+    memory, methods = {}, ("occlusion", "saliency")
+    for target in (3, 5):
+        plain = explain.attribute_all(model, digit, target, methods)
+        remembered = explain.attribute_all(model, digit, target, methods, memory=memory)
+        assert all(torch.equal(plain[name], remembered[name]) for name in methods)
+        if target == 3:
+            entries = len(memory)  # the digit and its 169 occluded copies; saliency needs gradients: none
+    assert entries == 2 and len(memory) == entries  # class 5 made no new forward pass

@@ -205,6 +205,6 @@ def test_remembered_forward_passes_score_the_same_and_only_class_dependent_ones_
         if count:  # the second class: only each method's own deletion order is new
             assert len(memory) - before == len(methods)
     grad_input = digit.clone().requires_grad_(True)
-    forward = faithfulness.RememberedForward(model, memory, "model")
+    forward = explain.RememberedForward(model, memory, "model")
     entries = len(memory)
     assert forward(grad_input).requires_grad and len(memory) == entries  # gradients go straight through
