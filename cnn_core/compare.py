@@ -182,6 +182,7 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
         )
     runs = pd.DataFrame(per_run)
     result: dict[str, Any] = {"runs": runs, "summary": pd.DataFrame(), "per_class": pd.DataFrame(), "verdict": ""}
+    result["finished"] = sum(run.finished for run in members)  # of len(run_ids)
     result["verdict"] = _waiting(members)
     if runs.empty or runs["pooling"].nunique() < 2:
         result["verdict"] = result["verdict"] or "No pooling has a completed run to compare: see the runs' errors."

@@ -44,6 +44,10 @@ class BadRunStore(CnnLabError, OSError):
     """The run store cannot be opened or written: not a database, truncated, read-only or on a full disk."""
 
 
+class RunStoreLost(BadRunStore):
+    """The database is empty or missing but run folders are beside it: it can be rebuilt from them."""
+
+
 class RunBusy(CnnLabError, ValueError):
     """The run is queued or running, and the action needs it finished (delete, for example)."""
 

@@ -191,7 +191,7 @@ def misclassified(
 def split_predictions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray]:
     """Accuracy and predicted labels on a uint8 test split, by ``train.evaluate`` (which leaves the
     model's train/eval mode as it found it, so a page's shared model can be passed as it is)."""
-    _, accuracy, predictions = evaluate(model, images, labels)
+    _, accuracy, predictions, _ = evaluate(model, images, labels)
     return accuracy, predictions.numpy()
 
 

@@ -20,7 +20,7 @@ from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError
 from cnn_core.model import ConvNet
 from cnn_core.runs import Run, RunStore, Status
-from cnn_core.train import Event, TrainResult, confidences, device_label, pick_device, train
+from cnn_core.train import Event, TrainResult, device_label, pick_device, train
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
 
@@ -93,7 +93,7 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
         predictions = {
             "labels": data.test_y.tolist(),
             "predictions": result.test_predictions.tolist(),
-            "confidences": [round(c, 4) for c in confidences(result.model, data.test_x).tolist()],
+            "confidences": [round(c, 4) for c in result.test_confidences.tolist()],
             "classes": data.classes,
         }
         atomic_write(folder / "predictions.json", json.dumps(predictions).encode())

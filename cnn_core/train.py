@@ -64,6 +64,7 @@ class TrainResult:
     images_per_s: float = 0.0
     error: str | None = None
     test_predictions: torch.Tensor | None = None  # predicted label per test image, for confusion matrices
+    test_confidences: torch.Tensor | None = None  # how sure each of those predictions was
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -87,38 +88,27 @@ def device_label(device: torch.device) -> str:
 @torch.no_grad()
 def evaluate(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
-) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and predicted labels over a uint8 image tensor (on the model's device).
+) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+    """Mean loss, accuracy, predicted labels and how sure each prediction is (the probability the model gives
+    its own answer) over a uint8 image tensor (on the model's device).
 
     The model's train/eval mode is restored afterwards: a cached model shared by sessions is not changed."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total_loss, preds = 0.0, []
+    total_loss, preds, sure = 0.0, [], []
     for start in range(0, len(images), batch_size):
         x = to_float(images[start : start + batch_size].to(device))
         y = labels[start : start + batch_size].to(device)
         logits = model(x).float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
+        sure.append(logits.softmax(1).amax(1).cpu())
     model.train(was_training)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
     n = max(len(labels), 1)
-    return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred
-
-
-@torch.no_grad()
-def confidences(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """The probability the model gives its own answer, per image (how sure each prediction, or mistake, is)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = [
-        model(to_float(images[i : i + batch_size].to(device))).float().softmax(1).amax(1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
+    confidence = torch.cat(sure) if sure else torch.empty(0)
+    return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred, confidence
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -191,7 +181,7 @@ def train(
                 break
         if result.status != Status.COMPLETED:
             break
-        val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None, None, None)
+        val_loss, val_acc, _, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None,) * 4
         summary = _event("epoch", epoch, totals, stepper, start, val_loss=val_loss, val_accuracy=val_acc)
         result.error = diverged(run, summary, first_loss or summary.loss) or stuck(run, summary, chance)
         if result.error:
@@ -205,7 +195,9 @@ def train(
     result.seconds = time.perf_counter() - start
     result.images_per_s = stepper.images / max(result.seconds, 1e-9)
     if result.status != Status.DIVERGED:
-        result.test_loss, result.test_accuracy, result.test_predictions = evaluate(model, data.test_x, data.test_y)
+        result.test_loss, result.test_accuracy, result.test_predictions, result.test_confidences = evaluate(
+            model, data.test_x, data.test_y
+        )
     model.eval()
     end = _event("end", result.epochs_done, torch.zeros(4), stepper, start, val_accuracy=result.val_accuracy)
     on_event(replace(end, status=result.status))

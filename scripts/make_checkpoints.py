@@ -35,7 +35,7 @@ def main() -> None:
         }
         if OFFICIAL.is_dir():
             _, _, test_x, test_y = load_idx_folder(OFFICIAL)
-            _, acc, _ = evaluate(result.model, as_images(test_x), as_labels(test_y))
+            _, acc, _, _ = evaluate(result.model, as_images(test_x), as_labels(test_y))
             metrics["official_test_accuracy"] = acc
         path = save_checkpoint(checkpoints_dir() / f"lenet5-mnist-{pool}.safetensors", result.model, run.model, metrics)
         print(f"{path.name}: test {result.test_accuracy:.4f}, official {metrics.get('official_test_accuracy')}")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cnn_core.checkpoint import load_checkpoint
 from cnn_core.data import DATASETS, load_dataset
-from cnn_core.errors import BadRunStore
+from cnn_core.errors import BadRunStore, RunStoreLost
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore, default_runs_dir
 
@@ -37,7 +37,7 @@ def job_manager_or_stop() -> JobManager:
         return job_manager()
     except BadRunStore as err:
         st.error(str(err))
-        if "rebuild it from them" in str(err) and st.button("Rebuild the run store from its folders"):
+        if isinstance(err, RunStoreLost) and st.button("Rebuild the run store from its folders"):
             added = RunStore(default_runs_dir(), reimport=True).reimport()
             st.success(f"re-imported {len(added)} run(s)")
             st.rerun()

@@ -70,17 +70,18 @@ def group_label(group: str) -> str:
     return f"{comparison_title(members_of[group])} · {started}"
 
 
-def pooling_view(members: list[str]) -> None:
+def pooling_view(members: list[str]) -> bool:
+    """Draw the comparison; True once every run of it has finished."""
     result = pooling_comparison(store, members)
-    finished = sum(store.get(i).finished for i in members)
-    if finished < len(members):
+    finished, done = result["finished"], result["finished"] == len(members)
+    if not done:
         st.progress(finished / len(members), text=f"{finished}/{len(members)} runs finished")
     long = curves(store, members)
     if not long.empty:
         charts_with_svg(curves_charts(long, color="pooling"), "max-vs-avg-curves", "compare.svg.curves")
     st.info(result["verdict"])
     if result["summary"].empty:
-        return
+        return done
     left, right = st.columns(2)
     chart_with_svg(
         seed_points_chart(result["runs"], result["summary"]), "max-vs-avg-accuracy", "compare.svg.seeds", left
@@ -103,6 +104,7 @@ def pooling_view(members: list[str]) -> None:
             col.altair_chart(
                 confusion_chart(summed_confusion(preds), preds[0]["classes"], f"{pool} pooling (all seeds)")
             )
+    return done
 
 
 if members_of:
@@ -114,8 +116,7 @@ if members_of:
 
     @st.fragment(run_every=1.0 if group_active else None)
     def live_comparison() -> None:
-        pooling_view(ids)
-        if group_active and all(store.get(i).finished for i in ids):
+        if pooling_view(ids) and group_active:
             st.rerun()  # all finished: redraw once, which also stops the polling
 
     live_comparison()

@@ -55,6 +55,11 @@ class Faithfulness:
         }
 
 
+def private_copies(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """Private copies of the model and of its re-initialised twin, which scoring runs hooks and methods on."""
+    return explain.private_copy(model), explain.private_copy(randomised_copy(model))
+
+
 def score(
     model: nn.Module,
     x: torch.Tensor,
@@ -69,7 +74,7 @@ def score(
     ``copies``: private copies of the model and of its re-initialised twin, made once for several methods
     (they run one after another, and a scoring run would otherwise copy a model 17 times)."""
     options = options or {}
-    private, random_private = copies or (explain.private_copy(model), explain.private_copy(randomised_copy(model)))
+    private, random_private = copies or private_copies(model)
     if attribution is None:
         attribution = explain.run_method(method, private, x, target, options)
     signed, absolute = randomisation_check(model, x, method, target, options, attribution, memory, random_private)
@@ -96,7 +101,7 @@ def score_all(
 ) -> list[Faithfulness]:
     """``score`` for every map in ``attributions`` (method name -> map), in that order."""
     options = options or {}
-    copies = explain.private_copy(model), explain.private_copy(randomised_copy(model))
+    copies = private_copies(model)
     return [
         score(model, x, name, target, options.get(name, {}), attribution, memory, copies)
         for name, attribution in attributions.items()

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from cnn_core import settings
 from cnn_core.config import RunConfig
-from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound
+from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound, RunStoreLost
 from cnn_core.runs.folders import import_folder, write_json
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
 
@@ -49,6 +49,9 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 """
 METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s")
 METRIC_FIELDS += ("elapsed", "total_steps")
+_INSERT_METRIC = (
+    f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES (?, {', '.join('?' * len(METRIC_FIELDS))})"
+)
 RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
 RESULT_FIELDS += ("checkpoint", "error")
 # Columns added after the first release: (table, column, type). A store made by an older version gains them.
@@ -83,16 +86,17 @@ class RunStore:
         self.db_path = self.root / "runs.db"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            size = self.db_path.stat().st_size if self.db_path.exists() else 0
-            with self.db_path.open("rb") if size else open(os.devnull, "rb") as fh:
-                head = fh.read(16)
+            size, head = (self.db_path.stat().st_size if self.db_path.exists() else 0), b""
+            if size:
+                with self.db_path.open("rb") as fh:
+                    head = fh.read(16)
         except OSError as err:
             raise BadRunStore(f"cannot open the run store in {self.root}: {err.strerror}") from None
         if size and head != SQLITE_MAGIC:
             raise self._not_a_store("not an SQLite database")
         folders = [] if size else self.run_folders()
         if folders and not reimport:
-            raise BadRunStore(
+            raise RunStoreLost(
                 f"{self.db_path} is {'empty' if self.db_path.exists() else 'missing'} but {len(folders)} run "
                 f"folder(s) are beside it: rebuild it from them with `cnn-lab runs --reimport`, or set CNN_LAB_RUNS"
             )
@@ -264,12 +268,12 @@ class RunStore:
         unknown = set(results) - set(RESULT_FIELDS)
         if unknown:
             raise TypeError(f"not a result field: {', '.join(sorted(unknown))}")
-        self._set(run_id, ACTIVE, status=status, finished=time.time(), **results)
-        self._save_record(run_id)
+        if self._set(run_id, ACTIVE, status=status, finished=time.time(), **results):
+            self._save_record(run_id)
 
     def fail(self, run_id: str, error: str) -> None:
-        self._set(run_id, ACTIVE, status=Status.FAILED, finished=time.time(), error=error)
-        self._save_record(run_id)
+        if self._set(run_id, ACTIVE, status=Status.FAILED, finished=time.time(), error=error):
+            self._save_record(run_id)
 
     def interrupt(self, run_id: str, error: str, status: Status = Status.INTERRUPTED) -> None:
         """End an active run from outside its loop (a signal, a dead worker), pointing at its last saved epoch."""
@@ -288,11 +292,7 @@ class RunStore:
     def log_metric(self, run_id: str, event: dict[str, Any]) -> None:
         """Append one step/epoch metric row and refresh the heartbeat in one short transaction."""
         with self._connect(write=True) as con:
-            con.execute(
-                f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES "
-                f"(?, {', '.join('?' * len(METRIC_FIELDS))})",
-                (run_id, *(event.get(k) for k in METRIC_FIELDS)),
-            )
+            con.execute(_INSERT_METRIC, (run_id, *(event.get(k) for k in METRIC_FIELDS)))
             con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
         if event.get("kind") == "epoch":  # the folder's own copy, for reimport
             with open(self.run_dir(run_id) / "metrics.jsonl", "a", encoding="utf-8") as fh:
@@ -358,11 +358,7 @@ class RunStore:
         row.update(finished=run.ended, config=run.config.to_json())
         with self._connect(write=True) as con:
             con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-            con.executemany(
-                f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES "
-                f"(?, {', '.join('?' * len(METRIC_FIELDS))})",
-                [(run.id, *(m.get(k) for k in METRIC_FIELDS)) for m in metrics],
-            )
+            con.executemany(_INSERT_METRIC, [(run.id, *(m.get(k) for k in METRIC_FIELDS)) for m in metrics])
 
 
 _COLUMNS = frozenset(f.name for f in fields(Run)) - {"ended"} | {"finished"}
