@@ -69,6 +69,9 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str  # where it came from, for the run record and the UI
+    # How an outside image is brought to this dataset's input: "digit" (MNIST's centre-of-mass recipe) or
+    # "photo:crop" / "photo:pad" (resized to a square by centre-cropping or padding). Saved in checkpoints.
+    preprocess: str = "digit"
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

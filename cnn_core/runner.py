@@ -82,6 +82,8 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
                 record.config.model,
                 {
                     "dataset": data.name,
+                    "classes": data.classes,
+                    "preprocess": data.preprocess,
                     "run_id": record.id,
                     "epochs": result.epochs_done,
                     "test_accuracy": result.test_accuracy,
