@@ -47,11 +47,28 @@ PARTIAL_WRITE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 _umask_lock = threading.Lock()
 
 
+PREPROCESSES = ("digit", "photo:crop", "photo:pad")  # saved by cnn_core.runner from Dataset.preprocess
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     model: ConvNet
     config: ModelConfig
     metadata: dict[str, Any]  # metrics, dataset, epoch, ... as saved
+
+    @property
+    def preprocess(self) -> str:
+        """How an outside image is prepared for this model: "digit", "photo:crop" or "photo:pad"."""
+        value = self.metadata.get("preprocess")
+        return value if value in PREPROCESSES else "digit"  # saved before photos existed: an MNIST digit model
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names saved with the model, or 0, 1, 2, ... when it has none (or they do not fit)."""
+        names = self.metadata.get("classes")
+        if isinstance(names, list) and len(names) == self.config.num_classes and all(isinstance(n, str) for n in names):
+            return [n[:64] for n in names]
+        return [str(i) for i in range(self.config.num_classes)]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:

@@ -13,9 +13,12 @@ import sys
 from dataclasses import replace
 
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, SCHEDULES, RunConfig, load_config
+from cnn_core.data import cli as data_cli
 from cnn_core.errors import CnnLabError
+from cnn_core.photo import SIZES
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
+from cnn_core.sweep import cli as sweep_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and record the run")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or kmnist (default mnist)")
-    src.add_argument("--data-dir", metavar="DIR", help="folder with the four standard IDX files")
+    src.add_argument(
+        "--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, cifar10, cifar100 or a name from `data list`"
+    )
+    src.add_argument("--data-dir", metavar="DIR", help="folder with the standard IDX files, or with class folders")
+    p.add_argument("--size", type=int, choices=SIZES, help="class folders: square input size (default from the images)")
+    p.add_argument("--channels", choices=("auto", "1", "3"), default="auto", help="class folders: grey, colour, auto")
     p.add_argument("--config", metavar="FILE", help="run config JSON; flags below override it")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="predict the digit in image files")
+    p = sub.add_parser("predict", help="predict the class of image files (digits or photos, as the model was trained)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--checkpoint", help="bundled name or .safetensors path (default lenet5-mnist-max)")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
@@ -83,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reimport", action="store_true", help="add run folders the store does not know (or rebuild it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+    data_cli.add_commands(sub)
+    sweep_cli.add_commands(sub)
     return parser
 
 
@@ -144,22 +153,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
     from cnn_core import budget
-    from cnn_core.data import check_fits, load_dataset
+    from cnn_core.data import adapt_model, check_fits, load_dataset
     from cnn_core.runner import execute_run
 
     run = _train_config(args)
     name = args.data_dir or args.dataset
     budget.check(run)  # before any data is read (or downloaded)
+    channels = args.channels if args.channels == "auto" else int(args.channels)
     data = load_dataset(
-        args.dataset if not args.data_dir else "mnist", data_dir=args.data_dir, val_fraction=run.train.val_fraction
+        args.dataset if not args.data_dir else "mnist",
+        data_dir=args.data_dir,
+        val_fraction=run.train.val_fraction,
+        size=args.size,
+        channels=channels,
     )
+    if data.preprocess != "digit":  # photos: the network's input and classes follow the data
+        run = replace(run, model=adapt_model(run.model, data.spec))
     budget.check(run, train_images=len(data.train_y))  # with the data: still before anything is recorded
     check_fits(data, run.model)
     store = RunStore(args.runs_dir)
     store.remove_partial_writes()
     run_id = store.create(
         run,
-        dataset=args.dataset if not args.data_dir else "idx",
+        dataset=data.name,
         name=args.name,
         data_dir=args.data_dir,
         claim=True,  # running at once: no job manager may take it
@@ -226,17 +242,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnn_core.checkpoint import load_checkpoint
     from cnn_core.predict import predict_file
 
-    model = load_checkpoint(args.checkpoint).model
+    checkpoint = load_checkpoint(args.checkpoint)
     failed = 0
     for path in args.images:
-        answer = predict_file(model, path)
+        answer = predict_file(checkpoint.model, path, preprocess=checkpoint.preprocess, classes=checkpoint.classes)
         failed += "error" in answer
         if args.json:
             print(json.dumps(answer), flush=True)
         elif "error" in answer:
             print(f"{path}: error: {answer['error']}", file=sys.stderr)
         else:
-            print(f"{path}: {answer['prediction']} ({answer['confidence']:.1%})")
+            print(f"{path}: {answer.get('class', answer['prediction'])} ({answer['confidence']:.1%})")
     return 1 if failed else 0
 
 

@@ -2,6 +2,9 @@
 
 - ``CNN_LAB_RUNS``: the run store (SQLite + one folder per run); default ``runs/`` in the project.
 - ``CNN_LAB_CHECKPOINTS``: the bundled checkpoints; default ``checkpoints/`` in the project.
+- ``CNN_LAB_DATASETS``: the user's named image datasets (``data add``); default ``datasets/`` in the project.
+- ``CNN_LAB_DATA``: downloaded public datasets (torchvision's MNIST family, CIFAR) and the decoded-image cache
+  of folders given by path; default ``~/.cache/cnn-lab/datasets``.
 
 The project folder is the one holding ``cnn_core/`` (the package is installed editable, ``pip install -e .``).
 """
@@ -20,3 +23,11 @@ def runs_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return Path(os.environ.get("CNN_LAB_CHECKPOINTS") or PROJECT_DIR / "checkpoints")
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("CNN_LAB_DATASETS") or PROJECT_DIR / "datasets")
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("CNN_LAB_DATA") or Path.home() / ".cache" / "cnn-lab" / "datasets")

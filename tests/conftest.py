@@ -18,6 +18,7 @@ def private_runs_dir(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     monkeypatch.setenv("CNN_LAB_RUNS", str(runs))
     monkeypatch.setenv("CNN_LAB_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("CNN_LAB_DATASETS", str(tmp_path / "datasets"))
     return runs
 
 

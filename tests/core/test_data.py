@@ -72,7 +72,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
     with pytest.raises(DatasetNotFound, match="kmnist.*tried.*torchvision") as err:
         load_dataset("kmnist", root=tmp_path, download=False)
     assert "--data-dir" in str(err.value)
-    with pytest.raises(DatasetNotFound, match="no train-images"):
+    with pytest.raises(DatasetNotFound, match="no train-images.*and no class folders"):
         load_dataset(data_dir=tmp_path)
     with pytest.raises(DatasetNotFound, match="unknown dataset"):
         load_dataset("cifar-1000")

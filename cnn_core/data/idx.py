@@ -1,0 +1,131 @@
+"""IDX files, the format MNIST and its cousins ship in: read safely (bounded), written for the bundled sample."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from cnn_core.errors import BadDataset, DatasetNotFound
+
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other IDX types are refused
+# EMNIST ByClass, the largest IDX set in use, is 550 MB of pixels; a header promising more than 1 GiB is a lie
+# (or a gzip bomb), refused before anything is read or allocated.
+MAX_IDX_BYTES = 1 << 30
+_READ_CHUNK = 16 << 20
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (gzipped or not), the format MNIST and its cousins ship in.
+
+    Only what the header promises is read (plus one byte, to notice trailing data), so a small ``.gz`` that
+    inflates to gigabytes is refused after reading no more than its header said. Every failure is one line
+    naming the file: ``DatasetNotFound`` when it cannot be opened, ``BadDataset`` when it is malformed.
+    """
+    name = os.fspath(path)
+    opener = gzip.open if name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            dims = _read_idx_header(fh, name)
+            data = _read_promised(fh, int(np.prod(dims, dtype=np.int64)), name)
+    except FileNotFoundError:
+        raise DatasetNotFound(f"IDX file {name} does not exist") from None
+    except (gzip.BadGzipFile, zlib.error, EOFError) as err:  # EOFError: the gzip stream stops mid-way
+        raise BadDataset(f"{name} is a damaged or truncated gzip file ({_one_line(err)})") from None
+    except OSError as err:  # permissions, a folder, an I/O error: the file is there but cannot be read
+        raise DatasetNotFound(f"cannot read IDX file {name}: {_one_line(err)}") from None
+    return data.reshape(dims)
+
+
+def _read_idx_header(fh: BinaryIO, name: str) -> tuple[int, ...]:
+    """The dimensions an IDX header declares, after checking its magic number, type and promised size."""
+    magic = fh.read(4)
+    if len(magic) < 4:
+        raise BadDataset(f"{name} is too short to be an IDX file ({len(magic)} bytes)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", magic)
+    if zero != 0 or not 1 <= ndim <= 4:
+        raise BadDataset(f"{name} is not an IDX file (magic number 0x{magic.hex()})")
+    if dtype_code not in _IDX_TYPES:
+        raise BadDataset(f"{name}: IDX data type 0x{dtype_code:02x} is not supported, only unsigned bytes (0x08)")
+    raw = fh.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise BadDataset(f"{name} is truncated inside its header")
+    dims = struct.unpack(f">{ndim}I", raw)
+    size = int(np.prod(dims, dtype=np.int64))
+    if size == 0:
+        raise BadDataset(f"{name} holds no items (its header says shape {dims})")
+    if size > MAX_IDX_BYTES:
+        raise BadDataset(f"{name}: its header promises {size:,} bytes, more than the {MAX_IDX_BYTES:,} accepted")
+    return dims
+
+
+def _read_promised(fh: BinaryIO, size: int, name: str) -> np.ndarray:
+    """Exactly ``size`` bytes, in chunks, then one more read to make sure nothing follows."""
+    buffer = np.empty(size + 1, np.uint8)  # untouched pages cost no memory if the file turns out short
+    view, got = memoryview(buffer), 0
+    while got <= size:
+        n = fh.readinto(view[got : min(got + _READ_CHUNK, size + 1)])
+        if not n:
+            break
+        got += n
+    if got < size:
+        raise BadDataset(f"{name} is truncated: {got:,} of {size:,} values")
+    if got > size:
+        raise BadDataset(f"{name} holds more data than its header declares ({size:,} values)")
+    return buffer[:size]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (used to build the bundled sample)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh:
+        fh.write(header + array.tobytes())  # mtime=0: the same digits give the same bytes
+
+
+def find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx"), f"{stem.replace('-idx', '.idx')}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Train images/labels and, when present, test images/labels from the four standard IDX files."""
+    folder = Path(folder)
+    paths = [find_idx(folder, stem) for stem in IDX_STEMS]
+    if paths[0] is None or paths[1] is None:
+        raise DatasetNotFound(f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in {folder}")
+    if paths[2] is None or paths[3] is None:
+        paths[2] = paths[3] = None  # test images without labels (or labels without images) are no test set
+    arrays = [read_idx(p) if p is not None else None for p in paths]
+    for i in (0, 2):
+        if paths[i] is not None:
+            _check_idx_pair(paths[i], arrays[i], paths[i + 1], arrays[i + 1])
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def _check_idx_pair(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
+    """Images must be N×H×W and labels N, one label per image."""
+    if images.ndim != 3:
+        raise BadDataset(f"{images_path} holds {images.ndim}-D data; images must be 3-D (count × height × width)")
+    if labels.ndim != 1:
+        raise BadDataset(f"{labels_path} holds {labels.ndim}-D data; labels must be 1-D (one per image)")
+    if len(images) != len(labels):
+        raise BadDataset(f"{images_path} has {len(images):,} images but {labels_path} has {len(labels):,} labels")
+
+
+def has_idx_files(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds at least the training images and labels as IDX files."""
+    return all(find_idx(Path(folder), stem) for stem in IDX_STEMS[:2])

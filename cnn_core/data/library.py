@@ -1,0 +1,204 @@
+"""The user's named image datasets: ``data add NAME PATH_OR_ZIP``, ``data list``, ``data remove NAME``.
+
+Each lives in its own folder under ``settings.datasets_dir()``: ``images/`` (a copy of the class folders,
+image files only), ``dataset.json`` (size, channels, fit, classes, counts, what was skipped) and the decoded
+cache. A dataset is built in a hidden staging folder and renamed into place only once it decoded, so a
+failed or interrupted add leaves nothing behind and a half-written dataset is never listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from cnn_core import safejson
+from cnn_core.checkpoint import atomic_write
+from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
+from cnn_core.data.cache import load_image_folder
+from cnn_core.data.folders import FolderImages, Progress, list_images
+from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
+from cnn_core.photo import SIZES, check_fit
+from cnn_core.settings import datasets_dir
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+STATS_SAMPLE = 2_000  # images used for the normalising mean and std: plenty for two numbers
+
+
+@dataclass(frozen=True)
+class LibraryDataset:
+    """What ``dataset.json`` records about a named dataset."""
+
+    name: str
+    size: int
+    channels: int  # what the images became (1 or 3)
+    channels_option: int | str  # what was asked for ("auto", 1 or 3): part of the decoding cache key
+    fit: str
+    classes: list[str]
+    train_counts: list[int]
+    test_counts: list[int]
+    skipped: list[list[str]]
+    mean: float
+    std: float
+    source: str
+    created: float
+
+    @property
+    def images(self) -> int:
+        return sum(self.train_counts) + sum(self.test_counts)
+
+
+def check_name(name: str, reserved: tuple[str, ...] = ()) -> str:
+    if not isinstance(name, str) or not NAME.match(name) or name in (".", ".."):
+        raise InvalidConfig(
+            f"dataset name {str(name)[:50]!r} is not allowed: use 1 to 48 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    if name.lower() in reserved:
+        raise InvalidConfig(f"{name!r} is the name of a built-in dataset; choose another name")
+    return name
+
+
+def folder_of(name: str) -> Path:
+    return datasets_dir() / check_name(name)
+
+
+def add_dataset(
+    name: str,
+    source: str | os.PathLike | bytes | BinaryIO,
+    size: int = 32,
+    channels: int | str = "auto",
+    fit: str = "crop",
+    progress: Progress | None = None,
+    reserved: tuple[str, ...] = (),
+) -> LibraryDataset:
+    """Copy (or unzip) class folders into the library, decode them once and record what they hold."""
+    check_name(name, reserved)
+    if size not in SIZES:
+        raise InvalidConfig(f"size: expected one of {', '.join(map(str, SIZES))}, got {size!r}")
+    check_fit(fit)
+    if (datasets_dir() / name).exists():
+        raise InvalidConfig(f"a dataset named {name!r} already exists: remove it first or choose another name")
+    datasets_dir().mkdir(parents=True, exist_ok=True)
+    _remove_leftovers()
+    staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=datasets_dir()))
+    try:
+        skipped = _fill(source, staging / "images")
+        images, _ = load_image_folder(staging / "images", size, channels, fit, cache_dir=staging, progress=progress)
+        entry = _describe(name, images, skipped, size, channels, fit, _source_label(source))
+        atomic_write(staging / "dataset.json", json.dumps(asdict(entry), indent=1).encode())
+        try:
+            os.rename(staging, datasets_dir() / name)  # atomic: the dataset appears whole or not at all
+        except OSError:
+            raise InvalidConfig(
+                f"a dataset named {name!r} already exists: remove it first or choose another name"
+            ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return entry
+
+
+def _remove_leftovers(min_age_s: float = 3600) -> None:
+    """Staging and trash folders of an add or remove that was killed an hour or more ago."""
+    for old in [*datasets_dir().glob(".adding-*"), *datasets_dir().glob(".removing-*")]:
+        try:
+            if time.time() - old.stat().st_mtime > min_age_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _fill(source, images: Path) -> list[tuple[str, str]]:
+    """Unzip an upload or a .zip path, or copy a folder's image files, into ``images``."""
+    images.mkdir()
+    is_folder = isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
+    if not is_folder:
+        if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+            raise DatasetNotFound(f"{os.fspath(source)} is neither a folder nor a zip file")
+        return extract_zip(source, images)
+    listing = list_images(source)
+    total = sum(f[3] for f in listing.files)
+    if total > MAX_UNPACKED_BYTES:
+        raise BadDataset(f"the folder's images are {total / 2**30:.1f} GiB; at most 2 GiB is accepted")
+    for rel, *_ in listing.files:
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(listing.root / rel, images / rel)  # copy2 keeps the times the cache key uses
+    return listing.skipped
+
+
+def _source_label(source) -> str:
+    return Path(source).name if isinstance(source, (str, os.PathLike)) else "an uploaded zip"
+
+
+def _describe(name, images: FolderImages, skipped, size, channels, fit, source) -> LibraryDataset:
+    train = images.labels if images.is_test is None else images.labels[~images.is_test]
+    test = np.zeros(0, np.int64) if images.is_test is None else images.labels[images.is_test]
+    n = len(images.classes)
+    sample = images.images[:: max(1, len(images.images) // STATS_SAMPLE)].astype(np.float32) / 255
+    return LibraryDataset(
+        name=name,
+        size=size,
+        channels=int(images.images.shape[1]),
+        channels_option=channels,
+        fit=fit,
+        classes=images.classes,
+        train_counts=np.bincount(train, minlength=n).tolist(),
+        test_counts=np.bincount(test, minlength=n).tolist(),
+        skipped=[list(s) for s in (skipped + images.skipped)][:1000],
+        mean=round(float(sample.mean()), 4),
+        std=round(max(float(sample.std()), 0.001), 4),
+        source=source,
+        created=time.time(),
+    )
+
+
+def get_dataset(name: str) -> LibraryDataset:
+    path = folder_of(name) / "dataset.json"
+    try:
+        data = safejson.loads(path.read_bytes(), f"{path}")
+        return LibraryDataset(**data)
+    except FileNotFoundError:
+        raise DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are") from None
+    except (OSError, TypeError, InvalidConfig) as err:
+        raise BadDataset(f"dataset {name!r} has a damaged dataset.json ({err}); remove it and add it again") from None
+
+
+def list_datasets() -> list[LibraryDataset]:
+    """Every named dataset, by name; a damaged one is left out here (``get_dataset`` says what is wrong)."""
+    found = []
+    root = datasets_dir()
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if NAME.match(folder.name) and (folder / "dataset.json").is_file():
+            try:
+                found.append(get_dataset(folder.name))
+            except (BadDataset, DatasetNotFound, InvalidConfig):
+                continue
+    return found
+
+
+def remove_dataset(name: str) -> None:
+    """Delete a named dataset: first renamed out of sight, so it never appears half-deleted."""
+    folder = folder_of(name)
+    if not (folder / "dataset.json").is_file():
+        raise DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are")
+    trash = folder.with_name(f".removing-{name}-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def library_images(entry: LibraryDataset, progress: Progress | None = None) -> FolderImages:
+    """The dataset's decoded images: from its cache, or decoded again if its files changed."""
+    folder = folder_of(entry.name)
+    images, _ = load_image_folder(
+        folder / "images", entry.size, entry.channels_option, entry.fit, cache_dir=folder, progress=progress
+    )
+    return images
