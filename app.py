@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parent
 PAGES = [  # path, title, icon, url path
     ("views/home.py", "Home", "🏠", "home"),
     ("views/concepts.py", "Concepts", "🧮", "concepts"),
+    ("views/data.py", "Data", "🗂️", "data"),
     ("views/train.py", "Train", "🏋️", "train"),
     ("views/compare.py", "Compare", "⚖️", "compare"),
+    ("views/sweep.py", "Sweep", "🧪", "sweep"),
     ("views/filters.py", "Filters & feature maps", "🔍", "filters"),
     ("views/explain.py", "Explain", "💡", "explain"),
 ]

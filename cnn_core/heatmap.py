@@ -19,6 +19,7 @@ from PIL import Image
 _ANCHORS = np.array([[5, 113, 176], [146, 197, 222], [247, 247, 247], [244, 165, 130], [202, 0, 32]], dtype=np.float32)
 _POSITIONS = np.linspace(-1.0, 1.0, len(_ANCHORS))
 OUTLIER_PERCENTILE = 99.5  # one hot pixel should not wash out the rest of the map
+PHOTO_SHOW = 0.35  # how much of a colour photo shows through an attribution drawn over it
 
 
 def as_map(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -61,17 +62,33 @@ def upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
 def overlay(
     image: np.ndarray, attribution: np.ndarray | torch.Tensor, scale: float, zoom: int = 8, ink_shade: float = 0.3
 ) -> np.ndarray:
-    """The attribution's colours over the digit: ink darkens the colour, so the strokes stay visible."""
+    """The attribution's colours over the input. A grey digit's ink darkens the colour, so the strokes stay
+    visible; a colour photo shows through the colours (a third of each pixel), so its objects stay visible."""
     colours = diverging_rgb(as_map(attribution), scale).astype(np.float32)
-    ink = np.clip(as_map(image), 0.0, 1.0)[..., None]
-    shaded = colours * (1.0 - ink_shade * ink)
+    pixels = _unit(image)
+    if pixels.ndim == 3 and pixels.shape[0] == 3:
+        shaded = colours * (1.0 - PHOTO_SHOW) + pixels.transpose(1, 2, 0) * 255.0 * PHOTO_SHOW
+    else:
+        shaded = colours * (1.0 - ink_shade * np.clip(as_map(pixels), 0.0, 1.0)[..., None])
     return upscale(shaded.round().astype(np.uint8), zoom)
 
 
 def grey_rgb(image: np.ndarray, zoom: int = 8) -> np.ndarray:
-    """A [0, 1] image as an enlarged grey picture (bright ink on black, as the model sees it)."""
-    grey = (np.clip(as_map(image), 0.0, 1.0) * 255).round().astype(np.uint8)
-    return upscale(np.repeat(grey[..., None], 3, axis=-1), zoom)
+    """An image as an enlarged picture, as the model sees it: (H, W) or (1, H, W) grey (bright ink on black)
+    or (3, H, W) colour; floats in [0, 1] or uint8 pixels."""
+    pixels = np.clip(_unit(image), 0.0, 1.0)
+    if pixels.ndim == 3 and pixels.shape[0] == 3:
+        rgb = pixels.transpose(1, 2, 0)
+    else:
+        rgb = np.repeat(np.clip(as_map(pixels), 0.0, 1.0)[..., None], 3, axis=-1)
+    return upscale((rgb * 255).round().astype(np.uint8), zoom)
+
+
+def _unit(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Pixels as float32 in [0, 1] (uint8 pixels divided by 255), batch dimension dropped."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    scaled = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)
+    return scaled[0] if scaled.ndim == 4 else scaled
 
 
 def mosaic(

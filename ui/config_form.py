@@ -22,8 +22,8 @@ from cnn_core.config import (
     RunConfig,
     TrainConfig,
 )
-from cnn_core.data import DATASETS, unavailable_reason
-from cnn_core.errors import InvalidConfig
+from cnn_core.data import adapt_model, dataset_names, dataset_spec, unavailable_reason
+from cnn_core.errors import CnnLabError, InvalidConfig
 from cnn_core.shapes import Layer, layer_table, partial_layer_table
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
@@ -102,14 +102,36 @@ def config_controls() -> Draft:
         _keep_controls()
 
 
+def _dataset_label(name: str) -> str:
+    if unavailable_reason(name) is not None:
+        return f"{name} (not on this machine)"
+    spec = dataset_spec(name)
+    kind = "colour" if spec.channels == 3 else "grey"
+    return f"{name} · {len(spec.classes)} classes · {spec.size}×{spec.size} {kind}"
+
+
+def _dataset_changed() -> None:
+    """A 32×32 dataset starts from LeCun's original conv1 (no padding), a 28×28 one from the article's (2)."""
+    try:
+        size = dataset_spec(st.session_state[f"{K}dataset"]).size
+    except CnnLabError:
+        return
+    if st.session_state.get(f"{K}conv1.padmode", "number") == "number":
+        st.session_state[f"{K}conv1.pad"] = 0 if size == 32 else LENET5_CONV[0].padding
+
+
 def _draw_controls() -> Draft:
+    names = dataset_names()
+    if st.session_state.get(f"{K}dataset") not in names:  # a named dataset removed since: back to the default
+        st.session_state.pop(f"{K}dataset", None)
     dataset = st.selectbox(
         "dataset",
-        DATASETS,
+        names,
         key=f"{K}dataset",
-        format_func=lambda name: name if unavailable_reason(name) is None else f"{name} (not on this machine)",
-        help="mnist works offline (the bundled 5,000-digit sample when the full set is absent); the others "
-        "once downloaded",
+        format_func=_dataset_label,
+        on_change=_dataset_changed,
+        help="mnist works offline (the bundled 5,000-digit sample when the full set is absent); fashion-mnist, "
+        "kmnist and CIFAR once downloaded; your own image datasets from the Data page",
     )
     blocks = st.slider("conv blocks", 1, 4, 3, key=f"{K}blocks")
     conv = tuple(_conv_block(i, LENET5_CONV[i - 1] if i <= 3 else EXTRA_BLOCK) for i in range(1, blocks + 1))
@@ -147,8 +169,11 @@ def _draw_controls() -> Draft:
         return Draft(None, f"fully connected sizes must be whole numbers separated by commas, not {shown!r}", dataset)
     if (reason := unavailable_reason(dataset)) is not None:
         return Draft(None, reason, dataset)
+    spec = dataset_spec(dataset)
+    data_fields = {"in_channels": spec.channels, "input_size": spec.size, "num_classes": max(len(spec.classes), 2)}
     try:
-        model = ModelConfig(activation=activation, conv=conv, fc=fc)
+        # The network's input and output follow the data; its layers stay as the controls say.
+        model = adapt_model(ModelConfig(activation=activation, conv=conv, fc=fc, **data_fields), spec, keep_conv=True)
         train = TrainConfig(
             optimizer=optimizer,
             lr=lr,
@@ -160,7 +185,8 @@ def _draw_controls() -> Draft:
             device=device,
         )
     except InvalidConfig as err:
-        return _impossible(err, ModelConfig().to_dict() | {"activation": activation, "conv": conv, "fc": fc}, dataset)
+        fields = ModelConfig().to_dict() | data_fields | {"activation": activation, "conv": conv, "fc": fc}
+        return _impossible(err, fields, dataset)
     st.session_state[LAST_VALID] = model.to_dict()
     return Draft(RunConfig(model=model, train=train), None, dataset, layer_table(model))
 

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from cnn_core.checkpoint import load_checkpoint
-from cnn_core.data import DATASETS, load_dataset
+from cnn_core.data import load_dataset
 from cnn_core.errors import BadRunStore, RunStoreLost
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore, default_runs_dir
@@ -51,7 +51,12 @@ def checkpoint_model(source: str):
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading the test images…")
-def test_images(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """A dataset's test images (N, C, H, W uint8), labels and class names, for confusion matrices and galleries."""
-    data = load_dataset(dataset if dataset in DATASETS else "mnist", data_dir=data_dir, download=False)
+def test_images(
+    dataset: str, data_dir: str | None, size: int | None = None, channels: int | str = "auto"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A dataset's test images (N, C, H, W uint8), labels and class names, for confusion matrices and galleries.
+
+    ``size`` and ``channels`` matter only for class folders given by path (a run's model says which)."""
+    name = "mnist" if dataset == "idx" else dataset  # an IDX folder is read as the MNIST family
+    data = load_dataset(name, data_dir=data_dir, download=False, size=size, channels=channels)
     return data.test_x.numpy(), data.test_y.numpy(), data.classes

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from cnn_core import heatmap
 from cnn_core.charts import confusion_chart
 from cnn_core.compare import confident_mistakes, confusion_matrix, load_predictions
 from cnn_core.errors import CnnLabError
@@ -33,7 +34,8 @@ def _mistakes(run: Run, preds: dict, slot) -> None:
     if not wrong:
         return
     try:
-        images, _, _ = test_images(run.dataset, run.data_dir)
+        model = run.config.model
+        images, _, _ = test_images(run.dataset, run.data_dir, model.input_size, model.in_channels)
     except CnnLabError as err:  # the dataset may have moved since the run
         slot.info(f"Test images not available: {err}")
         return
@@ -43,7 +45,8 @@ def _mistakes(run: Run, preds: dict, slot) -> None:
         for col, i in zip(slot.columns(6), wrong[start : start + 6], strict=False):
             how = f" · {sure[i]:.0%}" if sure else ""
             col.image(
-                images[i, 0], width=64, caption=f"{classes[preds['labels'][i]]}→{classes[preds['predictions'][i]]}{how}"
+                heatmap.grey_rgb(images[i], 1),
+                width=64, caption=f"{classes[preds['labels'][i]]}→{classes[preds['predictions'][i]]}{how}"
             )
             col.button("Explain", key=f"train.explain.{run.id}.{i}", on_click=_open_in_explain, args=(run, i))
 

@@ -208,14 +208,15 @@ def _split(name: str, arrays: tuple, classes: list[str] | None, source: str, val
 LENET5_ORIGINAL_CONV = (replace(LENET5_CONV[0], padding=0), *LENET5_CONV[1:])
 
 
-def adapt_model(model: ModelConfig, spec: DatasetSpec) -> ModelConfig:
+def adapt_model(model: ModelConfig, spec: DatasetSpec, keep_conv: bool = False) -> ModelConfig:
     """The network with its input (channels, size, normalisation) and output (classes) taken from the data.
 
-    The default LeNet-5 becomes LeCun's original for a 32×32 input (no padding in conv1)."""
+    Unless ``keep_conv``, the default LeNet-5 becomes LeCun's original for a 32×32 input (no padding in
+    conv1). The Train page keeps its conv layers as its controls say, and sets conv1's padding itself."""
     conv = model.conv
-    if spec.size == 32 and conv == LENET5_CONV:
+    if not keep_conv and spec.size == 32 and conv == LENET5_CONV:
         conv = LENET5_ORIGINAL_CONV
-    elif spec.size != 32 and conv == LENET5_ORIGINAL_CONV:
+    elif not keep_conv and spec.size != 32 and conv == LENET5_ORIGINAL_CONV:
         conv = LENET5_CONV
     return replace(
         model,
