@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
+from cnn_core.budget import human_bytes
 from cnn_core.data.folders import IGNORED_NAMES, IMAGE_EXTENSIONS, MAX_IMAGES
 from cnn_core.errors import BadDataset
 
@@ -38,7 +39,7 @@ def _kind(info: zipfile.ZipInfo) -> str | None:
     mode = info.external_attr >> 16  # Unix permissions and file type, when a Unix tool made the zip
     if stat.S_ISLNK(mode):
         return "a symbolic link (not extracted)"
-    if mode and stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR):
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: only permissions were recorded
         return "a device or special file (not extracted)"
     if info.flag_bits & 0x1:
         return "encrypted (not extracted)"
@@ -62,7 +63,7 @@ def extract_zip(source: str | os.PathLike | bytes | BinaryIO, dest: Path) -> lis
         declared = sum(i.file_size for i in infos)
         if declared > MAX_UNPACKED_BYTES:
             raise BadDataset(
-                f"the zip unpacks to {declared / 2**30:.1f} GiB; at most {MAX_UNPACKED_BYTES / 2**30:g} GiB is accepted"
+                f"the zip unpacks to {human_bytes(declared)}; at most {human_bytes(MAX_UNPACKED_BYTES)} is accepted"
             )
         for info in infos:
             if _unsafe(info.filename):

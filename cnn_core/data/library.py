@@ -24,7 +24,7 @@ from cnn_core import safejson
 from cnn_core.checkpoint import atomic_write
 from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
 from cnn_core.data.cache import load_image_folder
-from cnn_core.data.folders import FolderImages, Progress, list_images
+from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
 from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
 from cnn_core.photo import SIZES, check_fit
 from cnn_core.settings import datasets_dir
@@ -124,7 +124,10 @@ def _fill(source, images: Path) -> list[tuple[str, str]]:
     if not is_folder:
         if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
             raise DatasetNotFound(f"{os.fspath(source)} is neither a folder nor a zip file")
-        return extract_zip(source, images)
+        skipped = extract_zip(source, images)
+        if not any(path.is_file() for path in images.rglob("*")):
+            raise BadDataset(f"no image files in the zip ({', '.join(IMAGE_EXTENSIONS)}){skipped_note(skipped)}")
+        return skipped
     listing = list_images(source)
     total = sum(f[3] for f in listing.files)
     if total > MAX_UNPACKED_BYTES:
