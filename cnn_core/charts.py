@@ -206,6 +206,132 @@ def filter_change_chart(change: pd.DataFrame) -> alt.Chart:
     )
 
 
+def layer_change_chart(changes: pd.DataFrame, epoch: int | None = None) -> alt.LayerChart:
+    """How far each conv layer's weights moved in each epoch (``probe.filter_changes`` rows: layer, epoch,
+    relative change), one line per layer; a grey rule marks the epoch on show."""
+    lines = (
+        alt.Chart(changes)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("relative change:Q", title="moved since the epoch before", axis=alt.Axis(format="%")),
+            color=alt.Color("layer:N", legend=alt.Legend(orient="bottom", direction="horizontal")),
+            tooltip=[alt.Tooltip("layer:N"), alt.Tooltip("epoch:Q"), alt.Tooltip("relative change:Q", format=".1%")],
+        )
+    )
+    layers = [lines]
+    if epoch is not None:
+        layers.append(
+            alt.Chart(pd.DataFrame({"epoch": [epoch]})).mark_rule(color="#888", strokeWidth=2).encode(x="epoch:Q")
+        )
+    return alt.layer(*layers).properties(height=180)
+
+
+def embedding_chart(points: pd.DataFrame, classes: list[str], title: str = "") -> alt.Chart:
+    """Test images as dots at their 2-D projection (``embedding`` rows: index, x, y, class), one colour per
+    class. A click selects one dot (selection ``point``, field ``index``): the page shows that image."""
+    pick = alt.selection_point(name="point", fields=["index"], on="click", clear="dblclick")
+    return (
+        alt.Chart(points, title=title)
+        .mark_circle(size=28)
+        .encode(
+            x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("y:Q", title="component 2", axis=alt.Axis(labels=False, ticks=False)),
+            color=alt.Color(
+                "class:N", sort=classes, scale=alt.Scale(scheme="category10"), legend=alt.Legend(columns=2)
+            ),
+            opacity=alt.condition(pick, alt.value(0.8), alt.value(0.15)),
+            tooltip=[alt.Tooltip("index:Q", title="test image"), alt.Tooltip("class:N")],
+        )
+        .add_params(pick)
+        .properties(height=480)
+    )
+
+
+def separation_chart(scores: pd.DataFrame, epoch: int | None = None) -> alt.LayerChart:
+    """How far apart the classes sit in the projection, per epoch (rows: epoch, separation)."""
+    line = (
+        alt.Chart(scores)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("separation:Q", title="between / within class spread"),
+            tooltip=[alt.Tooltip("epoch:Q"), alt.Tooltip("separation:Q", format=".2f")],
+        )
+    )
+    layers = [line]
+    if epoch is not None:
+        layers.append(
+            alt.Chart(pd.DataFrame({"epoch": [epoch]})).mark_rule(color="#888", strokeWidth=2).encode(x="epoch:Q")
+        )
+    return alt.layer(*layers).properties(height=160)
+
+
+INVARIANCE_AXES = {
+    "shift": "shift (pixels)",
+    "rotation": "rotation (degrees)",
+    "scale": "scale (× size)",
+}
+
+
+def invariance_charts(curves: pd.DataFrame) -> list[alt.LayerChart]:
+    """Test accuracy against shift, rotation and scale (``invariance.curves`` rows: run, kind, amount, mean,
+    std, seeds), one line per run with a band of ± one standard deviation over its seeds."""
+    curves = curves.assign(low=curves["mean"] - curves["std"], high=curves["mean"] + curves["std"])
+    legend = alt.Legend(orient="bottom", direction="horizontal", title=None)
+    charts = []
+    for kind, title in INVARIANCE_AXES.items():
+        data = curves[curves["kind"] == kind]
+        base = alt.Chart(data).encode(x=alt.X("amount:Q", title=title), color=alt.Color("run:N", legend=legend))
+        band = base.mark_area(opacity=0.2).encode(y=alt.Y("low:Q"), y2=alt.Y2("high:Q"))
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("mean:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            tooltip=[
+                alt.Tooltip("run:N"),
+                alt.Tooltip("amount:Q", title=title),
+                alt.Tooltip("mean:Q", format=".2%", title="accuracy"),
+                alt.Tooltip("std:Q", format=".2%"),
+                alt.Tooltip("seeds:Q"),
+            ],
+        )
+        charts.append(alt.layer(band, line).properties(height=240, title=kind, width="container"))
+    return charts
+
+
+def region_chart(image: np.ndarray, regions: int, chosen: str | None = None) -> alt.LayerChart:
+    """A grey (H, W) image as pixels that can be clicked: a click selects one of ``regions`` × ``regions``
+    blocks (selection ``region``, field ``region`` named "row,col"); the chosen block is outlined."""
+    height, width = image.shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    block = (rows * regions // height).ravel(), (cols * regions // width).ravel()
+    frame = pd.DataFrame(
+        {
+            "x": cols.ravel(),
+            "y": rows.ravel(),
+            "ink": image.ravel(),
+            "region": [f"{r},{c}" for r, c in zip(*block, strict=True)],
+        }
+    )
+    pick = alt.selection_point(name="region", fields=["region"], on="click")
+    x = alt.X("x:O", axis=None)
+    y = alt.Y("y:O", axis=None)
+    pixels = (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("ink:Q", scale=alt.Scale(scheme="greys", reverse=True, domain=[0, 1]), legend=None),
+        )
+        .add_params(pick)
+    )
+    layers = [pixels]
+    if chosen is not None:
+        marked = frame[frame["region"] == chosen]
+        layers.append(alt.Chart(marked).mark_rect(color="#ffb000", opacity=0.45).encode(x=x, y=y))
+    return alt.layer(*layers).properties(width=280, height=280)
+
+
 def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
     """One bar per class on a 0-100 % axis; the top class (or tied top classes) in its own colour."""
     bars = pd.DataFrame({"class": classes, "probability": probs, "top": probs == probs.max()})

@@ -1,10 +1,14 @@
-"""The job manager: training runs in worker processes, never in the app's script thread.
+"""The job manager: training runs and sweeps in their own processes, never in the app's script thread.
 
 Runs are queued in the run store; a small background thread starts workers
 (``python -m cnn_core worker RUN_ID``, the CLI's own code path, so a run trains as fast as from
 the terminal) up to a concurrency limit, reaps them, and marks runs whose worker died as
 ``interrupted``. The store is the queue, so a restarted app picks up where the last one left off,
 and a page only ever reads the store.
+
+Sweeps go the same way: ``python -m cnn_core sweep-driver SWEEP_ID`` (Ray Tune needs a main thread), one at a
+time, since a sweep already fills the machine (or drives a whole cluster). A driver that dies leaves its sweep
+``interrupted`` with every finished trial kept.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 
 from cnn_core import budget
 from cnn_core.config import RunConfig
-from cnn_core.runs import Run, RunStore, Status, pid_alive
+from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
 
 POLL_SECONDS = 0.5
 
@@ -39,11 +43,13 @@ class JobManager:
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or default_concurrency()
         self._procs: dict[str, subprocess.Popen] = {}
+        self._drivers: dict[str, subprocess.Popen] = {}  # sweep id -> its driver
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self.store.remove_partial_writes()  # temp files of checkpoint writes a crash interrupted
         self.store.mark_orphans(pid_alive)  # runs left running by a previous app whose worker is gone
+        self.store.sweeps.mark_orphans(pid_alive)  # and sweeps whose driver is gone
         self._last_error: str | None = None
         self._thread = None
         if start_thread:
@@ -71,6 +77,44 @@ class JobManager:
         self.store.request_stop(run_id)
         self._wake.set()
 
+    def submit_sweep(self, sweep, address: str | None = None, storage: str | None = None) -> str:
+        """Queue a sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget here);
+        its driver starts when no other sweep runs. Returns the sweep id."""
+        from cnn_core.sweep.space import plan
+
+        for trial in plan(sweep).trials:
+            budget.check(trial.run)
+        sweep_id = self.store.sweeps.create(sweep, address=address or None, storage=storage or None)
+        self._wake.set()
+        return sweep_id
+
+    def resume_sweep(self, sweep_id: str) -> None:
+        """Queue an interrupted, stopped or failed sweep again; its driver goes on from Tune's saved state."""
+        self.store.sweeps.resume(sweep_id)
+        self._wake.set()
+
+    def stop_sweep(self, sweep_id: str) -> None:
+        """Cancel a queued sweep now; a running one ends its trials within seconds (they become ``stopped``)."""
+        self.store.sweeps.request_stop(sweep_id)
+        self._wake.set()
+
+    def wait_sweep(self, sweep_id: str, timeout: float = 600) -> Sweep:
+        """Block until a sweep ends (for scripts and tests); returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._thread is None:
+                self.pump()
+            sweep = self.store.sweeps.get(sweep_id)
+            if not sweep.status.active:
+                return sweep
+            time.sleep(0.2)
+        raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout} s")
+
+    def driver_pid(self, sweep_id: str) -> int | None:
+        with self._lock:
+            proc = self._drivers.get(sweep_id)
+            return proc.pid if proc is not None else None
+
     def running(self) -> list[str]:
         with self._lock:
             return [run_id for run_id, proc in self._procs.items() if proc.poll() is None]
@@ -90,6 +134,7 @@ class JobManager:
                         f"the worker {how}; the last epoch's checkpoint is kept",
                         status=Status.INTERRUPTED if code < 0 else Status.FAILED,
                     )
+            self._pump_sweeps()
             free = self.max_concurrent - len(self._procs)
             for run in reversed(self.store.list(status=(Status.QUEUED,))) if free > 0 else []:
                 if free <= 0 or self._closed:
@@ -101,6 +146,44 @@ class JobManager:
                         self.store.fail(run.id, f"could not start a worker process: {err}")
                         continue
                     free -= 1
+
+    def _pump_sweeps(self) -> None:
+        """Reap sweep drivers; start the oldest queued sweep when none runs (called with the lock held)."""
+        for sweep_id, proc in list(self._drivers.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._drivers[sweep_id]
+            if code != 0:  # the driver died without recording an end: finished trials stay, resume goes on
+                how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                self.store.sweeps.interrupt(
+                    sweep_id,
+                    f"the sweep's driver {how}; finished trials are kept, resume it to finish the rest",
+                    status=SweepStatus.INTERRUPTED if code < 0 else SweepStatus.FAILED,
+                )
+        if self._drivers or self._closed:
+            return
+        for sweep in reversed(self.store.sweeps.list(status=(SweepStatus.QUEUED,))):
+            if self.store.sweeps.claim(sweep.id):
+                try:
+                    self._drivers[sweep.id] = self._spawn_driver(sweep.id)
+                except OSError as err:
+                    self.store.sweeps.interrupt(sweep.id, f"could not start a sweep driver: {err}", SweepStatus.FAILED)
+                    continue
+                return
+
+    def _spawn_driver(self, sweep_id: str) -> subprocess.Popen:
+        folder = self.store.sweeps.folder(sweep_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / "driver.log", "ab")
+        cmd = [sys.executable, "-m", "cnn_core", "sweep-driver", sweep_id, "--runs-dir", str(self.store.root)]
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # as a worker: a page rerun or Ctrl-C in the app's terminal never reaches it
+        )
 
     def _spawn(self, run_id: str) -> subprocess.Popen:
         log = open(self.store.run_dir(run_id) / "worker.log", "ab")
@@ -120,6 +203,7 @@ class JobManager:
                 self.pump()
                 if time.monotonic() - last_orphan_check > 10:  # workers started by another app process
                     self.store.mark_orphans(pid_alive)
+                    self.store.sweeps.mark_orphans(pid_alive)
                     last_orphan_check = time.monotonic()
                 self._last_error = None
             except Exception as err:  # a locked or vanished store must not kill the thread
@@ -149,3 +233,7 @@ class JobManager:
         if stop_runs:
             for run_id in self.running():
                 self.stop(run_id)
+            with self._lock:
+                sweeps = list(self._drivers)
+            for sweep_id in sweeps:
+                self.stop_sweep(sweep_id)

@@ -85,6 +85,30 @@ def filter_grid(model: nn.Module, name: str, in_channel: int | None = None) -> F
     return FilterGrid(name, np.ascontiguousarray(tiles, dtype=np.float32), scale, view)
 
 
+@dataclass(frozen=True, eq=False)
+class ColourFilters:
+    """A first layer's filters of a colour (RGB) input as small colour pictures, each on its own scale."""
+
+    layer: str
+    pictures: np.ndarray  # (out_channels, k, k, 3) float in [0, 1]: 0.5 grey is a zero weight
+    scales: np.ndarray  # (out_channels,) max |weight| of each filter: its picture runs from −scale to +scale
+
+
+def colour_filters(model: nn.Module, name: str) -> ColourFilters:
+    """Filters of a layer that reads three channels as RGB pictures, each normalised on its own.
+
+    One scale per filter, not per layer: a filter with small weights would otherwise be a flat grey, and it
+    is the pattern of colours within a filter (red against green, a blue blob) that shows what it looks for.
+    """
+    weight = layer(model, name).weight.detach().cpu().float().numpy()  # (out, in, k, k)
+    if weight.shape[1] != 3:
+        raise ValueError(f"{name} reads {weight.shape[1]} channels; colour pictures need 3 (RGB)")
+    scales = np.abs(weight).reshape(len(weight), -1).max(axis=1)
+    scales = np.where(scales > 0, scales, 1.0)
+    pictures = 0.5 + 0.5 * weight / scales[:, None, None, None]
+    return ColourFilters(name, np.ascontiguousarray(pictures.transpose(0, 2, 3, 1), dtype=np.float32), scales)
+
+
 def filter_frame(grid: FilterGrid, columns: int | None = None) -> pd.DataFrame:
     """Long-form rows (filter, x, y, weight) with tiles laid out on a grid with a one-pixel gap.
 

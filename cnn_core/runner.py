@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from cnn_core import budget
 from cnn_core.checkpoint import atomic_write, save_checkpoint
+from cnn_core.config import RunConfig
 from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError
 from cnn_core.model import ConvNet
@@ -80,24 +81,12 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
                 folder / "model.safetensors",
                 result.model,
                 record.config.model,
-                {
-                    "dataset": data.name,
-                    "classes": data.classes,
-                    "preprocess": data.preprocess,
-                    "run_id": record.id,
-                    "epochs": result.epochs_done,
-                    "test_accuracy": result.test_accuracy,
-                    "val_accuracy": result.val_accuracy,
-                    "train": record.config.train.to_dict(),
-                },
+                final_metadata(
+                    record.id, record.config, data, result.epochs_done, result.test_accuracy, result.val_accuracy
+                ),
             )
         )
-        predictions = {
-            "labels": data.test_y.tolist(),
-            "predictions": result.test_predictions.tolist(),
-            "confidences": [round(c, 4) for c in result.test_confidences.tolist()],
-            "classes": data.classes,
-        }
+        predictions = predictions_record(data, result.test_predictions, result.test_confidences)
         atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
     elif store.epoch_checkpoints(record.id):
         checkpoint = str(store.epoch_checkpoints(record.id)[-1])
@@ -113,6 +102,43 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
         checkpoint=checkpoint,
         error=result.error,
     )
+
+
+def final_metadata(
+    run_id: str,
+    run: RunConfig,
+    data: Dataset,
+    epochs: int,
+    test_accuracy: float | None,
+    val_accuracy: float | None,
+) -> dict[str, Any]:
+    """What a run's final checkpoint says about itself: a worker's run and a sweep's trial save the same keys
+    (``classes`` and ``preprocess`` let Explain and predict treat outside images the way the data was made)."""
+    return {
+        "dataset": data.name,
+        "classes": data.classes,
+        "preprocess": data.preprocess,
+        "run_id": run_id,
+        "epochs": epochs,
+        "test_accuracy": test_accuracy,
+        "val_accuracy": val_accuracy,
+        "train": run.train.to_dict(),
+    }
+
+
+def epoch_metadata(event: Event) -> dict[str, Any]:
+    """What each epoch's checkpoint says about itself (the Filters page scrubs through them)."""
+    return {"epoch": event.epoch, "val_accuracy": event.val_accuracy}
+
+
+def predictions_record(data: Dataset, predictions: torch.Tensor, confidences: torch.Tensor) -> dict[str, Any]:
+    """``predictions.json``: every test image's label, prediction and confidence (confusion matrices, Explain)."""
+    return {
+        "labels": data.test_y.tolist(),
+        "predictions": predictions.tolist(),
+        "confidences": [round(c, 4) for c in confidences.tolist()],
+        "classes": data.classes,
+    }
 
 
 def _recorder(store: RunStore, run_id: str, listener: Callable[[Event], None] | None) -> Callable[[Event], None]:
@@ -142,7 +168,7 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
 def _epoch_saver(store: RunStore, record: Run) -> Callable[[ConvNet, Event], None]:
     def save(model: ConvNet, event: Event) -> None:
         path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
-        save_checkpoint(path, model, record.config.model, {"epoch": event.epoch, "val_accuracy": event.val_accuracy})
+        save_checkpoint(path, model, record.config.model, epoch_metadata(event))
         store.record_epoch(record.id, event.epoch, path)
 
     return save

@@ -3,12 +3,18 @@ about progress bars, databases or Streamlit (the CLI, the run store and the job 
 
 Reproducibility: the model's initial weights, the data order and the augmentation draws come
 from three generators seeded by ``train.seed`` alone, so two runs that differ only in pooling
-see the same digits in the same order — a fair max-vs-average comparison.
+see the same digits in the same order — a fair max-vs-average comparison. A run is reproducible for a
+fixed seed and precision on the same machine (bf16 rounds differently from fp32, so the two differ).
+
+Precision: the forward and backward passes run under autocast in bf16 where the device computes bf16
+natively (``pick_precision``); the weights, the optimizer, the loss and every metric stay in fp32, and
+evaluation runs in fp32, the way a saved checkpoint is used afterwards.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
@@ -24,6 +30,7 @@ from cnn_core.model import ConvNet, build_model
 from cnn_core.runs.run import Status
 
 EXPLODED = 100  # a loss this many times its first value is not coming back
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
 ONECYCLE_MIN_STEPS = 10  # fewer steps cannot warm up and anneal (OneCycleLR divides by zero at 4): constant lr
 STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
 
@@ -79,10 +86,53 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def device_label(device: torch.device) -> str:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX on x86, BF16 on Arm). Only then is bf16
+    autocast faster: oneDNN also runs bf16 on plain AVX-512 (``torch.ops.mkldnn._is_mkldnn_bf16_supported``
+    says yes there), but by converting to fp32, which is slower than fp32 itself."""
+    try:
+        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # Arm: checks the BF16 extension
+    except (AttributeError, RuntimeError):  # private helpers: a torch without them gets fp32
+        return False
+
+
+def pick_precision(name: str, device: torch.device, native_bf16: bool | None = None) -> str:
+    """fp32, bf16 or fp16 for ``train.precision`` on ``device``: "auto" is bf16 where the device computes it
+    natively (``native_bf16``, detected when None), fp16 on an older CUDA GPU, fp32 elsewhere. A forced
+    precision the device lacks is an InvalidConfig, never a silent fallback."""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False) if native_bf16 is None else native_bf16
+        auto = "bf16" if bf16 else "fp16"
+    elif device.type == "cpu":
+        bf16 = cpu_has_bf16() if native_bf16 is None else native_bf16
+        auto = "bf16" if bf16 else "fp32"
+    else:  # MPS: autocast there is partial; fp32 is the safe choice
+        bf16, auto = False, "fp32"
+    if name == "auto" or name == "fp32":
+        return auto if name == "auto" else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise InvalidConfig(f"train.precision: fp16 runs on CUDA GPUs only, not on {device.type}; use 'auto' or 'fp32'")
+    if name == "bf16" and not bf16:
+        need = "AVX-512 BF16, AMX or Arm BF16" if device.type == "cpu" else "an Ampere or newer GPU"
+        raise InvalidConfig(
+            f"train.precision: bf16 was asked for but this {device.type} does not compute bf16 natively "
+            f"(it needs {need}); use 'auto' or 'fp32'"
+        )
+    return name
+
+
+def device_label(device: torch.device, precision: str | None = None) -> str:
+    """What a run shows as its device: "cpu", "cuda (NVIDIA H100 …)", with " · bf16" when a precision is given."""
+    name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+    return f"{name} · {precision}" if precision else name
+
+
+def run_device_label(cfg: TrainConfig) -> str:
+    """The label of the device and precision ``cfg`` trains on here (an InvalidConfig if either is missing)."""
+    device = pick_device(cfg.device)
+    return device_label(device, pick_precision(cfg.precision, device))
 
 
 @torch.no_grad()
@@ -146,15 +196,16 @@ def train(
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
     device = pick_device(cfg.device)
+    precision = pick_precision(cfg.precision, device)
     # channels_last: measured +10-35 % images/s for LeNet-5 on a 2-core CPU (oneDNN picks faster kernels)
     model = build_model(run.model, seed=cfg.seed).to(device, memory_format=torch.channels_last)
     order_gen = torch.Generator().manual_seed(cfg.seed)  # data order: CPU generator, same on every device
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     xs, ys = data.train_x.to(device), data.train_y.to(device)
     steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
-    stepper = _Stepper(model, cfg, device, steps_per_epoch * cfg.epochs)
+    stepper = _Stepper(model, cfg, device, precision, steps_per_epoch * cfg.epochs)
     use_augment = cfg.augment is True or (cfg.augment == "auto" and len(xs) < AUTO_AUGMENT_BELOW)
-    result = TrainResult(Status.COMPLETED, model, device_label(device), 0.0, 0)
+    result = TrainResult(Status.COMPLETED, model, device_label(device, precision), 0.0, 0)
     start, first_loss = time.perf_counter(), None
     chance = torch.bincount(data.train_y).max().item() / max(len(data.train_y), 1)  # always the commonest class
 
@@ -260,22 +311,26 @@ def stuck(run: RunConfig, epoch: Event, chance: float) -> str | None:
 
 
 class _Stepper:
-    """One optimizer step at a time: optimizer, schedule and (on CUDA) mixed precision."""
+    """One optimizer step at a time: optimizer, schedule and mixed precision (autocast in ``precision``)."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int) -> None:
+    def __init__(
+        self, model: nn.Module, cfg: TrainConfig, device: torch.device, precision: str, total_steps: int
+    ) -> None:
         self.model, self.cfg, self.device, self.total_steps, self.steps = model, cfg, device, total_steps, 0
         self.images, self.one = 0, torch.ones((), device=device)
         self.opt = make_optimizer(model, cfg)
         self.sched = make_schedule(self.opt, cfg, total_steps)
-        self.amp = cfg.amp and device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self.autocast = precision in AUTOCAST_DTYPES
+        self.dtype = AUTOCAST_DTYPES.get(precision, torch.bfloat16)  # ignored when autocast is off
+        # fp16 gradients underflow without loss scaling; the scaler reads an inf check back every step (a sync),
+        # which is one more reason bf16 (no scaler) is preferred wherever it exists
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step; returns [loss, correct, 1 batch, images] as a tensor, without a device sync."""
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
+            logits = self.model(x).float()  # the loss and the accuracy in fp32, whatever the layers ran in
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)

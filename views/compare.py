@@ -20,6 +20,7 @@ from cnn_core.compare import (
 from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
 from ui.charts import chart_with_svg, charts_with_svg
+from ui.invariance_view import invariance_section
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, pick_runs, select
 
@@ -120,6 +121,8 @@ if members_of:
             st.rerun()  # all finished: redraw once, which also stops the polling
 
     live_comparison()
+
+invariance_section(members_of[group] if members_of else None, rows)
 
 st.header("Compare any runs")
 picked = pick_runs("runs", rows, "compare.runs", lambda r: f"{r.label} · {r.id[-6:]} ({r.status})")

@@ -4,11 +4,15 @@ import numpy as np
 import streamlit as st
 
 from cnn_core import heatmap, probe
-from cnn_core.charts import filter_change_chart, filter_chart, weight_histogram_chart
+from cnn_core.charts import filter_chart, layer_change_chart, weight_histogram_chart
+from cnn_core.checkpoint import load_checkpoint
 from cnn_core.errors import CnnLabError
-from ui.digit_input import pick_digit
+from ui.digit_input import InputKind, pick_digit
+from ui.favourite_images import favourite_images
+from ui.playback import epoch_player
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
+COLOUR = "colour (RGB)"
 MAP_PX = 84  # a feature map's side on screen: 28×28 maps at 3 px a pixel, smaller maps enlarged to match
 DOT_PX = 20  # a 1×1 map (conv3's 120 numbers) as a square this big
 
@@ -55,45 +59,66 @@ def colour_legend() -> None:
     )
 
 
+def colour_filters(model, layer: str) -> None:
+    """A first layer that reads RGB: each filter as a small colour picture on its own scale."""
+    colour = probe.colour_filters(model, layer)
+    zoom = max(1, 60 // colour.pictures.shape[1])
+    pictures = [(p * 255).round().astype(np.uint8).repeat(zoom, 0).repeat(zoom, 1) for p in colour.pictures]
+    captions = [f"{i}: ±{scale:.2g}" for i, scale in enumerate(colour.scales, start=1)]
+    st.caption(
+        f"{len(pictures)} filters of {layer} as colours: grey is a zero weight, a bright colour a positive weight "
+        "on that channel, its complement a negative one. Each filter on its own scale (±, under it)."
+    )
+    st.image(pictures, caption=captions, width=zoom * colour.pictures.shape[1], output_format="PNG")
+
+
 @st.fragment
-def filters(source: str, epochs: tuple[str, ...]) -> None:
-    """A conv layer's filters, their weights and (for a run) how far they moved each epoch."""
+def filters(source: str, dataset: str, data_dir: str | None) -> None:
+    """A conv layer's filters, their weights and their favourite test images."""
     model = checkpoint_model(source)
     st.subheader("Filters")
     left, right = st.columns([3, 1])
     layer = left.selectbox("Conv layer", probe.conv_layers(model), key="filters.layer")
     in_channels = probe.layer(model, layer).in_channels
-    in_channel = None
+    view = None
     if in_channels > 1:
-        views = ["mean over input channels"] + [f"input channel {c + 1}" for c in range(in_channels)]
-        help_text = "A deeper filter has one slice per input channel: look at one, or at their mean."
+        views = [COLOUR] * (in_channels == 3) + ["mean over input channels"]
+        views += [f"input channel {c + 1}" for c in range(in_channels)]
+        help_text = "A filter has one slice per input channel: see them as colours (RGB), one at a time, or their mean."
         view = right.selectbox("Show", views, key="filters.channel", help=help_text)
-        in_channel = None if view == views[0] else views.index(view) - 1
-    grid = probe.filter_grid(model, layer, in_channel)
-    st.caption(
-        f"{grid.tiles.shape[0]} filters of {layer}, {grid.view}; red positive, blue negative, "
-        f"one scale for the layer (±{grid.scale:.3g})."
-    )
-    st.altair_chart(filter_chart(probe.filter_frame(grid), grid.scale), width="content")
-    st.altair_chart(weight_histogram_chart(probe.weight_histogram(model, layer), layer), width="stretch")
-    if len(epochs) > 1:
+    if view == COLOUR:
+        colour_filters(model, layer)
+    else:
+        channel = int(view.rsplit(" ", 1)[1]) - 1 if view and view.startswith("input channel") else None
+        grid = probe.filter_grid(model, layer, channel)
         st.caption(
-            "How far the filters moved in each epoch (relative to their size): large early, small once they settle."
+            f"{grid.tiles.shape[0]} filters of {layer}, {grid.view}; red positive, blue negative, "
+            f"one scale for the layer (±{grid.scale:.3g})."
         )
-        changes = filter_changes(epochs)
-        st.altair_chart(filter_change_chart(changes[changes["layer"] == layer].drop(columns="layer")), width="stretch")
+        st.altair_chart(filter_chart(probe.filter_frame(grid), grid.scale), width="content")
+    st.altair_chart(weight_histogram_chart(probe.weight_histogram(model, layer), layer), width="stretch")
+    favourite_images(source, layer, dataset, data_dir)
+
+
+@st.cache_resource(max_entries=16)
+def input_kind(source: str) -> InputKind:
+    """How outside images are brought to this checkpoint's input (MNIST's digit recipe, or a photo's)."""
+    checkpoint = load_checkpoint(source)
+    return InputKind(checkpoint.preprocess, checkpoint.config.input_size, checkpoint.config.in_channels)
 
 
 @st.fragment
 def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict[str, str]) -> None:
     """One digit through the network, layer by layer; a digit change reruns only this part."""
     st.subheader("Feature maps")
+    config = checkpoint_model(source).config
     try:
-        test = test_images(dataset, data_dir)
+        test = test_images(dataset, data_dir, config.input_size, config.in_channels)
     except CnnLabError as err:
         test = None
         st.warning(f"No test split for this model: {err}")
-    digit = pick_digit("filters", test, by_class=True)
+    model = checkpoint_model(source)
+    digit = pick_digit("filters", test, by_class=True, kind=input_kind(source))
     if digit is None:
         return
     image = digit.image
@@ -103,7 +128,8 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
     maps = feature_maps(source, image)
     show_feature_maps(maps, heatmap.scales(maps), columns=8)
 
-    if st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
+    same_input = all(checkpoint_model(p).config.in_channels == model.config.in_channels for p in pair.values())
+    if same_input and st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
         both = {name: feature_maps(path, image) for name, path in pair.items()}
         scales = heatmap.scales(*both.values())  # one scale per layer across both models
         for col, (name, pair_maps) in zip(st.columns(2), both.items(), strict=True):
@@ -121,10 +147,15 @@ choice = choices[label]
 source, epoch = choice["source"], None
 epochs = tuple(str(p) for p in store.epoch_checkpoints(choice["run_id"])) if choice["run_id"] else ()
 if len(epochs) > 1:
-    help_text = "Filters and feature maps as they were after this epoch of training."
-    epoch = st.slider("Epoch", 1, len(epochs), len(epochs), key="filters.epoch", help=help_text)
+    help_text = "Filters, favourite images and feature maps as they were after this epoch of training."
+    epoch = epoch_player("filters", len(epochs), help=help_text)
     source = epochs[epoch - 1]
+    st.caption(
+        "How far each layer's filters moved in each epoch (relative to their size): large early, small once "
+        "they settle. The grey line marks the epoch shown."
+    )
+    st.altair_chart(layer_change_chart(filter_changes(epochs), epoch), width="stretch")
 
-filters(source, epochs)
+filters(source, choice["dataset"], choice["data_dir"])
 pair = probe.pooling_checkpoints(store, choice["run_id"], epoch)  # this run and its twin, or the bundled pair
 feature_map_view(source, choice["dataset"], choice["data_dir"], pair)

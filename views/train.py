@@ -8,6 +8,7 @@ from cnn_core.compare import curves
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, Run
 from ui.charts import charts_with_svg
+from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
 from ui.layer_preview import show_layers
 from ui.resources import job_manager_or_stop
@@ -38,6 +39,7 @@ with controls:
     draft = config_controls()
     st.session_state["train.current_config"] = draft.run.to_json() if draft.run else None  # Compare launches it
     st.session_state["train.current_dataset"] = draft.dataset
+    show_code(draft.run, draft.dataset)
 
 with preview:
     st.subheader("Layers before training")

@@ -1,6 +1,21 @@
-"""Runs: the store (``RunStore``), a run as a typed object (``Run``, ``Status``) and its folder on disk."""
+"""Runs: the store (``RunStore``), a run as a typed object (``Run``, ``Status``), its folder on disk, and sweeps
+(``Sweep``, ``SweepStatus``: many runs grouped, in ``store.sweeps``)."""
 
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
 from cnn_core.runs.store import RunStore, default_runs_dir, pid_alive
+from cnn_core.runs.sweep import SWEEP_ACTIVE, Sweep, SweepStatus, SweepTrial
 
-__all__ = ["ACTIVE", "RUN_ID", "Run", "RunStore", "Status", "default_runs_dir", "escape_controls", "pid_alive"]
+__all__ = [
+    "ACTIVE",
+    "RUN_ID",
+    "SWEEP_ACTIVE",
+    "Run",
+    "RunStore",
+    "Status",
+    "Sweep",
+    "SweepStatus",
+    "SweepTrial",
+    "default_runs_dir",
+    "escape_controls",
+    "pid_alive",
+]

@@ -28,11 +28,15 @@ from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound, RunStoreLost
 from cnn_core.runs.folders import import_folder, write_json
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
+from cnn_core.runs.sweeps import SCHEMA as SWEEP_SCHEMA
+from cnn_core.runs.sweeps import TABLES as SWEEP_TABLES
+from cnn_core.runs.sweeps import SweepTable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MAX_NAME = 100
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL,
     dataset TEXT NOT NULL, data_dir TEXT, device TEXT, group_id TEXT,
@@ -47,6 +51,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 """
+    + SWEEP_SCHEMA
+)
 METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s")
 METRIC_FIELDS += ("elapsed", "total_steps")
 _INSERT_METRIC = (
@@ -84,6 +90,7 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None, reimport: bool = False) -> None:
         self.root = Path(root) if root is not None else default_runs_dir()
         self.db_path = self.root / "runs.db"
+        self.sweeps = SweepTable(self)  # sweeps and their trials, in the same database
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             size, head = (self.db_path.stat().st_size if self.db_path.exists() else 0), b""
@@ -124,7 +131,7 @@ class RunStore:
                 if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
             if (
-                {"runs", "metrics"} <= tables
+                {"runs", "metrics"} | SWEEP_TABLES <= tables
                 and not missing
                 and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             ):
@@ -173,6 +180,7 @@ class RunStore:
         return self.root / run_id
 
     def run_folders(self) -> list[Path]:
+        """Folders named like a run id (``sweeps/`` and anything else beside them are not runs)."""
         return sorted(p for p in self.root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
 
     def get(self, run_id: str) -> Run:

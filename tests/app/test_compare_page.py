@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig
@@ -70,3 +72,17 @@ def test_rename_and_delete_with_confirmation(small_data):
     at.checkbox(key=f"compare.sure.{run_id}").check().run()
     at.button(key="compare.delete").click().run()
     assert RunStore().list() == []
+
+
+@pytest.mark.slow
+def test_invariance_of_the_bundled_pair_is_measured_on_demand_and_then_kept():
+    at = _page()
+    assert at.radio(key="compare.invariance.what").value == "the bundled max and avg models"  # no comparison yet
+    at.button(key="compare.invariance.measure").click().run(timeout=180)
+    assert not at.exception
+    charts = [c for c in at.get("vega_lite_chart") if "test accuracy" in c.proto.spec]
+    assert len(charts) == 3  # shift, rotation, scale
+    summary = next(i.value for i in at.info if i.value.startswith("Shift"))
+    assert summary.startswith("Shift 4 px: max ") and ", avg " in summary and "Rotation 30°" in summary
+    again = _page()  # another session: measured once for the whole app, shown without a click
+    assert len([c for c in again.get("vega_lite_chart") if "test accuracy" in c.proto.spec]) == 3

@@ -10,11 +10,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.checkpoint import save_checkpoint
-from cnn_core.config import ModelConfig, RunConfig, TrainConfig
+from cnn_core import probe
+from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
+from cnn_core.data import load_dataset
 from cnn_core.model import build_model
 from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore, Status
 from tests.conftest import ROOT
+from tests.imagesets import make_image_folder
 
 LENET5_MAPS = [
     "conv1: 6 × 28 × 28",
@@ -39,11 +42,33 @@ def map_captions(at: AppTest) -> list[str]:
     return [c.split(" (colours")[0] for image in at.image for c in image.captions if ": " in c and " × " in c]
 
 
+def filter_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if " filters of " in c.value)
+
+
+def favourite_captions(at: AppTest) -> list[str]:
+    return [c for image in at.image for c in image.captions if c.startswith("#")]
+
+
+def test_a_filters_favourite_images_are_its_nine_strongest_and_nine_weakest_test_images():
+    at = open_page()
+    assert "Favourite images" in [h.value for h in at.subheader]
+    captions = favourite_captions(at)
+    assert len(captions) == 18 and all(re.fullmatch(r"#\d+ · \d · -?[0-9.]+", c) for c in captions)
+    peaks = [float(c.rsplit(" · ", 1)[1]) for c in captions]
+    assert peaks[:9] == sorted(peaks[:9], reverse=True) and min(peaks[:9]) >= max(peaks[9:])
+    at.number_input(key="filters.favourite.conv1").set_value(4).run()
+    assert favourite_captions(at) != captions
+    at.selectbox(key="filters.layer").set_value("conv3").run()
+    assert not at.exception and len(favourite_captions(at)) == 18
+    assert any("the 32×32 patch" in c.value for c in at.caption)
+
+
 def test_bundled_model_shows_filters_weights_and_the_articles_feature_maps():
     at = open_page()
     assert at.selectbox(key="filters.model").options == ["lenet5-mnist-max", "lenet5-mnist-avg"]
     assert not at.slider  # a bundled model has no epochs to scrub through
-    assert any(c.value.startswith("6 filters of conv1, the only input channel") for c in at.caption)
+    assert filter_caption(at).startswith("6 filters of conv1, the only input channel")
     assert map_captions(at) == LENET5_MAPS
 
 
@@ -102,15 +127,19 @@ def test_a_trained_run_gets_an_epoch_slider_that_shows_each_epochs_filters(small
     at.selectbox(key="filters.model").set_value(label).run()
     epoch = at.slider(key="filters.epoch")
     assert (epoch.min, epoch.max, epoch.value) == (1, 2, 2)
-    final = at.caption[0].value
+    final = filter_caption(at)
     epoch.set_value(1).run()
     assert not at.exception
-    assert at.caption[0].value != final  # other weights, another scale
+    assert filter_caption(at) != final  # other weights, another scale
     assert map_captions(at) == LENET5_MAPS
-    assert any("How far the filters moved in each epoch" in c.value for c in at.caption)
+    assert any("How far each layer's filters moved in each epoch" in c.value for c in at.caption)
     change = [c for c in at.get("vega_lite_chart") if "moved since the epoch before" in c.proto.spec]
     rows = pa.ipc.open_stream(change[0].proto.datasets[0].data.data).read_all().to_pandas()
-    assert list(rows["epoch"]) == [2]  # epoch 1 has nothing before it: no 0 % point
+    assert list(rows["epoch"]) == [2, 2, 2] and list(rows["layer"]) == ["conv1", "conv2", "conv3"]  # none at epoch 1
+    at.button(key="filters.play").click().run()  # at epoch 1 of 2: plays on from here
+    assert at.button(key="filters.play").label == "⏸ Pause" and at.session_state["filters.playing"]
+    at.button(key="filters.play").click().run()
+    assert at.button(key="filters.play").label == "▶ Play" and at.slider(key="filters.epoch").value == 1
 
 
 def _finished_run(store: RunStore, name: str, pooling: str = "max", group: str | None = "cmp") -> str:
@@ -156,3 +185,38 @@ def test_feature_maps_come_with_a_colour_legend_and_each_layers_scale():
     assert len(legend) == 1 and "**White**: zero" in legend[0] and "**Blue**: a negative" in legend[0]
     captions = [c for i in at.image for c in i.captions if " × " in c]
     assert len(captions) == len(LENET5_MAPS) and all(re.search(r"\(colours ±[0-9.]+\)$", c) for c in captions)
+
+
+@pytest.mark.slow
+def test_a_colour_model_shows_its_first_filters_as_rgb_pictures_and_colour_feature_maps(tmp_path):
+    folder = make_image_folder(tmp_path / "shapes", per_class=40, size=(32, 32))
+    data = load_dataset(data_dir=folder, size=32, channels=3)
+    model = ModelConfig(
+        in_channels=3, input_size=32, num_classes=4, conv=(ConvBlock(6, 5), ConvBlock(8, 5)), fc=(16,)
+    )
+    store = RunStore()
+    config = RunConfig(model=model, train=TrainConfig(epochs=2, batch_size=32, device="cpu"))
+    run_id = store.create(config, dataset=data.name, data_dir=str(folder), name="shapes")
+    execute_run(store, run_id, data=data)
+    at = open_page()
+    at.selectbox(key="filters.model").set_value(f"run: shapes ({run_id})").run()
+    assert not at.exception
+    show = at.selectbox(key="filters.channel")
+    assert show.value == "colour (RGB)" and show.options[1:] == ["mean over input channels"] + [
+        f"input channel {c}" for c in (1, 2, 3)
+    ]
+    tiles = [c for image in at.image for c in image.captions if re.fullmatch(r"\d: ±[0-9.e-]+", c)]
+    assert len(tiles) == 6  # each filter on its own scale, written under it
+    inputs = [i for i in at.image if "input (as the model sees it)" in i.captions]
+    assert inputs and map_captions(at)[:2] == ["conv1: 6 × 28 × 28", "act1: 6 × 28 × 28"]
+    show.set_value("input channel 2").run()
+    assert filter_caption(at).startswith("6 filters of conv1, input channel 2 of 3")
+    assert len(favourite_captions(at)) == 18
+
+
+def test_a_fresh_rgb_network_has_colour_pictures_of_its_filters():
+    colour = probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32), seed=0), "conv1")
+    assert colour.pictures.shape == (6, 5, 5, 3) and colour.pictures.min() >= 0 and colour.pictures.max() <= 1
+    assert all(abs(abs(p - 0.5).max() - 0.5) < 1e-6 for p in colour.pictures)  # each filter fills its own scale
+    with pytest.raises(ValueError, match="conv2 reads 6 channels"):
+        probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32)), "conv2")

@@ -172,7 +172,10 @@ def test_one_impossible_layer_keeps_the_table_up_to_it_and_names_the_change_that
 def test_a_dataset_that_is_not_here_is_marked_and_cannot_be_launched():
     at = _page()
     picker = at.selectbox(key="train.dataset")
-    assert picker.format_func("kmnist") == "kmnist (not on this machine)" and picker.format_func("mnist") == "mnist"
+    assert (
+        picker.format_func("kmnist") == "kmnist (not on this machine)"
+        and picker.format_func("mnist") == "mnist · 10 classes · 28×28 grey"
+    )
     picker.set_value("kmnist").run()
     assert at.button(key="train.launch").disabled
     assert "kmnist is not on this machine: download it once while online" in at.error[0].value
@@ -206,3 +209,14 @@ def test_the_most_confident_mistakes_come_first_and_open_in_explain(small_data):
     buttons[0].click().run()
     assert at.session_state["explain.index"] == index and at.session_state["explain.input"] == "Test digit"
     assert at.session_state["explain.model"] == f"run: mistakes ({run_id})"
+
+
+def test_show_the_code_follows_the_config_and_offers_the_script():
+    at = _page()
+    assert not at.exception
+    assert at.expander[0].label == "Show the code" or any(e.label == "Show the code" for e in at.expander)
+    code = [c.value for c in at.code]
+    assert code[0].startswith("from safetensors.torch import load_file") and code[0].count("\n") == 2
+    assert '("pool1", nn.MaxPool2d(2, stride=2)),' in code[1]
+    at.slider(key="train.conv1.stride").set_value(2).run()  # a network that cannot be built has no code
+    assert not at.code and any("no code for a network" in i.value for i in at.info)
