@@ -18,6 +18,7 @@ PAGES = [  # path, title, icon, url path
     ("views/compare.py", "Compare", "⚖️", "compare"),
     ("views/sweep.py", "Sweep", "🧪", "sweep"),
     ("views/filters.py", "Filters & feature maps", "🔍", "filters"),
+    ("views/embedding.py", "Embedding", "🌌", "embedding"),
     ("views/explain.py", "Explain", "💡", "explain"),
 ]
 

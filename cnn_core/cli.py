@@ -12,8 +12,8 @@ import signal
 import sys
 from dataclasses import replace
 
+from cnn_core import codegen, data_cli
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, SCHEDULES, RunConfig, load_config
-from cnn_core.data import cli as data_cli
 from cnn_core.errors import CnnLabError
 from cnn_core.photo import SIZES
 from cnn_core.runs import Run, RunStore, Status
@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
     data_cli.add_commands(sub)
     sweep_cli.add_commands(sub)
+    codegen.add_commands(sub)
     return parser
 
 

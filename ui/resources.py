@@ -8,6 +8,7 @@ from cnn_core.data import load_dataset
 from cnn_core.errors import BadRunStore, RunStoreLost
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore, default_runs_dir
+from ui.digit_input import InputKind
 
 
 @st.cache_resource
@@ -48,6 +49,13 @@ def job_manager_or_stop() -> JobManager:
 def checkpoint_model(source: str):
     """A checkpoint's model (bundled name or path), loaded once and shared by the Filters and Explain pages."""
     return load_checkpoint(source).model
+
+
+@st.cache_resource(max_entries=16)
+def checkpoint_kind(source: str) -> InputKind:
+    """What a checkpoint's model takes: how to prepare an outside image (digit or photo), its size and channels."""
+    checkpoint = load_checkpoint(source)
+    return InputKind(checkpoint.preprocess, checkpoint.config.input_size, checkpoint.config.in_channels)
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading the test images…")
