@@ -9,7 +9,7 @@ from cnn_core.photo import SIZES
 
 K = "data."
 
-st.title("🗂️ Your own images")
+st.title("🗂️ Data: your own images")
 st.markdown(
     "Put each class's images in a folder named after the class (`cats/`, `dogs/`, … — optionally inside "
     "`train/` and `test/`), zip them or give the folder, and CNN Lab decodes them once, makes them square and "
@@ -22,7 +22,9 @@ def add_form() -> None:
     with st.form("data.add", border=True):
         st.subheader("Add a dataset")
         name = st.text_input("Name", key=f"{K}name", placeholder="e.g. leaves")
-        upload = st.file_uploader("A .zip of class folders", type=["zip"], key=f"{K}zip")
+        upload = st.file_uploader(
+            "A .zip of class folders", type=["zip"], key=f"{K}zip", help="up to 64 MB; for bigger ones give a folder"
+        )
         folder = st.text_input("…or a folder on this machine", key=f"{K}folder", placeholder="/path/to/images")
         c1, c2, c3 = st.columns(3)
         size = c1.select_slider("Input size (pixels)", SIZES, 32, key=f"{K}size")
