@@ -159,7 +159,8 @@ def augment(x, generator):
     uniform = lambda limit: (torch.rand(n, generator=generator) * 2 - 1).to(x.device) * limit  # noqa: E731
     angle, scale = uniform(10.0) * torch.pi / 180, 1 + uniform(0.1)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, uniform(0.1) * 2], 1), torch.stack([sin, cos, uniform(0.1) * 2], 1)], 1)
+    rows = [torch.stack([cos, -sin, uniform(0.1) * 2], 1), torch.stack([sin, cos, uniform(0.1) * 2], 1)]
+    theta = torch.stack(rows, 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -12,17 +12,21 @@ from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
+from ui.move_input import move_input
+from ui.predict_first import predict_first_view
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
 DELTA_HELP = "Captum's convergence delta: the map's sum minus the score change it should add up to; near 0 is complete."
 EXPLANATION = "which-pixels-drove-the-answer"  # the anchor Streamlit gives that subheader
+PREDICT_FIRST_HELP = "Predict first: guess the model's answer and where it looks on a test digit, then reveal."
 
 
 @st.cache_data(max_entries=8, show_spinner="Testing the model on the test split…")
 def split_predictions(source: str, name: str, data_dir: str | None):
-    x, y, _ = test_images(name, data_dir)
+    config = checkpoint_model(source).config
+    x, y, _ = test_images(name, data_dir, config.input_size, config.in_channels)
     return probe.split_predictions(checkpoint_model(source), torch.from_numpy(x), torch.from_numpy(y))
 
 
@@ -181,10 +185,23 @@ label = st.selectbox("Model", list(choices), key="explain.model")
 choice = choices[label]
 model = checkpoint_model(choice["source"])
 try:
-    test_x, test_y, classes = test_images(choice["dataset"], choice["data_dir"])
+    test_x, test_y, classes = test_images(
+        choice["dataset"], choice["data_dir"], model.config.input_size, model.config.in_channels
+    )
 except CnnLabError as err:
     test_x, classes = None, [str(c) for c in range(model.config.num_classes)]
     st.warning(f"No test split for this model: {err}")
+
+mode = st.segmented_control(
+    "Mode", ["Explore", "Predict first"], default="Explore", key="explain.mode", help=PREDICT_FIRST_HELP
+)
+if mode == "Predict first":
+    if test_x is None:
+        st.info("Predict first asks about the model's test images, and this model has none here.")
+        st.stop()
+    _, test_predictions = split_predictions(choice["source"], choice["dataset"], choice["data_dir"])
+    predict_first_view(model, test_x, test_y, test_predictions, classes)
+    st.stop()
 
 digit = pick_digit("explain", (test_x, test_y, classes) if test_x is not None else None)
 if digit is not None:
@@ -199,6 +216,8 @@ if digit is not None:
     if probs.max() < UNSURE:
         left.warning(f"The model is unsure: its best guess has only {probs.max():.0%}.")
     right.altair_chart(probability_chart(probs, classes), width="stretch")
+    with st.expander("Move the input: shift, rotate, scale, thicken, add noise"):
+        move_input(model, image, classes)
     explanation(label, choice["source"], image, predicted, classes)
 
 if test_x is not None:

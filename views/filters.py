@@ -117,7 +117,6 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
     except CnnLabError as err:
         test = None
         st.warning(f"No test split for this model: {err}")
-    model = checkpoint_model(source)
     digit = pick_digit("filters", test, by_class=True, kind=input_kind(source))
     if digit is None:
         return
@@ -128,7 +127,10 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
     maps = feature_maps(source, image)
     show_feature_maps(maps, heatmap.scales(maps), columns=8)
 
-    same_input = all(checkpoint_model(p).config.in_channels == model.config.in_channels for p in pair.values())
+    takes = (config.in_channels, config.input_size)  # the bundled pair takes 28×28 grey digits, a photo model not
+    same_input = all(
+        (checkpoint_model(p).config.in_channels, checkpoint_model(p).config.input_size) == takes for p in pair.values()
+    )
     if same_input and st.toggle("Max pooling and average pooling side by side", key="filters.compare"):
         both = {name: feature_maps(path, image) for name, path in pair.items()}
         scales = heatmap.scales(*both.values())  # one scale per layer across both models

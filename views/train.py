@@ -39,7 +39,6 @@ with controls:
     draft = config_controls()
     st.session_state["train.current_config"] = draft.run.to_json() if draft.run else None  # Compare launches it
     st.session_state["train.current_dataset"] = draft.dataset
-    show_code(draft.run, draft.dataset)
 
 with preview:
     st.subheader("Layers before training")
@@ -57,6 +56,8 @@ with preview:
     if "train.launched" in st.session_state:
         kind, message = st.session_state.pop("train.launched")
         getattr(st, kind)(message)
+
+show_code(draft.run, draft.dataset)  # full width: a script is wider than the controls' column
 
 
 def run_label(run: Run) -> str:

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig

@@ -38,6 +38,11 @@ def paper_png(digit: np.ndarray, format: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
+def open_buttons(at: AppTest) -> list:
+    """The mistake gallery's Open buttons."""
+    return [b for b in at.button if (b.key or "").startswith("explain.open.")]
+
+
 def heatmap_captions(at: AppTest) -> list[str]:
     titles = tuple(m.title for m in explain.METHODS.values())
     return [c for image in at.image for c in image.captions if c.startswith(titles)]
@@ -58,7 +63,7 @@ def test_page_opens_on_a_test_digit_with_prediction_heatmaps_scores_and_mistakes
     ]
     assert all("convergence Δ = " in c.value and "convergence delta" in c.proto.help for c in complete)
     assert any("misclassified" in c.value for c in at.caption)
-    assert [b.label for b in at.button][:1] == ["Open"]
+    assert [b.label for b in open_buttons(at)][:1] == ["Open"]
 
 
 def test_uploaded_photo_shows_each_preprocessing_step_a_prediction_and_heatmaps(at, bundled):
@@ -103,7 +108,7 @@ def test_draw_mode_shows_the_canvas_and_waits_for_a_drawing(at):
 
 
 def test_opening_a_misclassified_digit_explains_that_digit(at, bundled):
-    at.button[0].click().run()
+    open_buttons(at)[0].click().run()
     index = at.session_state["explain.index"]
     assert index > 0 and at.session_state["explain.input"] == "Test digit"
     shown = at.metric[0].value
@@ -169,7 +174,7 @@ def test_with_no_method_chosen_the_page_says_so(at):
 
 def test_an_opened_digit_is_shown_next_to_the_list_with_its_prediction(at, bundled):
     assert not [m for m in at.metric if m.label == "Opened: prediction"]
-    at.button[0].click().run()
+    open_buttons(at)[0].click().run()
     index = at.session_state["explain.index"]
     opened = [m for m in at.metric if m.label == "Opened: prediction"]
     assert len(opened) == 1 and opened[0].value == at.metric[0].value  # the same answer as at the top
@@ -191,3 +196,42 @@ def test_the_clicked_confusion_cell_is_framed_and_its_mistakes_listed(at):
     assert len(layers()) == plain + 1 and frame["mark"]["stroke"] and frame["mark"]["fill"] is None
     data = at.get("vega_lite_chart")[-1].proto.datasets
     assert any(b"4" in d.data.data and b"9" in d.data.data for d in data)
+
+
+def moved_prediction(at: AppTest) -> str:
+    """The moved input's answer, how sure, and whether the answer changed."""
+    return next(m.value for m in at.markdown if m.value.startswith("Moved, it answers"))
+
+
+def test_moving_the_input_moves_the_prediction_and_reset_brings_it_back(at, bundled):
+    assert [i for i in at.image if "moved input" in i.captions]
+    unchanged = moved_prediction(at)
+    assert unchanged.startswith(f"Moved, it answers **{int(bundled.test_y[0])}**") and unchanged.endswith("· unchanged")
+    for key, value in (("dx", 4), ("dy", -4), ("angle", 30), ("scale", 0.7), ("thickness", -2), ("noise", 0.5)):
+        at.slider(key=f"explain.move.{key}").set_value(value).run()
+        assert not at.exception
+    assert moved_prediction(at) != unchanged  # far less sure, or another answer
+    assert at.metric[0].value == str(int(bundled.test_y[0]))  # the input itself is not changed
+    at.button(key="explain.move.reset").click().run()
+    assert moved_prediction(at) == unchanged and at.slider(key="explain.move.angle").value == 0
+
+
+def test_predict_first_asks_scores_and_moves_on(at):
+    at.button_group(key="explain.mode").set_value("Predict first").run()
+    assert not at.exception and not heatmap_captions(at)
+    assert [m.value for m in at.metric] == ["0", "0/0", "0/0"]
+    assert at.button(key="explain.quiz.reveal").disabled  # nothing guessed yet
+    index = at.session_state["explain.quiz.index"]
+    at.session_state["explain.quiz.region"] = "1,1"  # what a click on the digit's centre block stores
+    at.button_group(key="explain.quiz.answer").set_value(3).run()
+    assert not at.button(key="explain.quiz.reveal").disabled
+    at.button(key="explain.quiz.reveal").click().run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:3] == ["Questions", "Answers right", "Places right"]
+    assert at.metric[0].value == "1" and at.metric[1].value in ("0/1", "1/1")
+    verdict = next(m.value for m in at.markdown if "the model answered" in m.value)
+    assert verdict.startswith(("✅ Right", "❌ Not this time"))
+    assert any("Integrated Gradients" in c for i in at.image for c in i.captions)
+    at.button(key="explain.quiz.next").click().run()
+    assert at.metric[0].value == "1" and at.button(key="explain.quiz.reveal").disabled  # the score stays
+    assert "explain.quiz.region" not in at.session_state or at.session_state["explain.quiz.index"] != index

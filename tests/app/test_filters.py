@@ -10,7 +10,6 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.checkpoint import save_checkpoint
-from cnn_core import probe
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import load_dataset
 from cnn_core.model import build_model
@@ -191,9 +190,7 @@ def test_feature_maps_come_with_a_colour_legend_and_each_layers_scale():
 def test_a_colour_model_shows_its_first_filters_as_rgb_pictures_and_colour_feature_maps(tmp_path):
     folder = make_image_folder(tmp_path / "shapes", per_class=40, size=(32, 32))
     data = load_dataset(data_dir=folder, size=32, channels=3)
-    model = ModelConfig(
-        in_channels=3, input_size=32, num_classes=4, conv=(ConvBlock(6, 5), ConvBlock(8, 5)), fc=(16,)
-    )
+    model = ModelConfig(in_channels=3, input_size=32, num_classes=4, conv=(ConvBlock(6, 5), ConvBlock(8, 5)), fc=(16,))
     store = RunStore()
     config = RunConfig(model=model, train=TrainConfig(epochs=2, batch_size=32, device="cpu"))
     run_id = store.create(config, dataset=data.name, data_dir=str(folder), name="shapes")
@@ -212,11 +209,3 @@ def test_a_colour_model_shows_its_first_filters_as_rgb_pictures_and_colour_featu
     show.set_value("input channel 2").run()
     assert filter_caption(at).startswith("6 filters of conv1, input channel 2 of 3")
     assert len(favourite_captions(at)) == 18
-
-
-def test_a_fresh_rgb_network_has_colour_pictures_of_its_filters():
-    colour = probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32), seed=0), "conv1")
-    assert colour.pictures.shape == (6, 5, 5, 3) and colour.pictures.min() >= 0 and colour.pictures.max() <= 1
-    assert all(abs(abs(p - 0.5).max() - 0.5) < 1e-6 for p in colour.pictures)  # each filter fills its own scale
-    with pytest.raises(ValueError, match="conv2 reads 6 channels"):
-        probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32)), "conv2")

@@ -64,6 +64,7 @@ def test_launch_registers_a_run_that_the_page_then_shows_finished():
     labels = {m.label: m.value for m in at.metric}
     assert labels["test accuracy"].endswith("%")
     assert [b.label for b in at.get("download_button")] == [
+        "train_cnn.py",  # Show the code
         "SVG",  # the curves chart
         "checkpoint (.safetensors)",
         "config (.json)",

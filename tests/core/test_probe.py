@@ -194,3 +194,11 @@ def test_model_pickers_open_on_the_newest_finished_run_or_the_bundled_default():
     choices = probe.model_choices(store)
     assert probe.default_model(choices) == f"run: newer ({newer})" != f"run: older ({older})"
     assert probe.default_model(probe.model_choices(None)) == "lenet5-mnist-max"
+
+
+def test_a_fresh_rgb_network_has_colour_pictures_of_its_filters():
+    colour = probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32), seed=0), "conv1")
+    assert colour.pictures.shape == (6, 5, 5, 3) and colour.pictures.min() >= 0 and colour.pictures.max() <= 1
+    assert all(abs(abs(p - 0.5).max() - 0.5) < 1e-6 for p in colour.pictures)  # each filter fills its own scale
+    with pytest.raises(ValueError, match="conv2 reads 6 channels"):
+        probe.colour_filters(build_model(ModelConfig(in_channels=3, input_size=32)), "conv2")
