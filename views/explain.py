@@ -14,7 +14,7 @@ from cnn_core.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view
-from ui.resources import checkpoint_model, run_store_or_warn, test_images
+from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
@@ -203,13 +203,14 @@ if mode == "Predict first":
     predict_first_view(model, test_x, test_y, test_predictions, classes)
     st.stop()
 
-digit = pick_digit("explain", (test_x, test_y, classes) if test_x is not None else None)
+kind = checkpoint_kind(choice["source"])  # digit models get MNIST's recipe, photo models a resize
+digit = pick_digit("explain", (test_x, test_y, classes) if test_x is not None else None, kind=kind)
 if digit is not None:
     image, steps = digit.image, digit.steps
     probs = probabilities(model, image)
     predicted = int(probs.argmax())
     if steps is not None:
-        show_steps(steps, probabilities(model, steps.plain), classes)
+        show_steps(steps, probabilities(model, steps.plain) if not kind.photo else None, classes)
     left, right = st.columns([1, 3])
     left.image(heatmap.grey_rgb(image), caption="model input", width=160, output_format="PNG")
     left.metric("Prediction", classes[predicted], f"{probs.max():.1%} sure", delta_color="off", delta_arrow="off")

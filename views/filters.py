@@ -5,12 +5,11 @@ import streamlit as st
 
 from cnn_core import heatmap, probe
 from cnn_core.charts import filter_chart, layer_change_chart, weight_histogram_chart
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.errors import CnnLabError
-from ui.digit_input import InputKind, pick_digit
+from ui.digit_input import pick_digit
 from ui.favourite_images import favourite_images
 from ui.playback import epoch_player
-from ui.resources import checkpoint_model, run_store_or_warn, test_images
+from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images
 
 COLOUR = "colour (RGB)"
 MAP_PX = 84  # a feature map's side on screen: 28×28 maps at 3 px a pixel, smaller maps enlarged to match
@@ -100,13 +99,6 @@ def filters(source: str, dataset: str, data_dir: str | None) -> None:
     favourite_images(source, layer, dataset, data_dir)
 
 
-@st.cache_resource(max_entries=16)
-def input_kind(source: str) -> InputKind:
-    """How outside images are brought to this checkpoint's input (MNIST's digit recipe, or a photo's)."""
-    checkpoint = load_checkpoint(source)
-    return InputKind(checkpoint.preprocess, checkpoint.config.input_size, checkpoint.config.in_channels)
-
-
 @st.fragment
 def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict[str, str]) -> None:
     """One digit through the network, layer by layer; a digit change reruns only this part."""
@@ -117,7 +109,7 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
     except CnnLabError as err:
         test = None
         st.warning(f"No test split for this model: {err}")
-    digit = pick_digit("filters", test, by_class=True, kind=input_kind(source))
+    digit = pick_digit("filters", test, by_class=True, kind=checkpoint_kind(source))
     if digit is None:
         return
     image = digit.image

@@ -12,8 +12,13 @@ from streamlit.testing.v1 import AppTest
 
 from cnn_core import explain, faithfulness
 from cnn_core.checkpoint import load_checkpoint
-from cnn_core.data import to_float
+from cnn_core.config import ModelConfig, RunConfig, TrainConfig
+from cnn_core.data import adapt_model, load_dataset, to_float
+from cnn_core.data.library import add_dataset
+from cnn_core.runner import execute_run
+from cnn_core.runs import RunStore
 from tests.conftest import ROOT
+from tests.imagesets import CLASSES, draw_image, make_image_folder
 
 N_METHODS = len(explain.METHODS)
 
@@ -235,3 +240,28 @@ def test_predict_first_asks_scores_and_moves_on(at):
     at.button(key="explain.quiz.next").click().run()
     assert at.metric[0].value == "1" and at.button(key="explain.quiz.reveal").disabled  # the score stays
     assert "explain.quiz.region" not in at.session_state or at.session_state["explain.quiz.index"] != index
+
+
+@pytest.mark.slow
+def test_a_colour_model_explains_an_uploaded_photo_resized_as_its_training_images(tmp_path):
+    folder = make_image_folder(tmp_path / "shapes", per_class=20, classes=("red-disc", "green-square", "blue-disc"))
+    add_dataset("shapes", folder, size=32)
+    data = load_dataset("shapes")
+    config = RunConfig(adapt_model(ModelConfig(), data.spec), TrainConfig(epochs=3, batch_size=16, device="cpu"))
+    store = RunStore()
+    run_id = store.create(config, dataset="shapes", name="colour")
+    execute_run(store, run_id, data=data)
+    at = AppTest.from_file(str(ROOT / "views" / "explain.py"), default_timeout=60)
+    at.session_state["explain.faithfulness"] = False
+    at.run()
+    at.selectbox(key="explain.model").set_value(f"run: colour ({run_id})").run()
+    assert not at.exception
+    at.radio(key="explain.input").set_value("Upload").run()
+    photo = io.BytesIO()
+    draw_image(*CLASSES["green-square"], np.random.default_rng(3), size=(80, 50)).save(photo, "PNG")
+    at.file_uploader(key="explain.upload").upload("photo.png", photo.getvalue(), "image/png").run()
+    assert not at.exception and not at.error
+    captions = [c for image in at.image for c in image.captions]
+    assert {"original", "square (crop)", "32×32", "model input"} <= set(captions)
+    assert at.metric[0].value in ("blue-disc", "green-square", "red-disc")  # the classes by name
+    assert len(heatmap_captions(at)) == N_METHODS
