@@ -12,9 +12,7 @@ import argparse
 import sys
 
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig, load_config
-from cnn_core.data import TORCHVISION_CLASS
 from cnn_core.errors import InvalidConfig
-from cnn_core.model import ACTIVATION_MODULES
 from cnn_core.shapes import layer_table
 
 # The three lines that put a CNN Lab checkpoint into the exported Net (safetensors ships with CNN Lab).
@@ -38,6 +36,8 @@ SCHEDULE_LINES = {  # the same schedules as cnn_core.train.make_schedule, steppe
 
 def layer_lines(model: ModelConfig) -> list[str]:
     """``("conv1", nn.Conv2d(1, 6, kernel_size=5, stride=1, padding=2)),`` and so on, one per layer of ConvNet."""
+    from cnn_core.model import ACTIVATION_MODULES  # here, not at the top: `cnn-lab summary` should not load torch
+
     act = ACTIVATION_MODULES[model.activation].__name__
     lines, channels = [f'("normalize", Normalize({model.input_mean!r}, {model.input_std!r})),'], model.in_channels
     for i, block in enumerate(model.conv, start=1):
@@ -59,6 +59,8 @@ def layer_lines(model: ModelConfig) -> list[str]:
 
 def data_lines(dataset: str, model: ModelConfig) -> list[str]:
     """How the script reads its images: a torchvision dataset by name, else a folder of class folders."""
+    from cnn_core.data import TORCHVISION_CLASS  # imports torch: only when a script is written
+
     if dataset in TORCHVISION_CLASS:
         name = TORCHVISION_CLASS[dataset]
         return [
