@@ -1,6 +1,110 @@
-"""Sweep: many runs at once on Ray Tune, every trial an ordinary run."""
+"""Sweep: many runs at once on Ray Tune (here or on a cluster), every trial an ordinary run."""
 
+import pandas as pd
 import streamlit as st
 
+from cnn_core.config import RunConfig
+from cnn_core.errors import CnnLabError
+from cnn_core.runs import Sweep, SweepStatus
+from ui.resources import job_manager_or_stop
+from ui.sweep_form import sweep_controls
+from ui.sweep_results import analysis, trial_table
+
 st.title("🧪 Sweep")
-st.info("Sweeps are coming.")
+manager = job_manager_or_stop()
+store = manager.store
+if "sweep.go" in st.session_state:  # a "open the best trial" link was pressed
+    st.switch_page(st.session_state.pop("sweep.go"))
+
+current = st.session_state.get("train.current_config")
+base = RunConfig.from_json(current) if current else RunConfig()
+dataset = st.session_state.get("train.current_dataset", "mnist")
+st.caption(
+    f"{'The current Train page config' if current else 'The default LeNet-5 recipe (set yours on Train)'} on "
+    f"**{dataset}**, with the parameters below varied. Each trial is an ordinary run: Compare, Filters and "
+    "Explain open it like any other. Ray Tune runs the trials; on a cluster, set its address below."
+)
+
+
+def launch(draft) -> None:
+    """The Launch button's callback: queue the sweep for its driver process and show it below."""
+    try:
+        sweep_id = manager.submit_sweep(draft.config, address=draft.address, storage=draft.storage)
+    except CnnLabError as err:
+        st.session_state["sweep.launched"] = ("error", str(err))
+        return
+    st.session_state["sweep.pick"] = sweep_id
+    st.session_state["sweep.launched"] = ("success", "Queued: its trials appear below as they start.")
+
+
+with st.expander("New sweep", expanded=not store.sweeps.list()):
+    draft = sweep_controls(base, dataset)
+    if draft.config is None:
+        st.error(draft.error)
+    else:
+        config = draft.config
+        optuna = config.search == "optuna"
+        sampled = " (drawn as Optuna learns; an invalid draw is listed, not trained)" if optuna else ""
+        st.markdown(
+            f"**{config.trial_count - len(draft.invalid) * len(config.seeds)} trials** "
+            f"({len(config.seeds)} seed(s) each){sampled}"
+            + (f", **{len(draft.invalid)} invalid configuration(s) skipped**:" if draft.invalid else "")
+        )
+        if draft.invalid:
+            st.dataframe(
+                pd.DataFrame([{**i.params, "reason": i.reason} for i in draft.invalid]),
+                hide_index=True,
+                width="stretch",
+            )
+    st.button(
+        "🚀 Launch sweep",
+        type="primary",
+        key="sweep.launch",
+        disabled=draft.config is None,
+        on_click=launch,
+        args=(draft,),
+    )
+    if "sweep.launched" in st.session_state:
+        kind, message = st.session_state.pop("sweep.launched")
+        getattr(st, kind)(message)
+
+sweeps = store.sweeps.list()
+if not sweeps:
+    st.info("No sweeps yet: pick what to vary above (or the preset) and launch one.")
+    st.stop()
+
+
+def sweep_label(sweep: Sweep) -> str:
+    where = f" · {sweep.address}" if sweep.address else ""
+    return f"{sweep.label} · {sweep.id[-6:]} · {sweep.status}{where}"
+
+
+ids = [s.id for s in sweeps]
+if st.session_state.get("sweep.pick") not in ids:
+    st.session_state["sweep.pick"] = ids[0]
+picked = st.selectbox("sweep", ids, format_func={s.id: sweep_label(s) for s in sweeps}.get, key="sweep.pick")
+sweep = store.sweeps.get(picked)
+
+
+@st.fragment(run_every=1.0 if sweep.status.active else None)
+def live() -> None:
+    """The trials while the sweep runs; polling stops once it has ended (the page redraws once)."""
+    now = store.sweeps.get(picked)
+    if now.status.active and st.button("⏹ Stop sweep", key=f"sweep.stop.{picked}"):
+        manager.stop_sweep(picked)
+    trial_table(store, now)
+    if now.status != sweep.status:
+        st.rerun()  # started or ended: redraw the whole page, which also stops or starts the polling
+
+
+st.subheader("Trials")
+live()
+if sweep.status in (SweepStatus.INTERRUPTED, SweepStatus.FAILED, SweepStatus.STOPPED):
+    st.warning(f"This sweep is {sweep.status}: {sweep.error or 'its driver stopped'}")
+    st.button("▶ Resume", key=f"sweep.resume.{picked}", on_click=manager.resume_sweep, args=(picked,))
+if sweep.invalid:
+    with st.expander(f"{len(sweep.invalid)} invalid configuration(s), skipped"):
+        st.dataframe(pd.DataFrame([{**i.params, "reason": i.reason} for i in sweep.invalid]), hide_index=True)
+if not sweep.status.active:
+    st.subheader("Results")
+    analysis(store, sweep)

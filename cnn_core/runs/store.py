@@ -191,12 +191,16 @@ class RunStore:
             raise RunNotFound(f"no run {run_id!r}")
         return Run.from_row(row)
 
-    def list(self, status: tuple[Status, ...] | None = None) -> list[Run]:
-        """All runs, newest first (optionally only those with the given statuses)."""
-        query, args = "SELECT * FROM runs", ()
+    def list(self, status: tuple[Status, ...] | None = None, group: str | None = None) -> list[Run]:
+        """All runs, newest first (optionally only those with the given statuses, or of one group: a sweep)."""
+        where, args = [], []
         if status:
-            query += f" WHERE status IN ({', '.join('?' * len(status))})"
-            args = tuple(status)
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            args += list(status)
+        if group is not None:
+            where.append("group_id = ?")
+            args.append(group)
+        query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._connect() as con:
             return [Run.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from cnn_core.errors import InvalidConfig
 from cnn_core.runs import RunStore, SweepStatus
@@ -48,6 +49,8 @@ def prepare(store: RunStore, spec: str, address: str | None, storage: str | None
     config = load_sweep(spec)
     for trial in plan(config).trials:  # refuses an empty or all-invalid space with its reason
         budget.check(trial.run)
+    if storage and "://" not in storage:  # Tune wants an absolute path (a URI such as s3://... as it is)
+        storage = str(Path(storage).resolve())
     return store.sweeps.create(config, address=address or os.environ.get("RAY_ADDRESS"), storage=storage, claim=True)
 
 

@@ -1,0 +1,76 @@
+"""AppTest: the Sweep page counts trials (and names the invalid ones) before launch, and draws a finished
+sweep's results with links to its best trial."""
+
+from dataclasses import replace
+
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.config import RunConfig
+from cnn_core.runs import RunStore, Status, SweepStatus
+from cnn_core.sweep.config import SweepConfig
+from cnn_core.sweep.space import plan, trial_name
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "views" / "sweep.py")
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _count_line(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if "trials**" in m.value)
+
+
+def test_an_empty_space_is_refused_before_launch():
+    at = _page()
+    assert not at.exception
+    assert "the space is empty" in at.error[0].value
+    assert at.button(key="sweep.launch").disabled
+
+
+def test_the_article_preset_counts_its_trials_and_names_the_invalid_ones():
+    at = _page()
+    next(b for b in at.button if b.label.startswith("🧪 Preset")).click().run()
+    assert not at.exception
+    assert at.multiselect(key="sweep.form.vary").value == ["model.conv.*.pool", "model.conv.0.kernel_size"]
+    assert _count_line(at).startswith("**18 trials** (3 seed(s) each)")  # max/avg × 3/5/7 × 3 seeds
+    assert not at.button(key="sweep.launch").disabled
+    at.toggle(key="sweep.form.same_pad").set_value(False).run()  # LeNet's own padding: filter 7 breaks conv3
+    line = _count_line(at)
+    assert line.startswith("**12 trials**") and "2 invalid configuration(s) skipped" in line
+    reasons = at.dataframe[0].value["reason"].tolist()
+    assert len(reasons) == 2 and all(r.startswith("conv3: filter 5×5 is larger") for r in reasons)
+
+
+def test_changing_values_and_seeds_updates_the_count():
+    at = _page()
+    at.multiselect(key="sweep.form.vary").set_value(["train.lr"]).run()
+    at.text_input(key="sweep.form.values.train.lr").set_value("0.001, 0.003, 0.01").run()
+    at.number_input(key="sweep.form.seeds").set_value(2).run()
+    assert _count_line(at).startswith("**6 trials**")
+    at.text_input(key="sweep.form.values.train.lr").set_value("0.001, 99").run()  # lr above 10: a config rule
+    assert _count_line(at).startswith("**2 trials**") and "1 invalid configuration(s)" in _count_line(at)
+    assert at.dataframe[0].value["reason"].tolist() == ["train.lr: expected a number in (0, 10], got 99"]
+
+
+def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
+    store = RunStore()
+    config = SweepConfig.from_dict(
+        {"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "seeds": [0, 1], "name": "pool"}
+    )
+    sweep_id = store.sweeps.create(config, claim=True)
+    for i, trial in enumerate(plan(config).trials):  # what the driver's callback records, written directly
+        run = replace(trial.run, train=replace(trial.run.train, epochs=1))
+        name = trial_name(trial.params, trial.seed)
+        run_id = store.create(RunConfig.from_dict(run.to_dict()), "mnist", name, group_id=sweep_id, claim=True)
+        acc = 0.9 + 0.02 * (trial.params["model.conv.*.pool"] == "max") + 0.005 * i
+        store.finish(run_id, Status.COMPLETED, epochs_done=1, val_accuracy=acc, test_accuracy=acc - 0.01)
+        store.sweeps.add_trial(sweep_id, f"t{i}", run_id, trial.params, trial.seed)
+    store.sweeps.finish(sweep_id, SweepStatus.COMPLETED)
+    at = _page()
+    assert not at.exception
+    assert at.selectbox(key="sweep.pick").value == sweep_id
+    assert any("Best trial" in s.value and "conv.*.pool=max seed=1" in s.value for s in at.success)
+    assert len(at.get("vega_lite_chart")) == 4  # best so far, parallel coordinates, mean ± std, importance
+    assert {b.label for b in at.button} >= {"Open on Compare", "Open on Filters", "Open on Explain"}
