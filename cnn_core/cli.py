@@ -13,9 +13,9 @@ import sys
 from dataclasses import replace
 
 from cnn_core import codegen, data_cli
-from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, SCHEDULES, RunConfig, load_config
+from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, PRECISIONS, SCHEDULES, RunConfig, load_config
+from cnn_core.config import PHOTO_SIZES as SIZES
 from cnn_core.errors import CnnLabError
-from cnn_core.photo import SIZES
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.sweep import cli as sweep_cli
@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=POOLINGS, help="switch every pooling layer")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=DEVICES)
+    p.add_argument(
+        "--precision", choices=PRECISIONS, help="auto: bf16 where the CPU or GPU computes it natively, else fp32"
+    )
     p.add_argument("--no-augment", action="store_true", help="turn off random shifts/rotations/scaling")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
@@ -142,6 +145,7 @@ def _train_config(args: argparse.Namespace) -> RunConfig:
         "schedule": args.schedule,
         "seed": args.seed,
         "device": args.device,
+        "precision": args.precision,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:

@@ -27,6 +27,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # Ampere+ GPUs), fp16 on an older CUDA GPU, fp32 elsewhere. fp16 is for CUDA only. See cnn_core.train.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUTO_AUGMENT_BELOW = 20_000
+# Users' photos are made square by centre-crop or by padding, then resized to one of these sides: MNIST's 28,
+# CIFAR's (and LeNet-5's original) 32, and two for bigger photos (cnn_core.photo does it).
+PHOTO_FITS = ("crop", "pad")
+PHOTO_SIZES = (28, 32, 48, 64)
 
 # MNIST's pixel statistics; the model normalises its [0, 1] input with them so that
 # attributions, baselines and drawings all live in plain pixel space.
@@ -177,9 +181,10 @@ class TrainConfig:
     val_fraction: float = 0.1  # stratified part of the training set held out for validation
     device: str = "auto"
     log_every: int = 20  # steps between "step" events
-    # Measured on a 2-core AVX-512 BF16 CPU: bf16 autocast trains LeNet-5 ~1.4x faster than fp32 and lands
-    # within a few tenths of a point of it (benchmarks/bench_recipes.py). Stored configs before this field
-    # had ``amp`` instead (mixed precision on CUDA only); from_dict reads it: true -> "auto", false -> "fp32".
+    # "auto" is bf16 autocast where the device computes bf16 natively: on a 2-core AVX-512 BF16 CPU it trains
+    # LeNet-5 1.1-1.5x faster than fp32 with no loss of accuracy (benchmarks/bench_recipes.py measures both).
+    # Configs stored before this field have ``amp`` (mixed precision on CUDA only) instead; from_dict reads
+    # it as true -> "auto", false -> "fp32".
     precision: str = "auto"
 
     def __post_init__(self) -> None:

@@ -7,7 +7,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from cnn_core.photo import FITS, SIZES
+from cnn_core.config import PHOTO_FITS as FITS
+from cnn_core.config import PHOTO_SIZES as SIZES
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from cnn_core.config import PHOTO_FITS as FITS
 from cnn_core.errors import InvalidConfig
 
-FITS = ("crop", "pad")
-SIZES = (28, 32, 48, 64)  # MNIST's 28, CIFAR's and LeNet-5's original 32, and two for bigger photos
 # ITU-R 601 luma, the weights Pillow's convert("L") uses: grey looks as bright as the colour it came from.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # JPEG stores colour at lower resolution, so a grey photo saved as JPEG differs between channels by a few

@@ -21,7 +21,7 @@ from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError
 from cnn_core.model import ConvNet
 from cnn_core.runs import Run, RunStore, Status
-from cnn_core.train import Event, TrainResult, device_label, pick_device, train
+from cnn_core.train import Event, TrainResult, run_device_label, train
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
 
@@ -39,7 +39,7 @@ def execute_run(
         return None  # cancelled, or another worker took it
     run = record.config
     try:
-        store.start(run_id, os.getpid(), device_label(pick_device(run.train.device)))
+        store.start(run_id, os.getpid(), run_device_label(run.train))
         if data is None:
             data = load_dataset(record.dataset, data_dir=record.data_dir, val_fraction=run.train.val_fraction)
         check_fits(data, run.model)

@@ -110,8 +110,8 @@ def pick_precision(name: str, device: torch.device, native_bf16: bool | None = N
         auto = "bf16" if bf16 else "fp32"
     else:  # MPS: autocast there is partial; fp32 is the safe choice
         bf16, auto = False, "fp32"
-    if name == "auto" or name == "fp32":
-        return auto if name == "auto" else "fp32"
+    if name in ("auto", "fp32"):
+        return auto if name == "auto" else name
     if name == "fp16" and device.type != "cuda":
         raise InvalidConfig(f"train.precision: fp16 runs on CUDA GPUs only, not on {device.type}; use 'auto' or 'fp32'")
     if name == "bf16" and not bf16:

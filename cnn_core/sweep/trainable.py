@@ -38,7 +38,7 @@ def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) ->
 
     from cnn_core import budget
     from cnn_core.data import check_fits, load_dataset
-    from cnn_core.train import device_label, pick_device, train
+    from cnn_core.train import run_device_label, train
 
     sweep = SweepConfig.from_json(sweep_json)
     params, seed = trial_of(sweep, trials, config)
@@ -52,7 +52,7 @@ def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) ->
     budget.check(run, train_images=len(data.train_y))
     where = {
         "node": ray.get_runtime_context().get_node_id(),
-        "device": device_label(pick_device(run.train.device)),
+        "device": run_device_label(run.train),
     }
     reporter = _EpochReporter(run, data, where)
     result = train(run, data, on_epoch_end=reporter)

@@ -71,7 +71,7 @@ def test_train_json_reports_every_epoch_and_a_final_summary(tmp_path, private_ru
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[0]["epoch"] == 1
     final = lines[-1]
-    assert final["status"] == "completed" and final["device"] == "cpu"
+    assert final["status"] == "completed" and final["device"].split(" · ")[0] == "cpu"
     assert {"run_id", "test_accuracy", "val_accuracy", "seconds", "checkpoint"} <= set(final)
     assert final["checkpoint"].startswith(str(private_runs_dir)) and 0.1 < final["test_accuracy"] <= 1
     assert "step/s" in out.stderr or "%|" in out.stderr  # a progress bar on stderr

@@ -88,7 +88,14 @@ INTEGER_FIELDS = (
 NUMBER_FIELDS = [(f"train.{k}", b) for k, b in TRAIN_NUMBERS.items()] + [
     (f"model.{k}", b) for k, b in MODEL_NUMBERS.items()
 ]
-CHOICE_FIELDS = ["train.optimizer", "train.schedule", "train.device", "model.activation", "conv1.pool"]
+CHOICE_FIELDS = [
+    "train.optimizer",
+    "train.schedule",
+    "train.device",
+    "train.precision",
+    "model.activation",
+    "conv1.pool",
+]
 BAD_VALUES = (
     [(where, v) for where, (low, high) in INTEGER_FIELDS for v in NOT_A_NUMBER + [1.5, 2.0, low - 1, high + 1, 2**64]]
     + [(where, v) for where, (low, high, _) in NUMBER_FIELDS for v in NOT_A_NUMBER + [low - 0.5, high + 0.5, 10**400]]
@@ -254,3 +261,23 @@ def test_with_pooling_changes_only_pooling():
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ConvBlock().stride = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "stored, precision",
+    [({"amp": True}, "auto"), ({"amp": False}, "fp32"), ({"amp": False, "precision": "bf16"}, "bf16"), ({}, "auto")],
+)
+def test_configs_stored_with_the_old_amp_key_still_load_and_map_to_a_precision(stored, precision):
+    run = RunConfig.from_dict({"train": {"epochs": 3, **stored}})
+    assert run.train.precision == precision and run.train.epochs == 3
+    again = json.loads(run.to_json())["train"]
+    assert "amp" not in again and again["precision"] == precision
+    assert RunConfig.from_json(run.to_json()) == run
+
+
+def test_precision_is_one_of_auto_fp32_bf16_fp16():
+    assert TrainConfig().precision == "auto"
+    for name in ("auto", "fp32", "bf16", "fp16"):
+        assert TrainConfig(precision=name).precision == name  # whether the device has it is checked at training
+    with pytest.raises(InvalidConfig, match="train.precision: expected one of auto, fp32, bf16, fp16, got 'half'"):
+        RunConfig.from_dict({"train": {"precision": "half"}})

@@ -185,3 +185,35 @@ def test_a_run_that_learns_is_never_called_stuck(bundled):
     run = RunConfig(train=TrainConfig(epochs=12, batch_size=16, device="cpu", log_every=5))  # 348 steps
     result = train(run, _balanced(bundled))
     assert result.status == Status.COMPLETED and result.history[-1].step > STUCK_AFTER_STEPS
+
+
+def test_the_loop_reads_the_device_once_per_reported_event_not_per_step(small_data):
+    """Each read of a tensor's value (.item(), .tolist(), float(), ...) waits for the device; the loop keeps its
+    sums on the device and reads them only when it reports (every log_every steps, each epoch, the end)."""
+    import os
+    import sys
+
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    import cnn_core.train as train_module
+
+    tensor_py, reads_by = os.path.join(os.path.dirname(torch.__file__), "_tensor.py"), []
+
+    class CountReads(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
+                frame = sys._getframe(1)  # the reader (float(t) and bool(t) pass through torch/_tensor.py)
+                frame = frame.f_back if frame.f_code.co_filename == tensor_py else frame
+                if frame.f_code.co_filename == train_module.__file__:
+                    reads_by.append(frame.f_code.co_name)
+            return func(*args, **(kwargs or {}))
+
+    events = []
+    with CountReads():
+        result = train(_run(epochs=1, batch_size=10, log_every=20), small_data, on_event=events.append)
+    assert result.status == "completed" and result.history[-1].step == 60  # 600 images / 10
+    loop_reads = [name for name in reads_by if name != "evaluate"]
+    assert "step" not in loop_reads  # the optimizer step itself never waits for the device
+    # one read per event (3 step windows, 1 epoch, the end), plus the class counts of the CPU-side labels
+    assert len(loop_reads) <= len(events) + 1 and len(events) == 3 + 1 + 1
