@@ -48,7 +48,7 @@ def throughput(epochs: int, runs_dir: Path) -> tuple[float, float]:
     run_id = manager.submit(RunConfig(train=TrainConfig(epochs=epochs)))
     row = manager.wait(run_id, timeout=900)
     manager.close()
-    return cli, row["images_per_s"]
+    return cli, row.images_per_s
 
 
 def idle_cpu(runs_dir: Path, seconds: float = 20.0) -> float:
