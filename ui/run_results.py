@@ -46,7 +46,8 @@ def _mistakes(run: Run, preds: dict, slot) -> None:
             how = f" · {sure[i]:.0%}" if sure else ""
             col.image(
                 heatmap.grey_rgb(images[i], 1),
-                width=64, caption=f"{classes[preds['labels'][i]]}→{classes[preds['predictions'][i]]}{how}"
+                width=64,
+                caption=f"{classes[preds['labels'][i]]}→{classes[preds['predictions'][i]]}{how}",
             )
             col.button("Explain", key=f"train.explain.{run.id}.{i}", on_click=_open_in_explain, args=(run, i))
 
