@@ -119,11 +119,15 @@ def sensitivity(
         private = remembered_forward(private, memory, "copy")  # the private copy runs channels-last: not "model"
     generator = torch.Generator().manual_seed(SEED)
 
-    def explanation(inputs: torch.Tensor | tuple[torch.Tensor], target: Any) -> torch.Tensor:
+    def explanation(inputs: torch.Tensor | tuple[torch.Tensor], target: Any) -> tuple[torch.Tensor]:
+        # A 1-tuple, never a bare tensor: Captum iterates over the unperturbed explanation as given, so a bare
+        # (1, C, H, W) map would be taken apart along its batch dimension and compared, broadcast, against the
+        # wrong maps (an error for colour, a silently wrong score for one channel). Contiguous: Captum views
+        # the maps as rows, and a private copy's maps come back channels-last.
         inputs = inputs[0] if isinstance(inputs, tuple) else inputs  # Captum passes a 1-tuple at first
         if inputs is x and attribution is not None:  # Captum's first call: the unperturbed map
-            return torch.as_tensor(attribution).to(x)
-        return explain.run_method(method, private, inputs, target, options or {})
+            return (torch.as_tensor(attribution).to(x).contiguous(),)
+        return (explain.run_method(method, private, inputs, target, options or {}).contiguous(),)
 
     def perturb(inputs: torch.Tensor, radius: float) -> torch.Tensor:
         return inputs + ((torch.rand(inputs.shape, generator=generator) * 2 - 1) * radius).to(inputs)

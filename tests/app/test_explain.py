@@ -251,9 +251,7 @@ def test_a_colour_model_explains_an_uploaded_photo_resized_as_its_training_image
     store = RunStore()
     run_id = store.create(config, dataset="shapes", name="colour")
     execute_run(store, run_id, data=data)
-    at = AppTest.from_file(str(ROOT / "views" / "explain.py"), default_timeout=60)
-    at.session_state["explain.faithfulness"] = False
-    at.run()
+    at = AppTest.from_file(str(ROOT / "views" / "explain.py"), default_timeout=120).run()  # faithfulness on
     at.selectbox(key="explain.model").set_value(f"run: colour ({run_id})").run()
     assert not at.exception
     at.radio(key="explain.input").set_value("Upload").run()
