@@ -30,8 +30,12 @@ def free_port() -> int:
 def start_app(runs_dir: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
     """The app with its own run store (and no dataset root), once it answers its health check."""
     port = free_port()
-    env = {**os.environ, "CNN_LAB_RUNS": str(runs_dir), "CNN_LAB_DATA": str(runs_dir / "no-data"),
-           "CNN_LAB_DATASETS": str(runs_dir / "datasets")}
+    env = {
+        **os.environ,
+        "CNN_LAB_RUNS": str(runs_dir),
+        "CNN_LAB_DATA": str(runs_dir / "no-data"),
+        "CNN_LAB_DATASETS": str(runs_dir / "datasets"),
+    }
     log = open(runs_dir / "streamlit.log", "w")
     cmd = [
         sys.executable,
