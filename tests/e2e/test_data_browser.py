@@ -5,11 +5,21 @@ import io
 import re
 
 import numpy as np
+import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.serve import start_app, stop_app
 from tests.imagesets import CLASSES, draw_image, make_image_folder, zip_folder
 
 CLASS_NAMES = ("blue-disc", "green-square", "red-disc")
+
+
+@pytest.fixture
+def app_url(tmp_path_factory):
+    """An app of its own: the colour run this test trains must not become the newest run other pages open on."""
+    proc, url = start_app(tmp_path_factory.mktemp("e2e-data"))
+    yield url
+    stop_app(proc)
 
 
 def _open(page: Page, app_url: str, title: str) -> None:

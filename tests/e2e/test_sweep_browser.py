@@ -15,8 +15,10 @@ def test_launch_a_two_trial_sweep_and_see_both_finish_and_the_charts(page: Page,
     done = page.get_by_text("No sweeps yet").or_(page.get_by_role("combobox", name="sweep", exact=True))
     expect(done.first).to_be_visible(timeout=60_000)  # the page has drawn to its end
     launch = page.get_by_role("button", name=re.compile("Launch sweep"))
-    if not launch.is_visible():  # the builder is folded once some sweep exists
+    builder = page.locator("details").filter(has_text="New sweep").first
+    if builder.get_attribute("open") is None:  # the builder is folded once some sweep exists
         page.get_by_text("New sweep").click()
+    expect(launch).to_be_visible()
     vary = page.get_by_role("combobox", name="parameters to vary")
     vary.click()
     vary.fill("pooling")
