@@ -201,13 +201,7 @@ class SweepConfig:
 
     @classmethod
     def from_json(cls, text: str | bytes, what: str = "sweep spec") -> SweepConfig:
-        try:
-            data = safejson.loads(text, what)
-        except InvalidConfig:
-            raise
-        except ValueError:
-            raise InvalidConfig(f"{what} holds a number too long to read") from None
-        return cls.from_dict(data)
+        return cls.from_dict(safejson.loads(text, what))  # safejson turns every failure into InvalidConfig
 
 
 def load_sweep(path: str | os.PathLike) -> SweepConfig:
