@@ -224,7 +224,9 @@ def test_stopping_an_optuna_sweep_stops_both_seeds_of_its_draw(tmp_path, tiny_di
     for trial in trials:
         run = store.get(trial.run_id)
         assert run.status is Status.STOPPED and run.epochs_done < 100
-        assert len(store.metrics(run.id, "epoch")) == run.epochs_done  # the epochs it trained are kept
+        # the epochs it trained are kept; a stop may land between an epoch's report and its checkpoint, so the
+        # run (like an interrupted worker's) points at its last saved epoch, and one more epoch may be on record
+        assert len(store.metrics(run.id, "epoch")) in (run.epochs_done, run.epochs_done + 1)
 
 
 def test_killing_the_driver_interrupts_the_sweep_and_resume_finishes_it(tmp_path, tiny_dir, cluster):
