@@ -164,9 +164,11 @@ def _folder_arrays(folder, size, channels, progress) -> tuple[tuple, list[str], 
         raise DatasetNotFound(
             f"no {IDX_STEMS[0]}[.gz] and {IDX_STEMS[1]}[.gz] in {os.fspath(folder)}, and no class folders of images"
         )
-    size = size or suggested_size(list_images(folder))
+    listing = list_images(folder)  # walked once: for the suggested size and for the cache key
+    size = size or suggested_size(listing)
     key = hashlib.sha256(os.fsencode(os.path.abspath(folder))).hexdigest()[:16]
-    images, cached = load_image_folder(folder, size, channels, "crop", data_root() / "decoded" / key, progress)
+    cache_dir = data_root() / "decoded" / key
+    images, cached = load_image_folder(folder, size, channels, "crop", cache_dir, progress, listing)
     return _with_test(images), images.classes, f"class folders in {os.fspath(folder)}" + (" (cached)" * cached)
 
 
