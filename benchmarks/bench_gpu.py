@@ -4,17 +4,25 @@
    autocast (whatever the card has) against fp32, batch 512 / 1024 / 2048 (target: < 1 s per epoch);
 2. one device read per log interval (log_every 20) against one per step (log_every 1);
 3. the job manager's two workers per GPU: images/s of each of two runs at once against one alone;
-4. the test accuracy of a full default run on the bundled 5k sample (official 10k test set where present).
+4. the test accuracy of a full default run on the bundled 5k sample (official 10k test set where present);
+5. the Fashion-MNIST race command (``benchmarks/fashion_race.cmd``), whole process, where Fashion-MNIST is.
 
 Without a CUDA GPU it says so and exits with status 1, having measured nothing.
 
-    python -m benchmarks.bench_gpu [--epochs 3]
+    python -m benchmarks.bench_gpu [--epochs 3] [--mnist-dir DIR] [--fashion-dir DIR]
+
+``--mnist-dir`` is the 5k sample + official test folder and ``--fashion-dir`` Debian's Fashion-MNIST folder,
+for a GPU machine where they are not at their usual places.
 """
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,10 +41,10 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 EPOCH_IMAGES = 60_000
 
 
-def sixty_thousand_images() -> Dataset:
+def sixty_thousand_images(fashion_dir: Path) -> Dataset:
     """Fashion-MNIST's 60,000 training images where installed, else the bundled sample repeated to 60,000."""
-    if FASHION_DIR.is_dir():
-        data = load_dataset("mnist", data_dir=str(FASHION_DIR), val_fraction=0.0)
+    if fashion_dir.is_dir():
+        data = load_dataset("mnist", data_dir=str(fashion_dir), val_fraction=0.0)
     else:
         data = load_dataset("mnist", data_dir=str(BUNDLED_DIR), val_fraction=0.0)
         reps = -(-EPOCH_IMAGES // len(data.train_y))
@@ -54,9 +62,10 @@ def seconds_per_epoch(data: Dataset, epochs: int, **train_kw) -> float:
 
 def speed(data: Dataset, epochs: int) -> None:
     auto = pick_precision("auto", torch.device("cuda"))
+    half = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     print(f"== images/s, {len(data.train_y):,} images per epoch, data on the GPU, channels_last")
     for batch in (512, 1024, 2048):
-        for precision in ("fp32", auto):
+        for precision in ("fp32", half):
             s = seconds_per_epoch(data, epochs, batch_size=batch, precision=precision)
             print(f"batch {batch:>5}, {precision}: {EPOCH_IMAGES / s:>10,.0f} images/s, {s:.2f} s per epoch")
     print(f"\n== device reads, batch 512, {auto}")
@@ -78,9 +87,9 @@ def two_workers(epochs: int) -> None:
         print(f"{count} worker(s) at once: {rates} images/s (total {sum(r.images_per_s for r in rows):,.0f})")
 
 
-def default_accuracy() -> None:
-    official = MNIST_DIR.is_dir()
-    data = load_dataset("mnist", data_dir=str(MNIST_DIR if official else BUNDLED_DIR))
+def default_accuracy(mnist_dir: Path) -> None:
+    official = mnist_dir.is_dir()
+    data = load_dataset("mnist", data_dir=str(mnist_dir if official else BUNDLED_DIR))
     where = "the official 10k test set" if official else "the bundled sample's test split"
     run = RunConfig(train=TrainConfig(device="cuda"))
     result = train(run, data)
@@ -90,9 +99,28 @@ def default_accuracy() -> None:
     )
 
 
+def race(fashion_dir: Path) -> None:
+    """The race command as written in fashion_race.cmd, its data folder set to ``fashion_dir``, timed whole."""
+    from benchmarks.bench_recipes import race_words
+
+    words = race_words()
+    words[words.index("--data-dir") + 1] = str(fashion_dir)
+    env = {**os.environ, "CNN_LAB_RUNS": tempfile.mkdtemp(prefix="bench-gpu-runs-")}
+    start = time.perf_counter()
+    out = subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"\n== Fashion-MNIST race command, whole process: {result['test_accuracy']:.2%} on {result['device']} "
+        f"in {seconds:.1f} s ({' '.join(words[1:])})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement, at least 2 (the first warms up)")
+    parser.add_argument("--mnist-dir", type=Path, default=MNIST_DIR, help="the 5k sample + official test set")
+    parser.add_argument("--fashion-dir", type=Path, default=FASHION_DIR, help="Fashion-MNIST's IDX files")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up and is not counted")
@@ -102,9 +130,11 @@ def main() -> None:
             "run it on a machine with an NVIDIA GPU"
         )
     print(f"{run_device_label(TrainConfig(device='cuda'))}, torch {torch.__version__}\n")
-    speed(sixty_thousand_images(), args.epochs)
+    speed(sixty_thousand_images(args.fashion_dir), args.epochs)
     two_workers(args.epochs)
-    default_accuracy()
+    default_accuracy(args.mnist_dir)
+    if args.fashion_dir.is_dir():
+        race(args.fashion_dir)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ POOLINGS = ("max", "avg", "none")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# "auto": bf16 autocast where the device computes bf16 natively (CPUs with AVX-512 BF16, AMX or Arm BF16;
-# Ampere+ GPUs), fp16 on an older CUDA GPU, fp32 elsewhere. fp16 is for CUDA only. See cnn_core.train.
+# "auto": bf16 autocast on a CPU that computes bf16 natively (AVX-512 BF16, AMX or Arm BF16), fp32 elsewhere
+# (on a GPU these small networks are launch-bound and fp32 is faster). bf16 needs native support (Ampere+ on
+# CUDA); fp16 is for CUDA only. See cnn_core.train.pick_precision.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUTO_AUGMENT_BELOW = 20_000
 # Users' photos are made square by centre-crop or by padding, then resized to one of these sides: MNIST's 28,

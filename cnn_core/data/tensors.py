@@ -52,18 +52,16 @@ def augment(
     max_shift: float = 0.1,
     max_scale: float = 0.1,
 ) -> torch.Tensor:
-    """Random small rotations, shifts and scaling of a whole float batch at once (one affine grid)."""
+    """Random small rotations, shifts and scaling of a whole float batch at once (one affine grid).
+
+    The draws (angle, scale, x shift, y shift per image) come from ``generator`` in one call and reach the
+    images' device in one copy: on a GPU, each host-to-device copy per step is a small stall."""
     n = images.shape[0]
-    dev = images.device
-
-    def uniform(limit: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator, device=generator.device) * 2 - 1).to(dev) * limit
-
-    angle = uniform(max_rotate) * (torch.pi / 180)
-    scale = 1 + uniform(max_scale)
+    draws = torch.rand(4, n, generator=generator, device=generator.device) * 2 - 1
+    draws *= torch.tensor([max_rotate, max_scale, max_shift, max_shift], device=draws.device)[:, None]
+    angle, scale, shift_x, shift_y = draws.to(images.device)
+    angle, scale, shift_x, shift_y = angle * (torch.pi / 180), 1 + scale, shift_x * 2, shift_y * 2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin, uniform(max_shift) * 2], 1), torch.stack([sin, cos, uniform(max_shift) * 2], 1)], 1
-    )
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

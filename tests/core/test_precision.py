@@ -24,6 +24,15 @@ def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_fp32_on_one_without():
     assert pick_precision("auto", CPU) == ("bf16" if cpu_has_bf16() else "fp32")
 
 
+def test_auto_is_fp32_on_a_gpu_and_bf16_there_only_when_asked_for_on_a_card_that_has_it():
+    cuda = torch.device("cuda")  # pick_precision reads no GPU when native_bf16 is given
+    assert pick_precision("auto", cuda, native_bf16=True) == "fp32"  # launch-bound: autocast only adds casts
+    assert pick_precision("bf16", cuda, native_bf16=True) == "bf16"
+    assert pick_precision("fp16", cuda, native_bf16=False) == "fp16"
+    with pytest.raises(InvalidConfig, match="does not compute bf16 natively .it needs an Ampere or newer GPU"):
+        pick_precision("bf16", cuda, native_bf16=False)
+
+
 def test_fp32_is_fp32_everywhere():
     for native in (True, False):
         assert pick_precision("fp32", CPU, native_bf16=native) == "fp32"
