@@ -60,7 +60,8 @@ def race_words() -> list[str]:
 def race_recipe() -> dict:
     """The TrainConfig fields the race command sets (so the precision comparison trains the same recipe)."""
     parser = argparse.ArgumentParser(add_help=False)
-    for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
+    flags = (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int), ("--val-fraction", float))
+    for flag, kind in flags:
         parser.add_argument(flag, type=kind)
     parser.add_argument("--optimizer")
     parser.add_argument("--schedule")

@@ -1,6 +1,4 @@
-import sys
-
-from cnn_core.cli import main
+from cnn_core.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

