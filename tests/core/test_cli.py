@@ -118,3 +118,10 @@ def test_train_on_a_missing_gpu_fails_with_one_line_and_records_the_run_as_faile
     from cnn_core.runs import RunStore
 
     assert [r.status for r in RunStore().list()] == ["failed"]
+
+
+def test_val_fraction_zero_trains_on_every_training_image(tmp_path):
+    out = cli("train", "--epochs", "1", "--val-fraction", "0", "--json", "--runs-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "4,000 training images" in out.stderr  # the bundled 5,000 digits less the 1,000 held-out test images
+    assert json.loads(out.stdout.splitlines()[-1])["val_accuracy"] is None

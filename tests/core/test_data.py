@@ -92,6 +92,13 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
 
 
+def test_augment_draws_its_numbers_in_one_call_so_they_reach_a_gpu_in_one_copy():
+    generator, reference = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    augment(torch.rand(7, 3, 32, 32), generator)
+    torch.rand(4 * 7, generator=reference)  # angle, scale, x and y shift for each of the 7 images
+    assert torch.equal(generator.get_state(), reference.get_state())
+
+
 def _idx_bytes(array: np.ndarray, dtype_code: int = 0x08) -> bytes:
     header = struct.pack(">HBB", 0, dtype_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array, np.uint8).tobytes()
