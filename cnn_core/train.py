@@ -103,7 +103,7 @@ def pick_precision(name: str, device: torch.device, native_bf16: bool | None = N
     """fp32, bf16 or fp16 for ``train.precision`` on ``device``: "auto" is bf16 on a CPU that computes it
     natively (``native_bf16``, detected when None) and fp32 elsewhere, a CUDA GPU included: this app's networks
     are so small that a GPU step is bound by kernel launches, not arithmetic, and autocast's casts only add
-    launches (measured on an H200, LeNet-5 at batch 512-2048: fp32 16-18 % more images/s than bf16). A forced
+    launches (measured on an H200, LeNet-5 at batch 512-2048: fp32 2-18 % more images/s than bf16). A forced
     precision the device lacks is an InvalidConfig, never a silent fallback."""
     if device.type == "cuda":
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False) if native_bf16 is None else native_bf16
