@@ -16,13 +16,9 @@ for a GPU machine where they are not at their usual places.
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,15 +97,11 @@ def default_accuracy(mnist_dir: Path) -> None:
 
 def race(fashion_dir: Path) -> None:
     """The race command as written in fashion_race.cmd, its data folder set to ``fashion_dir``, timed whole."""
-    from benchmarks.bench_recipes import race_words
+    from benchmarks.bench_recipes import race_words, timed
 
     words = race_words()
     words[words.index("--data-dir") + 1] = str(fashion_dir)
-    env = {**os.environ, "CNN_LAB_RUNS": tempfile.mkdtemp(prefix="bench-gpu-runs-")}
-    start = time.perf_counter()
-    out = subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - start
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result, seconds = timed(words)
     print(
         f"\n== Fashion-MNIST race command, whole process: {result['test_accuracy']:.2%} on {result['device']} "
         f"in {seconds:.1f} s ({' '.join(words[1:])})"

@@ -100,15 +100,9 @@ class JobManager:
 
     def wait_sweep(self, sweep_id: str, timeout: float = 600) -> Sweep:
         """Block until a sweep ends (for scripts and tests); returns it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._thread is None:
-                self.pump()
-            sweep = self.store.sweeps.get(sweep_id)
-            if not sweep.status.active:
-                return sweep
-            time.sleep(0.2)
-        raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout} s")
+        return self._wait_until(
+            lambda: self.store.sweeps.get(sweep_id), lambda s: not s.status.active, f"sweep {sweep_id}", timeout, 0.2
+        )
 
     def driver_pid(self, sweep_id: str) -> int | None:
         with self._lock:
@@ -216,15 +210,19 @@ class JobManager:
 
     def wait(self, run_id: str, timeout: float = 600) -> Run:
         """Block until a run ends (for scripts and tests); returns it."""
+        return self._wait_until(lambda: self.store.get(run_id), lambda r: r.finished, f"run {run_id}", timeout, 0.1)
+
+    def _wait_until(self, get, done, what: str, timeout: float, interval: float):
+        """Poll ``get()`` (pumping the queue when no manager thread does) until ``done`` says it ended; returns it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._thread is None:
                 self.pump()
-            run = self.store.get(run_id)
-            if run.finished:
-                return run
-            time.sleep(0.1)
-        raise TimeoutError(f"run {run_id} still {run.status} after {timeout} s")
+            item = get()
+            if done(item):
+                return item
+            time.sleep(interval)
+        raise TimeoutError(f"{what} still {item.status} after {timeout} s")
 
     def close(self, stop_runs: bool = False) -> None:
         """Stop the manager thread; running workers go on unless ``stop_runs``."""
