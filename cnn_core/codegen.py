@@ -26,7 +26,7 @@ OPTIMIZER_LINES = {
     "adam": "optim.Adam(model.parameters(), lr={lr!r}, weight_decay={weight_decay!r})",
     "adamw": "optim.AdamW(model.parameters(), lr={lr!r}, weight_decay={weight_decay!r})",
 }
-SCHEDULE_LINES = {  # the same schedules as cnn_core.train.make_schedule, stepped once per batch
+SCHEDULE_LINES = {  # the same schedules as cnn_core.optim.schedule, stepped once per batch
     "onecycle": "optim.lr_scheduler.OneCycleLR(optimizer, max_lr={lr!r}, total_steps=total_steps, pct_start=0.25)"
     " if total_steps >= 10 else optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)",
     "cosine": "optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)",

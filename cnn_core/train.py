@@ -28,11 +28,11 @@ from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
 from cnn_core.errors import InvalidConfig
 from cnn_core.model import ConvNet, build_model
+from cnn_core.optim import Optimizer, schedule
 from cnn_core.runs.run import Status
 
 EXPLODED = 100  # a loss this many times its first value is not coming back
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
-ONECYCLE_MIN_STEPS = 10  # fewer steps cannot warm up and anneal (OneCycleLR divides by zero at 4): constant lr
 STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
 
 
@@ -162,29 +162,6 @@ def evaluate(
     n = max(len(labels), 1)
     confidence = torch.cat(sure) if sure else torch.empty(0)
     return total_loss / n, (pred == labels.cpu()).float().sum().item() / n, pred, confidence
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``cfg`` names, in its fused form on a CPU or a CUDA GPU: one kernel for every weight instead
-    of a dozen small ops per tensor. LeNet-5's steps are short, so that matters: on a 2-core CPU an AdamW step
-    takes 0.12-0.2 ms fused against 0.7 ms op by op (5 % of a batch-96 training step)."""
-    kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if next(model.parameters()).device.type in ("cpu", "cuda"):
-        kw["fused"] = True
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.momentum > 0, **kw)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), **kw)
-    return torch.optim.AdamW(model.parameters(), **kw)
-
-
-def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    if cfg.schedule == "onecycle" and total_steps >= ONECYCLE_MIN_STEPS:
-        # pct_start 0.25: a quick warm-up, then a long anneal, which is what makes few epochs enough
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
 def train(
@@ -321,8 +298,8 @@ class _Stepper:
     ) -> None:
         self.model, self.cfg, self.device, self.total_steps, self.steps = model, cfg, device, total_steps, 0
         self.images, self.one = 0, torch.ones((), device=device)
-        self.opt = make_optimizer(model, cfg)
-        self.sched = make_schedule(self.opt, cfg, total_steps)
+        rates = schedule(cfg.schedule, cfg.lr, total_steps)
+        self.opt = Optimizer(model.parameters(), cfg.optimizer, rates, cfg.weight_decay, cfg.momentum)
         self.autocast = precision in AUTOCAST_DTYPES
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.bfloat16)  # ignored when autocast is off
         # fp16 gradients underflow without loss scaling; the scaler reads an inf check back every step (a sync),
@@ -338,7 +315,6 @@ class _Stepper:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
-        self.sched.step()
         self.steps, self.images = self.steps + 1, self.images + len(y)
         correct = (logits.argmax(1) == y).sum()
         return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])

@@ -8,7 +8,7 @@ import pytest
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.model import build_model
 from cnn_core.runs import Status
-from cnn_core.train import EXPLODED, STUCK_AFTER_STEPS, Event, diverged, make_optimizer, pick_device, train
+from cnn_core.train import EXPLODED, STUCK_AFTER_STEPS, Event, diverged, pick_device, train
 
 
 def _run(**kw) -> RunConfig:
@@ -75,7 +75,6 @@ def test_max_and_avg_runs_with_one_seed_start_from_the_same_weights_and_data_ord
     import torch
 
     from cnn_core.config import ModelConfig
-    from cnn_core.model import build_model
 
     max_model, avg_model = build_model(ModelConfig(), seed=5), build_model(ModelConfig().with_pooling("avg"), seed=5)
     for (name, a), (_, b) in zip(max_model.state_dict().items(), avg_model.state_dict().items(), strict=True):
@@ -218,10 +217,3 @@ def test_the_loop_reads_the_device_once_per_reported_event_not_per_step(small_da
     assert "step" not in loop_reads  # the optimizer step itself never waits for the device
     # one read per event (3 step windows, 1 epoch, the end), plus the class counts of the CPU-side labels
     assert len(loop_reads) <= len(events) + 1 and len(events) == 3 + 1 + 1
-
-
-def test_optimizers_are_fused_on_a_cpu():
-    """One kernel for every weight: an AdamW step of LeNet-5 is several times cheaper than op by op."""
-    model = build_model()
-    for name in ("sgd", "adam", "adamw"):
-        assert make_optimizer(model, TrainConfig(optimizer=name)).defaults["fused"] is True
