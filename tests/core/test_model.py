@@ -1,0 +1,55 @@
+"""The network's max pooling: the fast path where no gradient is wanted gives PyTorch's numbers bit for bit."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnn_core.config import ModelConfig
+from cnn_core.model import MaxPool2d, build_model, max_pool_2x2
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(7, 6, 28, 28), (3, 16, 10, 10), (2, 1, 28, 28), (1, 3, 2, 2)])
+def test_the_fast_2x2_pool_matches_pytorch_bit_for_bit_and_keeps_the_memory_format(layout, dtype, shape):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen).round(decimals=1).to(dtype)  # rounded: ties in many windows
+    x.view(-1)[::97] = float("nan")
+    x.view(-1)[5::89] = float("-inf")
+    x = x.contiguous(memory_format=LAYOUTS[layout])
+    ours, theirs = max_pool_2x2(x), F.max_pool2d(x, 2, 2)
+    assert torch.equal(ours.isnan(), theirs.isnan())
+    assert torch.equal(ours.nan_to_num(), theirs.nan_to_num()) and ours.dtype == dtype
+    assert ours.is_contiguous(memory_format=LAYOUTS[layout])
+
+
+def test_the_module_takes_the_fast_path_only_without_a_gradient_and_for_plain_2x2_windows():
+    pool, x = MaxPool2d(2, 2), torch.randn(4, 6, 28, 28)
+    with torch.no_grad():
+        fast = pool(x)
+    leaf = x.clone().requires_grad_()
+    slow = pool(leaf)
+    assert torch.equal(fast, slow) and slow.grad_fn is not None and "MaxPool2D" in type(slow.grad_fn).__name__
+    slow.sum().backward()
+    assert leaf.grad.sum().item() == 4 * 6 * 14 * 14  # one winner per window
+    with torch.no_grad():  # odd sizes (floor mode), other windows and padding keep PyTorch's kernel
+        for module, inp in (
+            (MaxPool2d(2, 2), torch.randn(2, 3, 7, 9)),
+            (MaxPool2d(3, 2), torch.randn(2, 3, 8, 8)),
+            (MaxPool2d(2, 2, padding=1), torch.randn(2, 3, 8, 8)),
+        ):
+            assert not module._is_2x2(inp)
+            assert torch.equal(module(inp), F.max_pool2d(inp, module.kernel_size, module.stride, module.padding))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_network_gives_the_same_logits_with_and_without_a_gradient(channels_last):
+    model = build_model(ModelConfig(), seed=1).eval()
+    x = torch.rand(32, 1, 28, 28)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = model(x)
+    assert torch.equal(fast, model(x).detach())
