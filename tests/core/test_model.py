@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_core.config import ModelConfig
-from cnn_core.model import MaxPool2d, build_model, max_pool_2x2
+from cnn_core.model import Conv2d, MaxPool2d, build_model, max_pool_2x2
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -53,3 +53,37 @@ def test_a_network_gives_the_same_logits_with_and_without_a_gradient(channels_la
     with torch.no_grad():
         fast = model(x)
     assert torch.equal(fast, model(x).detach())
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_convolution_over_its_whole_input_is_a_matrix_product_with_the_same_outputs_and_gradients(layout):
+    """LeNet-5's third convolution (16×5×5 in, one output pixel) runs as a matrix product: PyTorch's convolution
+    gives the same outputs and gradients, up to the order of the sums."""
+    torch.manual_seed(0)
+    ours = Conv2d(16, 120, 5)
+    plain = torch.nn.Conv2d(16, 120, 5)
+    plain.load_state_dict(ours.state_dict())
+    fmt = LAYOUTS[layout]
+    ours, plain = ours.to(memory_format=fmt), plain.to(memory_format=fmt)
+    x = torch.randn(8, 16, 5, 5).contiguous(memory_format=fmt)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_a, out_b = ours(a), plain(b)
+    assert ours._covers(x) and "Addmm" in type(out_a.grad_fn.next_functions[0][0]).__name__
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-5)
+    assert out_a.shape == (8, 120, 1, 1)
+    grad = torch.randn_like(out_b)
+    out_a.backward(grad)
+    out_b.backward(grad)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.bias.grad, plain.bias.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_other_convolutions_keep_pytorchs_kernel():
+    x = torch.randn(2, 6, 14, 14)
+    for conv in (Conv2d(6, 16, 5), Conv2d(6, 16, 14, padding=1), Conv2d(6, 6, 14, groups=2)):
+        assert not conv._covers(x)
+        torch.testing.assert_close(
+            conv(x),
+            torch.nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups),
+        )
