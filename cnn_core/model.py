@@ -119,11 +119,39 @@ class ConvNet(nn.Sequential):
             features = width
         layers[f"fc{len(cfg.fc) + 1}"] = nn.Linear(features, cfg.num_classes)
         super().__init__(layers)
+        self.pool_first = {f"act{i}": f"pool{i}" for i in range(1, len(cfg.conv) + 1) if f"pool{i}" in layers}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers in order, except that a training pass max-pools before a ReLU: ReLU commutes with a maximum,
+        so the values, the winning pixel of each window and every gradient are the same, bit for bit, but the
+        activation works on a quarter of the pixels (4 % of a LeNet-5 training step on a 2-core CPU). Only ReLU:
+        it creates ties only at 0, where no gradient passes anyway; a leaky ReLU's rounding can tie two negative
+        values, and the pool may then pick the other one. Evaluation, and any pass with hooks on the pair
+        (feature maps, attributions), keeps the order of the layer table."""
+        if not (self.training and torch.is_grad_enabled()):
+            return super().forward(x)
+        skip = None
+        for name, module in self._modules.items():
+            if name == skip:
+                continue
+            pool = self._modules.get(self.pool_first.get(name, ""))
+            if _commutes(module, pool):
+                x, skip = module(pool(x)), self.pool_first[name]
+            else:
+                x = module(x)
+        return x
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (softmax at the output, as in the article)."""
         return torch.softmax(self(x).float(), dim=1)
+
+
+def _commutes(act: nn.Module, pool: nn.Module | None) -> bool:
+    """Whether ``act`` then ``pool`` may run as ``pool`` then ``act`` with the same results and gradients."""
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    hooked = any(getattr(m, h, None) for m in (act, pool) if m is not None for h in hooks)
+    return type(act) is nn.ReLU and isinstance(pool, nn.MaxPool2d) and not hooked
 
 
 def build_model(cfg: ModelConfig | None = None, seed: int | None = None) -> ConvNet:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_core.config import ModelConfig
-from cnn_core.model import Conv2d, MaxPool2d, build_model, max_pool_2x2
+from cnn_core.model import Conv2d, MaxPool2d, _commutes, build_model, max_pool_2x2
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -87,3 +87,34 @@ def test_other_convolutions_keep_pytorchs_kernel():
             conv(x),
             torch.nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups),
         )
+
+
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_a_training_pass_pools_before_the_relu_with_identical_results_and_gradients(precision):
+    model = build_model(ModelConfig(), seed=2).to(memory_format=torch.channels_last)
+    x = torch.rand(48, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (48,))
+    seen = []
+    for forward in (model, lambda t: torch.nn.Sequential.forward(model, t)):  # ours, then the layer table's order
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == torch.bfloat16):
+            out = forward(x)
+        F.cross_entropy(out.float(), y).backward()
+        seen.append([out.detach(), *(p.grad.clone() for p in model.parameters())])
+    assert all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
+
+
+def test_pooling_first_only_where_it_changes_nothing():
+    relu_max = build_model(ModelConfig(), seed=0)
+    assert relu_max.pool_first == {"act1": "pool1", "act2": "pool2"}  # act3 has no pooling after it
+    assert _commutes(relu_max.act1, relu_max.pool1)
+    for activation in ("gelu", "leaky_relu"):  # gelu is not monotonic; a leaky ReLU's rounding makes new ties
+        other = build_model(ModelConfig(activation=activation), seed=0)
+        assert not _commutes(other.act1, other.pool1)
+    avg = build_model(ModelConfig().with_pooling("avg"), seed=0)
+    assert not _commutes(avg.act1, avg.pool1)
+    sizes = []  # a hook on the activation sees what the layer table promises, even while training
+    hook = relu_max.act1.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape)))
+    relu_max.train()(torch.rand(2, 1, 28, 28)).sum().backward()
+    hook.remove()
+    assert sizes == [(2, 6, 28, 28)] and _commutes(relu_max.act1, relu_max.pool1)
