@@ -119,3 +119,18 @@ def test_pooling_first_only_where_it_changes_nothing():
     relu_max.train()(torch.rand(2, 1, 28, 28)).sum().backward()
     hook.remove()
     assert sizes == [(2, 6, 28, 28)] and _commutes(relu_max.act1, relu_max.pool1)
+
+
+def test_the_article_baseline_is_the_same_network_in_plain_pytorch_modules():
+    """benchmarks/article_recipe.py races CNN Lab without its speed-ups: same architecture and starting weights,
+    plain nn.Conv2d / nn.MaxPool2d, layer-table order."""
+    from benchmarks.article_recipe import article_lenet5
+
+    torch.manual_seed(0)
+    article = article_lenet5()
+    torch.manual_seed(0)
+    ours = build_model()
+    assert all(torch.equal(a, b) for a, b in zip(article.parameters(), ours.parameters(), strict=True))
+    assert {type(m) for m in article} & {Conv2d, MaxPool2d} == set()
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(article(x), ours(x), rtol=1e-5, atol=1e-5)
