@@ -190,15 +190,19 @@ def _train_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # imported here: summary and predict should start fast
-
-    from cnn_core import budget
-    from cnn_core.data import adapt_model, check_fits, load_dataset
-    from cnn_core.runner import execute_run
+    from cnn_core import budget, idx
 
     run = _train_config(args)
     name = args.data_dir or args.dataset
     budget.check(run)  # before any data is read (or downloaded)
+    if args.data_dir:
+        idx.prefetch_idx_folder(args.data_dir)  # IDX files are read on a thread while torch is imported below
+
+    from tqdm import tqdm  # imported here: summary and predict should start fast
+
+    from cnn_core.data import adapt_model, check_fits, load_dataset
+    from cnn_core.runner import execute_run
+
     channels = args.channels if args.channels == "auto" else int(args.channels)
     data = load_dataset(
         args.dataset if not args.data_dir else "mnist",

@@ -22,9 +22,9 @@ from cnn_core.data import builtin, cifar, library
 from cnn_core.data.builtin import BUNDLED_DIR, CLASS_NAMES, DATASETS, DEBIAN_FASHION_DIR, TORCHVISION_CLASS
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import Progress, list_images, suggested_size
-from cnn_core.data.idx import IDX_STEMS, MAX_IDX_BYTES, has_idx_files, load_idx_folder, read_idx, write_idx
 from cnn_core.data.tensors import SPLIT_SEED, as_images, as_labels, augment, stratified_split, to_float
 from cnn_core.errors import BadDataset, DatasetNotFound
+from cnn_core.idx import IDX_STEMS, MAX_IDX_BYTES, has_idx_files, load_idx_folder, read_idx, write_idx
 from cnn_core.settings import data_root
 
 __all__ = [

@@ -254,3 +254,45 @@ def test_public_converters_give_the_models_layout():
     images = as_images(np.zeros((3, 28, 28, 1), np.uint8))
     assert images.shape == (3, 1, 28, 28) and images.dtype == torch.uint8
     assert as_labels(np.array([1, 2], np.uint8)).dtype == torch.int64
+
+
+def test_a_gzip_file_of_several_members_reads_as_gzip_reads_it(tmp_path):
+    images = np.arange(6 * 4 * 4, dtype=np.uint8).reshape(6, 4, 4)
+    whole = _idx_bytes(images)
+    path = tmp_path / "members.gz"
+    path.write_bytes(gzip.compress(whole[:50]) + gzip.compress(whole[50:]))  # `cat a.gz b.gz` makes such files
+    np.testing.assert_array_equal(read_idx(path), images)
+    assert gzip.decompress(path.read_bytes()) == whole
+
+
+def test_a_prefetched_folder_gives_the_same_arrays_once_and_its_errors_when_loaded(tmp_path):
+    from cnn_core.idx import _prefetched, prefetch_idx_folder
+
+    rng = np.random.default_rng(0)
+    for stem, array in (
+        ("train-images-idx3-ubyte", rng.integers(0, 256, (30, 8, 8), dtype=np.uint8)),
+        ("train-labels-idx1-ubyte", rng.integers(0, 10, 30, dtype=np.uint8)),
+    ):
+        write_idx(tmp_path / f"{stem}.gz", array)
+    direct = load_idx_folder(tmp_path)
+    prefetch_idx_folder(tmp_path)
+    assert len(_prefetched) == 1
+    for got, want in zip(load_idx_folder(tmp_path), direct, strict=True):
+        assert (got is None and want is None) or np.array_equal(got, want)
+    assert not _prefetched  # taken once; the next load reads the files again
+    prefetch_idx_folder(tmp_path / "missing")  # no IDX files there: nothing is started
+    assert not _prefetched
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    prefetch_idx_folder(tmp_path)
+    with pytest.raises(BadDataset, match="damaged or truncated gzip"):  # raised where the data is loaded
+        load_idx_folder(tmp_path)
+
+
+def test_the_idx_reader_does_not_import_torch():
+    """The train command reads its IDX files on a thread while torch is imported: the reader must not need it."""
+    import subprocess
+    import sys
+
+    code = "import sys, cnn_core.idx, cnn_core.cli, cnn_core.budget; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -1,4 +1,8 @@
-"""IDX files, the format MNIST and its cousins ship in: read safely (bounded), written for the bundled sample."""
+"""IDX files, the format MNIST and its cousins ship in: read safely (bounded), written for the bundled sample.
+
+This module needs numpy, not torch, so ``prefetch_idx_folder`` can read a command's data on a thread while the
+command imports torch (it sits outside ``cnn_core.data``, whose package imports torch).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import gzip
 import os
 import struct
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +24,7 @@ _IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other I
 # (or a gzip bomb), refused before anything is read or allocated.
 MAX_IDX_BYTES = 1 << 30
 _READ_CHUNK = 16 << 20
+_prefetched: dict[str, Future] = {}  # folder (real path) -> its arrays being read on a thread
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -29,7 +35,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     naming the file: ``DatasetNotFound`` when it cannot be opened, ``BadDataset`` when it is malformed.
     """
     name = os.fspath(path)
-    opener = gzip.open if name.endswith(".gz") else open
+    opener = _GzipStream if name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             dims = _read_idx_header(fh, name)
@@ -41,6 +47,47 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except OSError as err:  # permissions, a folder, an I/O error: the file is there but cannot be read
         raise DatasetNotFound(f"cannot read IDX file {name}: {_one_line(err)}") from None
     return data.reshape(dims)
+
+
+class _GzipStream:
+    """A gzip file read through zlib in calls as big as the reader asks for (``_READ_CHUNK``), the members one after
+    another as ``gzip`` reads them. ``gzip.GzipFile`` inflates 128 KB at a time and takes Python's lock back
+    between pieces; one call per 16 MB lets a reading thread run beside the main one (``prefetch_idx_folder``).
+    The compressed file is read whole: at most ``MAX_IDX_BYTES`` plus 1 MiB, or it is refused."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "rb") -> None:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_IDX_BYTES + (1 << 20):
+                raise BadDataset(f"{os.fspath(path)} is larger than any IDX file accepted ({MAX_IDX_BYTES:,} bytes)")
+            self.tail = fh.read()
+        self.inflate = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer (its CRC is checked)
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tail = b""
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer only where the data ends (an unfinished stream is an ``EOFError``)."""
+        parts, got = [], 0
+        while got < size:
+            if self.inflate.eof and self.inflate.unused_data:  # another member follows
+                self.tail, self.inflate = self.inflate.unused_data, zlib.decompressobj(wbits=31)
+            elif self.inflate.eof or not self.tail:
+                if not self.inflate.eof:
+                    raise EOFError("the compressed data ends before its end-of-stream marker")
+                break
+            part = self.inflate.decompress(self.tail, size - got)
+            self.tail = self.inflate.unconsumed_tail
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def readinto(self, view: memoryview) -> int:
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def _read_idx_header(fh: BinaryIO, name: str) -> tuple[int, ...]:
@@ -102,7 +149,23 @@ def find_idx(folder: Path, stem: str) -> Path | None:
 
 
 def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Train images/labels and, when present, test images/labels from the four standard IDX files."""
+    """Train images/labels and, when present, test images/labels from the four standard IDX files (what
+    ``prefetch_idx_folder`` started reading, when it did: its errors are raised here, as if read now)."""
+    pending = _prefetched.pop(os.path.realpath(folder), None)
+    return pending.result() if pending is not None else _read_idx_folder(folder)
+
+
+def prefetch_idx_folder(folder: str | os.PathLike) -> None:
+    """Start reading ``folder``'s IDX files on a thread, for the next ``load_idx_folder(folder)`` to take. zlib
+    inflates without Python's lock, so the files are read while the command imports torch (0.35 s of a
+    Fashion-MNIST training process on a 2-core CPU). A folder without IDX files is left to the usual loader."""
+    if has_idx_files(folder):
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idx-prefetch")
+        _prefetched[os.path.realpath(folder)] = pool.submit(_read_idx_folder, folder)
+        pool.shutdown(wait=False)
+
+
+def _read_idx_folder(folder: str | os.PathLike) -> tuple:
     folder = Path(folder)
     paths = [find_idx(folder, stem) for stem in IDX_STEMS]
     if paths[0] is None or paths[1] is None:
