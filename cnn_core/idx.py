@@ -24,6 +24,11 @@ _IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other I
 # (or a gzip bomb), refused before anything is read or allocated.
 MAX_IDX_BYTES = 1 << 30
 _READ_CHUNK = 16 << 20
+_ZLIB_REASONS = {
+    "incorrect data check": "CRC check failed: the data does not match its checksum",
+    "incorrect length check": "length check failed: the data is not as long as its trailer says",
+    "incorrect header check": "not a gzip file",
+}
 _prefetched: dict[str, Future] = {}  # folder (real path) -> its arrays being read on a thread
 
 
@@ -78,7 +83,11 @@ class _GzipStream:
                 if not self.inflate.eof:
                     raise EOFError("the compressed data ends before its end-of-stream marker")
                 break
-            part = self.inflate.decompress(self.tail, size - got)
+            try:
+                part = self.inflate.decompress(self.tail, size - got)
+            except zlib.error as err:  # zlib's words ("Error -3 while decompressing data: ...") made plain
+                reason = str(err).rsplit(": ", 1)[-1]
+                raise gzip.BadGzipFile(_ZLIB_REASONS.get(reason, reason)) from None
             self.tail = self.inflate.unconsumed_tail
             parts.append(part)
             got += len(part)

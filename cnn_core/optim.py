@@ -46,7 +46,7 @@ def schedule(kind: str, lr: float, total_steps: int) -> Schedule:
 
         return onecycle
     if kind == "cosine":
-        return lambda step: (lr * (1 + math.cos(math.pi * step / total_steps)) / 2, None)
+        return lambda step: (lr * (1 + math.cos(math.pi * step / max(total_steps, 1))) / 2, None)
     return lambda step: (lr, None)
 
 
