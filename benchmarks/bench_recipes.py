@@ -85,6 +85,7 @@ def race(repeat: int) -> None:
     """The article's recipe once, with ours run half before it and half after it, alternating with "before":
     this machine's speed drifts (by up to 2× within an hour), and runs spread around the article's share its
     conditions better than runs all after it."""
+    repeat = max(repeat, 1)
     print(f"== Fashion-MNIST race, whole process ({FASHION_DIR}); ours: median of {repeat}", flush=True)
     fp32_config = Path(tempfile.mkdtemp(prefix="bench-fp32-")) / "fp32.json"
     fp32_config.write_text(json.dumps({"train": {"precision": "fp32"}}))

@@ -24,6 +24,7 @@ _IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other I
 # (or a gzip bomb), refused before anything is read or allocated.
 MAX_IDX_BYTES = 1 << 30
 _READ_CHUNK = 16 << 20
+_INFLATE_INPUT = 4 << 20  # compressed bytes given to zlib per call
 _ZLIB_REASONS = {
     "incorrect data check": "CRC check failed: the data does not match its checksum",
     "incorrect length check": "length check failed: the data is not as long as its trailer says",
@@ -55,40 +56,53 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 class _GzipStream:
-    """A gzip file read through zlib in calls as big as the reader asks for (``_READ_CHUNK``), the members one after
-    another as ``gzip`` reads them. ``gzip.GzipFile`` inflates 128 KB at a time and takes Python's lock back
-    between pieces; one call per 16 MB lets a reading thread run beside the main one (``prefetch_idx_folder``).
-    The compressed file is read whole: at most ``MAX_IDX_BYTES`` plus 1 MiB, or it is refused."""
+    """A gzip file read through zlib in big calls, the members one after another (NUL padding between or after
+    them skipped) as ``gzip`` reads them. ``gzip.GzipFile`` inflates 128 KB at a time and takes Python's lock back
+    between pieces; calls of up to 4 MB of input and ``_READ_CHUNK`` of output let a reading thread run beside the
+    main one (``prefetch_idx_folder``). The compressed file is read whole: at most ``MAX_IDX_BYTES`` plus 1 MiB."""
 
     def __init__(self, path: str | os.PathLike, mode: str = "rb") -> None:
+        limit = MAX_IDX_BYTES + (1 << 20)
         with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > MAX_IDX_BYTES + (1 << 20):
-                raise BadDataset(f"{os.fspath(path)} is larger than any IDX file accepted ({MAX_IDX_BYTES:,} bytes)")
-            self.tail = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(min(size, limit) + 1) if size <= limit else b""
+        if size > limit or len(data) > limit:
+            raise BadDataset(f"{os.fspath(path)} is larger than any IDX file accepted ({MAX_IDX_BYTES:,} bytes)")
+        self.data, self.pos, self.pending = memoryview(data), 0, b""
         self.inflate = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer (its CRC is checked)
 
     def __enter__(self) -> _GzipStream:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.tail = b""
+        self.data, self.pending = memoryview(b""), b""
+
+    def _next_input(self) -> bytes | memoryview:
+        piece = self.data[self.pos : self.pos + _INFLATE_INPUT]
+        self.pos += len(piece)
+        return piece
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only where the data ends (an unfinished stream is an ``EOFError``)."""
         parts, got = [], 0
         while got < size:
-            if self.inflate.eof and self.inflate.unused_data:  # another member follows
-                self.tail, self.inflate = self.inflate.unused_data, zlib.decompressobj(wbits=31)
-            elif self.inflate.eof or not self.tail:
-                if not self.inflate.eof:
+            if self.inflate.eof:  # a member ended: another may follow
+                rest = self.inflate.unused_data.lstrip(b"\0")
+                while not rest and self.pos < len(self.data):
+                    rest = bytes(self._next_input()).lstrip(b"\0")
+                if not rest:
+                    break
+                self.inflate, self.pending = zlib.decompressobj(wbits=31), rest
+            elif not self.pending:
+                if self.pos >= len(self.data):
                     raise EOFError("the compressed data ends before its end-of-stream marker")
-                break
+                self.pending = self._next_input()
             try:
-                part = self.inflate.decompress(self.tail, size - got)
+                part = self.inflate.decompress(self.pending, size - got)
             except zlib.error as err:  # zlib's words ("Error -3 while decompressing data: ...") made plain
                 reason = str(err).rsplit(": ", 1)[-1]
                 raise gzip.BadGzipFile(_ZLIB_REASONS.get(reason, reason)) from None
-            self.tail = self.inflate.unconsumed_tail
+            self.pending = self.inflate.unconsumed_tail
             parts.append(part)
             got += len(part)
         return b"".join(parts)

@@ -52,10 +52,12 @@ def schedule(kind: str, lr: float, total_steps: int) -> Schedule:
 
 class Optimizer:
     """One of "sgd" (momentum; Nesterov when momentum > 0), "adam" (L2 weight decay) or "adamw" (decoupled weight
-    decay) over ``params``, following ``sched`` one step at a time.
+    decay) over ``params``, following ``sched``.
 
-    ``param_groups[0]`` holds the rate and momentum the next step will use, as in ``torch.optim``, so
-    ``torch.amp.GradScaler`` can unscale and step it."""
+    As with a ``torch.optim`` optimizer and its scheduler, ``step()`` updates the weights and ``advance()`` moves
+    the schedule on; a training loop calls both once per batch, so a step that ``torch.amp.GradScaler`` skips
+    (inf or NaN gradients in fp16) still moves the schedule. ``param_groups[0]`` holds the rate and momentum the
+    next step will use, which is what ``GradScaler`` unscales and steps through."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Optimizer:
         beta1 = momentum if kind == "sgd" else ADAM_BETAS[0]
         self.param_groups = [{"params": self.params, "lr": 0.0, "momentum": beta1}]  # Adam: beta1 is "momentum"
         self.state: dict[str, list[torch.Tensor]] = {}  # SGD's momentum buffers, Adam's two moments
+        self.updates = [0] * len(self.params)  # Adam's bias correction counts each parameter's own updates
         self._set(0)
 
     def _set(self, step: int) -> None:
@@ -83,17 +86,23 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
-        """One update of every parameter that has a gradient, then the schedule moves on."""
+        """One update of every parameter that has a gradient, at the schedule's current rate."""
         have = [i for i, p in enumerate(self.params) if p.grad is not None]
         if have:
             params = [self.params[i] for i in have]
             group = self.param_groups[0]
             update = self._sgd if self.kind == "sgd" else self._adam
             update(params, [p.grad for p in params], have, group["lr"], group["momentum"])
+
+    def advance(self) -> None:
+        """The schedule's next step (``LRScheduler.step()``)."""
         self.steps += 1
         self._set(self.steps)
 
@@ -115,7 +124,10 @@ class Optimizer:
         torch._foreach_add_(params, grads, alpha=-lr)
 
     def _adam(self, params: list, grads: list, have: list[int], lr: float, beta1: float) -> None:
-        beta2, t = ADAM_BETAS[1], self.steps + 1
+        beta2 = ADAM_BETAS[1]
+        for i in have:
+            self.updates[i] += 1
+        counts = [self.updates[i] for i in have]
         exp_avgs = self._buffers("exp_avg", have, lambda i: torch.zeros_like(self.params[i]))
         exp_avg_sqs = self._buffers("exp_avg_sq", have, lambda i: torch.zeros_like(self.params[i]))
         if self.weight_decay and self.kind == "adamw":
@@ -126,6 +138,6 @@ class Optimizer:
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
         denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, math.sqrt(1 - beta2**t))
+        torch._foreach_div_(denom, [math.sqrt(1 - beta2**t) for t in counts])
         torch._foreach_add_(denom, ADAM_EPS)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, -lr / (1 - beta1**t))
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in counts])

@@ -313,8 +313,9 @@ class _Stepper:
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
+        self.scaler.step(self.opt)  # fp16: skipped where the gradients overflowed
         self.scaler.update()
+        self.opt.advance()  # the schedule moves on every batch, as an LRScheduler's step() did
         self.steps, self.images = self.steps + 1, self.images + len(y)
         correct = (logits.argmax(1) == y).sum()
         return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])

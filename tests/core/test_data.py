@@ -296,3 +296,20 @@ def test_the_idx_reader_does_not_import_torch():
     code = "import sys, cnn_core.idx, cnn_core.cli, cnn_core.budget; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_gzip_padding_and_files_bigger_than_one_inflate_call_read_as_gzip_reads_them(tmp_path):
+    """NUL bytes after a member (some tools pad so) are skipped, as gzip does; a file of several 4 MB pieces of
+    input and 16 MB pieces of output reads whole, and cut short anywhere it is refused."""
+    labels = np.arange(10, dtype=np.uint8)
+    padded = tmp_path / "padded.gz"
+    padded.write_bytes(gzip.compress(_idx_bytes(labels)) + bytes(512))
+    np.testing.assert_array_equal(read_idx(padded), labels)
+    noise = np.random.default_rng(1).integers(0, 256, (30, 1000, 1000), dtype=np.uint8)  # 30 MB, incompressible
+    big = tmp_path / "big.gz"
+    big.write_bytes(gzip.compress(_idx_bytes(noise), compresslevel=1))
+    assert big.stat().st_size > 3 * (4 << 20)
+    np.testing.assert_array_equal(read_idx(big), noise)
+    big.write_bytes(big.read_bytes()[: 9 << 20])
+    with pytest.raises(BadDataset, match="damaged or truncated gzip"):
+        read_idx(big)

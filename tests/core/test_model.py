@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_core.config import ModelConfig
-from cnn_core.model import Conv2d, MaxPool2d, _commutes, build_model, max_pool_2x2
+from cnn_core.model import Conv2d, _commutes, _pool, build_model, max_pool_2x2
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -25,23 +25,43 @@ def test_the_fast_2x2_pool_matches_pytorch_bit_for_bit_and_keeps_the_memory_form
     assert ours.is_contiguous(memory_format=LAYOUTS[layout])
 
 
-def test_the_module_takes_the_fast_path_only_without_a_gradient_and_for_plain_2x2_windows():
-    pool, x = MaxPool2d(2, 2), torch.randn(4, 6, 28, 28)
+def test_the_fast_pool_runs_only_without_a_gradient_or_hooks_and_for_plain_2x2_windows():
+    pool, x = torch.nn.MaxPool2d(2, 2), torch.randn(4, 6, 28, 28)
     with torch.no_grad():
-        fast = pool(x)
+        fast = _pool(pool, x)
     leaf = x.clone().requires_grad_()
-    slow = pool(leaf)
-    assert torch.equal(fast, slow) and slow.grad_fn is not None and "MaxPool2D" in type(slow.grad_fn).__name__
+    slow = _pool(pool, leaf)
+    assert torch.equal(fast, slow) and "MaxPool2D" in type(slow.grad_fn).__name__  # PyTorch's, for its backward
     slow.sum().backward()
     assert leaf.grad.sum().item() == 4 * 6 * 14 * 14  # one winner per window
-    with torch.no_grad():  # odd sizes (floor mode), other windows and padding keep PyTorch's kernel
-        for module, inp in (
-            (MaxPool2d(2, 2), torch.randn(2, 3, 7, 9)),
-            (MaxPool2d(3, 2), torch.randn(2, 3, 8, 8)),
-            (MaxPool2d(2, 2, padding=1), torch.randn(2, 3, 8, 8)),
+    seen = []
+    pool.register_forward_hook(lambda *_: seen.append(1))
+    with torch.no_grad():
+        _pool(pool, x)  # a hooked pool is called, so its hooks run
+        assert seen == [1]
+        for module, inp in (  # odd sizes (floor mode), other windows and padding keep PyTorch's kernel
+            (torch.nn.MaxPool2d(2, 2), torch.randn(2, 3, 7, 9)),
+            (torch.nn.MaxPool2d(3, 2), torch.randn(2, 3, 8, 8)),
+            (torch.nn.MaxPool2d(2, 2, padding=1), torch.randn(2, 3, 8, 8)),
         ):
-            assert not module._is_2x2(inp)
-            assert torch.equal(module(inp), F.max_pool2d(inp, module.kernel_size, module.stride, module.padding))
+            assert torch.equal(_pool(module, inp), module(inp))
+
+
+def test_deeplift_sees_plain_pools_and_gives_the_attributions_of_a_plain_pytorch_network():
+    """Captum's DeepLift applies its max-pool rule only to modules whose type is exactly nn.MaxPool2d."""
+    from captum.attr import DeepLift
+
+    from benchmarks.article_recipe import article_lenet5
+
+    torch.manual_seed(0)
+    plain = article_lenet5().eval()
+    torch.manual_seed(0)
+    ours = build_model().eval()
+    assert type(ours.pool1) is torch.nn.MaxPool2d
+    x = torch.rand(3, 1, 28, 28)
+    got = DeepLift(ours).attribute(x, baselines=torch.zeros_like(x), target=4)
+    want = DeepLift(plain).attribute(x, baselines=torch.zeros_like(x), target=4)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -131,6 +151,6 @@ def test_the_article_baseline_is_the_same_network_in_plain_pytorch_modules():
     torch.manual_seed(0)
     ours = build_model()
     assert all(torch.equal(a, b) for a, b in zip(article.parameters(), ours.parameters(), strict=True))
-    assert {type(m) for m in article} & {Conv2d, MaxPool2d} == set()
+    assert Conv2d not in {type(m) for m in article}
     x = torch.rand(16, 1, 28, 28)
     torch.testing.assert_close(article(x), ours(x), rtol=1e-5, atol=1e-5)

@@ -34,13 +34,14 @@ def _batches(n: int):
     return [(torch.rand(16, 1, 28, 28, generator=gen), torch.randint(0, 10, (16,), generator=gen)) for _ in range(n)]
 
 
-CASES = list(itertools.product(["sgd", "adam", "adamw"], ["onecycle", "cosine", "constant"]))
+# SGD with momentum 0 too: one-cycle then cycles its momentum (0.95 -> 0.85 -> 0.95), without Nesterov
+CASES = list(itertools.product(["sgd", "sgd-no-momentum", "adam", "adamw"], ["onecycle", "cosine", "constant"]))
 
 
-@pytest.mark.parametrize(("kind", "sched"), CASES)
-def test_every_optimizer_and_schedule_follows_torch_optim(kind, sched):
-    total, lr = 24, 0.01 if kind != "sgd" else 0.05
-    wd, momentum = 5e-4, 0.9 if kind == "sgd" else 0.0
+@pytest.mark.parametrize(("name", "sched"), CASES)
+def test_every_optimizer_and_schedule_follows_torch_optim(name, sched):
+    kind, total, lr = name.split("-")[0], 24, 0.01 if name.startswith("adam") else 0.05
+    wd, momentum = 5e-4, 0.9 if name == "sgd" else 0.0
     ours_model, ref_model = build_model(ModelConfig(), seed=0), build_model(ModelConfig(), seed=0)
     ours = Optimizer(ours_model.parameters(), kind, schedule(sched, lr, total), wd, momentum)
     ref, ref_sched = _torch_pair(ref_model, kind, sched, lr, wd, momentum, total)
@@ -52,6 +53,7 @@ def test_every_optimizer_and_schedule_follows_torch_optim(kind, sched):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             opt.step()
+        ours.advance()
         ref_sched.step()
         for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"{kind}/{sched} step {step}")
@@ -85,9 +87,34 @@ def test_the_rate_is_that_of_the_next_step_and_an_unknown_optimizer_is_refused()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 / 25)  # one-cycle starts at max_lr / 25
     for _ in range(24):
         opt.step()
+        opt.advance()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # the peak, a quarter of the way
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         Optimizer([], "rmsprop", schedule("constant", 0.1, 1))
+
+
+def test_a_step_the_grad_scaler_skips_leaves_the_weights_but_the_schedule_moves_on():
+    """fp16 training: GradScaler skips the update when gradients overflow; the rate still follows the batch count
+    (as an LRScheduler stepped every batch does), and Adam's bias correction counts only real updates."""
+    w = torch.nn.Parameter(torch.ones(4))
+    ref_w = torch.nn.Parameter(torch.ones(4))
+    ours = Optimizer([w], "adamw", schedule("onecycle", 0.01, 20))
+    ref = torch.optim.AdamW([ref_w], lr=0.01, weight_decay=0.0)
+    ref_sched = torch.optim.lr_scheduler.OneCycleLR(ref, max_lr=0.01, total_steps=20, pct_start=0.25)
+    scaler, ref_scaler = torch.amp.GradScaler("cpu", init_scale=2.0), torch.amp.GradScaler("cpu", init_scale=2.0)
+    for step in range(6):
+        for param, opt, sc in ((w, ours, scaler), (ref_w, ref, ref_scaler)):
+            opt.zero_grad()
+            sc.scale((param * param).sum() * (float("inf") if step == 2 else 1.0)).backward()
+            before = param.detach().clone()
+            sc.step(opt)
+            sc.update()
+            assert torch.equal(param, before) == (step == 2)  # the overflowing step changes nothing
+        ours.advance()
+        ref_sched.step()
+        assert ours.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"])
+        torch.testing.assert_close(w, ref_w)
+    assert ours.updates == [5]
 
 
 def test_a_training_process_never_imports_torch_dynamo():
