@@ -65,7 +65,7 @@ class _GzipStream:
         limit = MAX_IDX_BYTES + (1 << 20)
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            data = fh.read(min(size, limit) + 1) if size <= limit else b""
+            data = fh.read(size + 1) if size <= limit else b""  # + 1: a file that grew since is noticed
         if size > limit or len(data) > limit:
             raise BadDataset(f"{os.fspath(path)} is larger than any IDX file accepted ({MAX_IDX_BYTES:,} bytes)")
         self.data, self.pos, self.pending = memoryview(data), 0, b""

@@ -67,6 +67,8 @@ def _pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     against 5 and 3.5 ms as two element-wise maxima over views (``max_pool_2x2``), which give the same numbers bit
     for bit. The module stays a plain ``nn.MaxPool2d`` (Captum's DeepLift recognises pools by their exact type), and
     a pool with hooks is always called."""
+    if torch.is_grad_enabled() or _hooked(pool):  # a training step's check ends here
+        return pool(x)
     plain = (
         type(pool) is nn.MaxPool2d
         and pool.kernel_size in (2, (2, 2))
@@ -76,9 +78,7 @@ def _pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
         and not pool.return_indices
     )
     even = x.dim() == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 and x.device.type == "cpu"
-    if plain and even and not torch.is_grad_enabled() and not _hooked(pool):
-        return max_pool_2x2(x)
-    return pool(x)
+    return max_pool_2x2(x) if plain and even else pool(x)
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:

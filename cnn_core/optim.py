@@ -106,10 +106,10 @@ class Optimizer:
         self.steps += 1
         self._set(self.steps)
 
-    def _buffers(self, name: str, have: list[int], init: Callable[[int], torch.Tensor]) -> list[torch.Tensor]:
-        """The state tensors ``name`` of the parameters in ``have`` (made by ``init`` the first time)."""
+    def _buffers(self, name: str, have: list[int]) -> list[torch.Tensor]:
+        """The state tensors ``name`` of the parameters in ``have`` (zeros the first time)."""
         if name not in self.state:
-            self.state[name] = [init(i) for i in range(len(self.params))]
+            self.state[name] = [torch.zeros_like(p) for p in self.params]
         return [self.state[name][i] for i in have]
 
     def _sgd(self, params: list, grads: list, have: list[int], lr: float, momentum: float) -> None:
@@ -117,7 +117,7 @@ class Optimizer:
             grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
         if momentum:
             # torch.optim.SGD starts each buffer at the first gradient: 0 * momentum + gradient is exactly that
-            buffers = self._buffers("momentum", have, lambda i: torch.zeros_like(self.params[i]))
+            buffers = self._buffers("momentum", have)
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, grads)
             grads = torch._foreach_add(grads, buffers, alpha=momentum) if self.nesterov else buffers
@@ -128,8 +128,8 @@ class Optimizer:
         for i in have:
             self.updates[i] += 1
         counts = [self.updates[i] for i in have]
-        exp_avgs = self._buffers("exp_avg", have, lambda i: torch.zeros_like(self.params[i]))
-        exp_avg_sqs = self._buffers("exp_avg_sq", have, lambda i: torch.zeros_like(self.params[i]))
+        exp_avgs = self._buffers("exp_avg", have)
+        exp_avg_sqs = self._buffers("exp_avg_sq", have)
         if self.weight_decay and self.kind == "adamw":
             torch._foreach_mul_(params, 1 - lr * self.weight_decay)
         elif self.weight_decay:

@@ -296,7 +296,7 @@ class _Stepper:
     def __init__(
         self, model: nn.Module, cfg: TrainConfig, device: torch.device, precision: str, total_steps: int
     ) -> None:
-        self.model, self.cfg, self.device, self.total_steps, self.steps = model, cfg, device, total_steps, 0
+        self.model, self.cfg, self.device, self.total_steps = model, cfg, device, total_steps
         self.images, self.one = 0, torch.ones((), device=device)
         rates = schedule(cfg.schedule, cfg.lr, total_steps)
         self.opt = Optimizer(model.parameters(), cfg.optimizer, rates, cfg.weight_decay, cfg.momentum)
@@ -316,9 +316,14 @@ class _Stepper:
         self.scaler.step(self.opt)  # fp16: skipped where the gradients overflowed
         self.scaler.update()
         self.opt.advance()  # the schedule moves on every batch, as an LRScheduler's step() did
-        self.steps, self.images = self.steps + 1, self.images + len(y)
+        self.images += len(y)
         correct = (logits.argmax(1) == y).sum()
         return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps so far (the schedule's count: skipped fp16 steps included)."""
+        return self.opt.steps
 
     @property
     def lr(self) -> float:
