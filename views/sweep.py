@@ -31,10 +31,10 @@ def launch(draft) -> None:
     try:
         sweep_id = manager.submit_sweep(draft.config, address=draft.address, storage=draft.storage)
     except CnnLabError as err:
-        st.session_state["sweep.launched"] = ("error", str(err))
+        st.session_state["sweep.launched"] = ("error", str(err), None)
         return
     st.session_state["sweep.pick"] = sweep_id
-    st.session_state["sweep.launched"] = ("success", "Queued: its trials appear below as they start.")
+    st.session_state["sweep.launched"] = ("success", "Launched: its trials appear below as they start.", sweep_id)
 
 
 with st.expander("New sweep", expanded=not store.sweeps.list()):
@@ -65,8 +65,14 @@ with st.expander("New sweep", expanded=not store.sweeps.list()):
         args=(draft,),
     )
     if "sweep.launched" in st.session_state:
-        kind, message = st.session_state.pop("sweep.launched")
-        getattr(st, kind)(message)
+        # an error shows once; the launch note stays while that sweep is queued or running (its start redraws
+        # the page, which would otherwise wipe a note shown once)
+        kind, message, launched = st.session_state["sweep.launched"]
+        running = launched is not None and store.sweeps.get(launched).status.active
+        if running or launched is None:
+            getattr(st, kind)(message)
+        if not running:
+            del st.session_state["sweep.launched"]
 
 sweeps = store.sweeps.list()
 if not sweeps:

@@ -74,3 +74,27 @@ def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
     assert any("Best trial" in s.value and "conv.*.pool=max seed=1" in s.value for s in at.success)
     assert len(at.get("vega_lite_chart")) == 4  # best so far, parallel coordinates, mean ± std, importance
     assert {b.label for b in at.button} >= {"Open on Compare", "Open on Filters", "Open on Explain"}
+
+
+def test_the_launch_note_stays_while_its_sweep_runs_and_goes_when_it_ends():
+    """The sweep's start redraws the whole page: a note shown only once was gone a second after the click."""
+    store = RunStore()
+    config = SweepConfig.from_dict({"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "name": "note"})
+    sweep_id = store.sweeps.create(config, claim=True)  # running, as its driver has just claimed it
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["sweep.launched"] = ("success", "Launched: its trials appear below as they start.", sweep_id)
+    at.run()
+    assert not at.exception
+    for _ in range(2):  # every redraw while it runs keeps it
+        assert [s.value for s in at.success] == ["Launched: its trials appear below as they start."]
+        at.run()
+    store.sweeps.finish(sweep_id, SweepStatus.COMPLETED)
+    at.run()
+    assert not any(s.value.startswith("Launched") for s in at.success)
+    assert "sweep.launched" not in at.session_state
+    at.session_state["sweep.launched"] = ("error", "the sweep's trials exceed the memory budget", None)
+    at.run()
+    errors = [e.value for e in at.error]
+    assert "the sweep's trials exceed the memory budget" in errors
+    at.run()
+    assert "the sweep's trials exceed the memory budget" not in [e.value for e in at.error]  # an error shows once

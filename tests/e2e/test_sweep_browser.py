@@ -30,7 +30,7 @@ def test_launch_a_two_trial_sweep_and_see_both_finish_and_the_charts(page: Page,
     epochs.press("Enter")
     expect(page.get_by_text(re.compile(r"^2 trials"))).to_be_visible()
     launch.click()
-    expect(page.get_by_text("Queued: its trials appear below")).to_be_visible()
+    expect(page.get_by_text("Launched: its trials appear below")).to_be_visible()
     # the trial table fills in while it runs; then the page redraws once with the results
     expect(page.get_by_text("2 completed of 2")).to_be_visible(timeout=240_000)
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=30_000)
