@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import NoReturn
 
 from cnn_core import codegen, data_cli
@@ -85,7 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, cifar10, cifar100 or a name from `data list`"
     )
-    src.add_argument("--data-dir", metavar="DIR", help="folder with the standard IDX files, or with class folders")
+    src.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the standard IDX files (named fashion-mnist or kmnist: that dataset's class names), "
+        "or with class folders",
+    )
     p.add_argument("--size", type=int, choices=SIZES, help="class folders: square input size (default from the images)")
     p.add_argument("--channels", choices=("auto", "1", "3"), default="auto", help="class folders: grey, colour, auto")
     p.add_argument("--config", metavar="FILE", help="run config JSON; flags below override it")
@@ -205,7 +211,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     channels = args.channels if args.channels == "auto" else int(args.channels)
     data = load_dataset(
-        args.dataset if not args.data_dir else "mnist",
+        # an IDX folder named like a known dataset (.../fashion-mnist) takes its name and class names; else "idx"
+        args.dataset if not args.data_dir else Path(args.data_dir).name.lower(),
         data_dir=args.data_dir,
         val_fraction=run.train.val_fraction,
         size=args.size,

@@ -1,8 +1,12 @@
 """Short real runs from the terminal: whatever the number of steps, a run ends with a status, never a traceback."""
 
+import json
+import shutil
+
 import pytest
 
 from cnn_core.runs import RunStore
+from tests.reliability.conftest import error_line
 
 
 @pytest.mark.slow
@@ -11,4 +15,17 @@ def test_a_run_of_four_steps_completes(sandbox, small_idx):
     out = sandbox.cli("train", "--data-dir", str(small_idx), "--epochs", "1", "--batch-size", "64")
     assert "Traceback" not in out.stderr, out.stderr[-600:]
     assert out.returncode == 0
-    assert [r.status for r in RunStore(sandbox.runs).list()] == ["completed"]
+    [run] = RunStore(sandbox.runs).list()
+    assert run.status == "completed"
+    assert (run.dataset, run.name) == ("idx", "idx-max-seed0")  # an IDX folder of unknown name: digits' classes
+
+
+@pytest.mark.slow
+def test_an_idx_folder_named_after_a_known_dataset_is_recorded_as_that_dataset(sandbox, small_idx, tmp_path):
+    """Debian's /usr/share/datasets/fashion-mnist: the run is named for it and shows its class names."""
+    folder = shutil.copytree(small_idx, tmp_path / "Fashion-MNIST")
+    out = sandbox.cli("train", "--data-dir", str(folder) + "/", "--epochs", "1", "--json")
+    assert out.returncode == 0, error_line(out)
+    [run] = RunStore(sandbox.runs).list()
+    assert (run.dataset, run.name) == ("fashion-mnist", "fashion-mnist-max-seed0")
+    assert json.loads(out.stdout.splitlines()[-1])["run_id"] == run.id
