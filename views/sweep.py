@@ -37,7 +37,8 @@ def launch(draft) -> None:
     st.session_state["sweep.launched"] = ("success", "Launched: its trials appear below as they start.", sweep_id)
 
 
-with st.expander("New sweep", expanded=not store.sweeps.list()):
+sweeps = store.sweeps.list()  # read after the Launch callback: a sweep it queued is in the list
+with st.expander("New sweep", expanded=not sweeps):
     draft = sweep_controls(base, dataset)
     if draft.config is None:
         st.error(draft.error)
@@ -68,13 +69,12 @@ with st.expander("New sweep", expanded=not store.sweeps.list()):
         # an error shows once; the launch note stays while that sweep is queued or running (its start redraws
         # the page, which would otherwise wipe a note shown once)
         kind, message, launched = st.session_state["sweep.launched"]
-        running = launched is not None and store.sweeps.get(launched).status.active
+        running = any(s.id == launched and s.status.active for s in sweeps)
         if running or launched is None:
             getattr(st, kind)(message)
         if not running:
             del st.session_state["sweep.launched"]
 
-sweeps = store.sweeps.list()
 if not sweeps:
     st.info("No sweeps yet: pick what to vary above (or the preset) and launch one.")
     st.stop()
