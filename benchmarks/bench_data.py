@@ -21,7 +21,7 @@ from tqdm import tqdm
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import adapt_model, load_dataset
 from cnn_core.data.cache import load_image_folder
-from cnn_core.train import train
+from cnn_core.training.loop import train
 from tests.imagesets import CLASSES, draw_image
 
 CACHED_TARGET_S = 0.5

@@ -18,8 +18,8 @@ import time
 import torch
 
 from cnn_core import explain
-from cnn_core.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from cnn_core.data import load_dataset, to_float
+from cnn_core.model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
 BUDGET_MS = 300.0
 

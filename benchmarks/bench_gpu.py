@@ -28,7 +28,7 @@ from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.data import Dataset, load_dataset
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore
-from cnn_core.train import pick_precision, run_device_label, train
+from cnn_core.training.loop import pick_precision, run_device_label, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist-5k-official-test"  # the 5k sample + official test

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from cnn_core import embedding, favourites, invariance
-from cnn_core.checkpoint import BUNDLED, load_checkpoint
+from cnn_core.compare import invariance
 from cnn_core.data import load_dataset, to_float
+from cnn_core.explain import embedding, favourites
+from cnn_core.model.checkpoint import BUNDLED, load_checkpoint
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist-5k-official-test"
 

@@ -125,7 +125,7 @@ def fashion(val_fraction: float = 0.1):
 def images_per_s(data, repeat: int, **train_kw) -> float:
     """Median images/s of ``repeat`` one-epoch runs (in this process, so kernels are already warm)."""
     from cnn_core.config import RunConfig, TrainConfig
-    from cnn_core.train import train
+    from cnn_core.training.loop import train
 
     cfg = TrainConfig(epochs=1, device="cpu", augment=False, val_fraction=0.0, **train_kw)
     return statistics.median(train(RunConfig(train=cfg), data).images_per_s for _ in range(repeat))
@@ -133,7 +133,7 @@ def images_per_s(data, repeat: int, **train_kw) -> float:
 
 def precision(repeat: int) -> None:
     from cnn_core.config import RunConfig, TrainConfig
-    from cnn_core.train import cpu_has_bf16, train
+    from cnn_core.training.loop import cpu_has_bf16, train
 
     if not cpu_has_bf16():
         print("== precision: this CPU has no native bf16, so every run is fp32; nothing to compare\n")

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from cnn_core.config import RunConfig
+from cnn_core.config.sweep import SweepConfig
 from cnn_core.runs import RunStore
-from cnn_core.sweep.config import SweepConfig
-from cnn_core.sweep.space import plan
+from cnn_core.sweeps.space import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"model.conv.*.pool": {"grid": ["max", "avg"]}, "model.conv.0.kernel_size": {"grid": [3, 5]}}

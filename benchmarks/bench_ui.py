@@ -31,8 +31,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from benchmarks.bench_jobs import cpu_seconds
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.data import load_dataset
-from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
 IDLE = (

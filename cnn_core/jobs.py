@@ -20,8 +20,7 @@ import time
 
 import torch
 
-from cnn_core import budget
-from cnn_core.config import RunConfig
+from cnn_core.config import RunConfig, budget
 from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
 
 POLL_SECONDS = 0.5
@@ -80,7 +79,7 @@ class JobManager:
     def submit_sweep(self, sweep, address: str | None = None, storage: str | None = None) -> str:
         """Queue a sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget here);
         its driver starts when no other sweep runs. Returns the sweep id."""
-        from cnn_core.sweep.space import plan
+        from cnn_core.sweeps.space import plan
 
         for trial in plan(sweep).trials:
             budget.check(trial.run)

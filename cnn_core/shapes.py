@@ -8,13 +8,46 @@ these functions, and tests hold them against PyTorch's real shapes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Protocol
 
 from cnn_core.errors import InvalidConfig
 
-if TYPE_CHECKING:
-    from cnn_core.config import ModelConfig
+
+class Block(Protocol):
+    """What the arithmetic reads of a conv block (``cnn_core.config.ConvBlock``; kept apart so the config can
+    validate itself with these functions without a cycle)."""
+
+    @property
+    def out_channels(self) -> int: ...
+    @property
+    def kernel_size(self) -> int: ...
+    @property
+    def stride(self) -> int: ...
+    @property
+    def padding(self) -> int | str: ...
+    @property
+    def pool(self) -> str: ...
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def pool_stride(self) -> int: ...
+
+
+class Network(Protocol):
+    """What the arithmetic reads of a network (``cnn_core.config.ModelConfig``)."""
+
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def conv(self) -> Sequence[Block]: ...
+    @property
+    def fc(self) -> Sequence[int]: ...
 
 
 def total_padding(padding: int | str, kernel_size: int) -> int:
@@ -94,7 +127,7 @@ class Layer:
         }
 
 
-def layer_table(cfg: ModelConfig) -> list[Layer]:
+def layer_table(cfg: Network) -> list[Layer]:
     """Every layer's output shape, parameters, MACs and receptive field; InvalidConfig if a size breaks."""
     return list(_layers(cfg))
 
@@ -102,7 +135,7 @@ def layer_table(cfg: ModelConfig) -> list[Layer]:
 def partial_layer_table(cfg: Any) -> tuple[list[Layer], InvalidConfig | None]:
     """The layers up to the first impossible one, and why it is impossible (None when all fit).
 
-    ``cfg`` needs only ModelConfig's fields (in_channels, input_size, num_classes, conv, fc): a config that is
+    ``cfg`` needs only a ``Network``'s fields (in_channels, input_size, num_classes, conv, fc): a config that is
     impossible cannot be built as a ModelConfig, and this is what the Train page shows for it."""
     layers: list[Layer] = []
     try:
@@ -113,7 +146,7 @@ def partial_layer_table(cfg: Any) -> tuple[list[Layer], InvalidConfig | None]:
     return layers, None
 
 
-def _layers(cfg: ModelConfig) -> Iterator[Layer]:
+def _layers(cfg: Network) -> Iterator[Layer]:
     channels, size = cfg.in_channels, cfg.input_size
     rf, jump = 1, 1  # receptive field and the distance between neighbouring outputs, in input pixels
     for i, block in enumerate(cfg.conv, start=1):

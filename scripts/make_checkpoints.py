@@ -8,11 +8,11 @@ accuracy on the sample's held-out test digits and, when ``../shared`` has it, on
 from dataclasses import replace
 from pathlib import Path
 
-from cnn_core.checkpoint import save_checkpoint
 from cnn_core.config import RunConfig
 from cnn_core.data import as_images, as_labels, load_dataset, load_idx_folder
+from cnn_core.model.checkpoint import save_checkpoint
 from cnn_core.settings import checkpoints_dir
-from cnn_core.train import evaluate, train
+from cnn_core.training.loop import evaluate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from cnn_core.codegen import LOAD_LINES, training_script
 from cnn_core.config import RunConfig
+from cnn_core.teaching.codegen import LOAD_LINES, training_script
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

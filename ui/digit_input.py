@@ -14,9 +14,9 @@ import streamlit as st
 from PIL import Image
 
 from cnn_core import heatmap
+from cnn_core.data.photo import PhotoSteps, photo_steps
+from cnn_core.data.preprocess import ALLOWED_FORMATS, DigitSteps, digit_steps, load_image
 from cnn_core.errors import CnnLabError
-from cnn_core.photo import PhotoSteps, photo_steps
-from cnn_core.preprocess import ALLOWED_FORMATS, DigitSteps, digit_steps, load_image
 
 # The file picker's filter, from the formats load_image reads (which checks the real format anyway).
 IMAGE_TYPES = sorted(ext[1:] for ext, fmt in Image.registered_extensions().items() if fmt in ALLOWED_FORMATS)

@@ -4,10 +4,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_core import favourites, probe
-from cnn_core.checkpoint import resolve_checkpoint
 from cnn_core.data import to_float
 from cnn_core.errors import CnnLabError
+from cnn_core.explain import favourites
+from cnn_core.explain import filters as probe
+from cnn_core.model.checkpoint import resolve_checkpoint
 from ui import computed
 from ui.resources import checkpoint_model, test_images
 

@@ -3,10 +3,10 @@
 import streamlit as st
 import torch
 
-from cnn_core import invariance
 from cnn_core.charts import invariance_charts
-from cnn_core.checkpoint import BUNDLED
+from cnn_core.compare import invariance
 from cnn_core.errors import CnnLabError
+from cnn_core.model.checkpoint import BUNDLED
 from cnn_core.runs import Run, Status
 from ui import computed
 from ui.charts import charts_with_svg

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from cnn_core import budget
-from cnn_core.budget import human_bytes
+from cnn_core.config import budget
+from cnn_core.config.budget import human_bytes
 from cnn_core.errors import InvalidConfig
 from cnn_core.shapes import Layer, total_macs, total_params
 from ui.config_form import Draft

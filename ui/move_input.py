@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from cnn_core import heatmap, invariance
+from cnn_core import heatmap
 from cnn_core.charts import probability_chart
-from cnn_core.predict import probabilities
+from cnn_core.compare import invariance
+from cnn_core.explain.predict import probabilities
 
 MOVES = {  # key -> (label, lowest, highest, step, unchanged)
     "dx": ("shift right (px)", -4, 4, 1, 0),

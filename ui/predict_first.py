@@ -6,8 +6,9 @@ Everything lives under ``explain.quiz.*`` in the session: another tab has its ow
 import numpy as np
 import streamlit as st
 
-from cnn_core import heatmap, predict_first
+from cnn_core import heatmap
 from cnn_core.charts import probability_chart, region_chart
+from cnn_core.explain import predict_first
 
 KEY = "explain.quiz"
 

@@ -3,10 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.data import load_dataset
 from cnn_core.errors import BadRunStore, RunStoreLost
 from cnn_core.jobs import JobManager
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore, default_runs_dir
 from ui.digit_input import InputKind
 

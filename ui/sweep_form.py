@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 import streamlit as st
 
 from cnn_core.config import RunConfig
+from cnn_core.config.sweep import DISTRIBUTIONS, SEARCHES, Invalid, SweepConfig
 from cnn_core.errors import CnnLabError
-from cnn_core.sweep.config import DISTRIBUTIONS, SEARCHES, SweepConfig
-from cnn_core.sweep.space import Invalid, plan
+from cnn_core.sweeps.space import plan
 
 K = "sweep.form."
 KEPT = "sweep.kept"

@@ -3,9 +3,10 @@ parameter, importance, the best trial with links to Compare, Filters and Explain
 
 import streamlit as st
 
-from cnn_core.probe import run_label
+from cnn_core.charts import sweeps as charts
+from cnn_core.explain.filters import run_label
 from cnn_core.runs import RunStore, Sweep
-from cnn_core.sweep import charts, results
+from cnn_core.sweeps import results
 from ui.charts import chart_with_svg
 
 PAGES = {"compare": "views/compare.py", "filters": "views/filters.py", "explain": "views/explain.py"}

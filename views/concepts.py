@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnn_core import playground as pg
 from cnn_core.charts import values_chart
 from cnn_core.data import load_dataset
 from cnn_core.errors import BadImage, InvalidConfig
+from cnn_core.teaching import playground as pg
 from ui.digit_input import IMAGE_TYPES
 
 NO_OUTPUT = "No output until the filter, stride and padding work together."

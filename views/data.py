@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from cnn_core.charts.gallery import class_counts_chart, class_samples
 from cnn_core.config import PHOTO_SIZES as SIZES
 from cnn_core.data import PUBLIC, library, unavailable_reason
-from cnn_core.data.gallery import class_counts_chart, class_samples
 from cnn_core.errors import CnnLabError
 
 K = "data."

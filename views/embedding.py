@@ -4,11 +4,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnn_core import embedding, probe
 from cnn_core.charts import embedding_chart, separation_chart
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.errors import CnnLabError
+from cnn_core.explain import embedding
+from cnn_core.explain import filters as probe
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import load_checkpoint
 from ui import computed
 from ui.playback import epoch_player
 from ui.resources import checkpoint_model, run_store_or_warn, test_images

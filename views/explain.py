@@ -6,11 +6,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from cnn_core import explain, faithfulness, heatmap, probe
+from cnn_core import explain, heatmap
 from cnn_core.charts import confusion_chart, deletion_chart, probability_chart
 from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
-from cnn_core.predict import probabilities
+from cnn_core.explain import faithfulness
+from cnn_core.explain import filters as probe
+from cnn_core.explain.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view

@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from cnn_core import heatmap, probe
+from cnn_core import heatmap
 from cnn_core.charts import filter_chart, layer_change_chart, weight_histogram_chart
 from cnn_core.errors import CnnLabError
+from cnn_core.explain import filters as probe
 from ui.digit_input import pick_digit
 from ui.favourite_images import favourite_images
 from ui.playback import epoch_player

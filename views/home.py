@@ -4,11 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core.charts import bundled_accuracy_chart
-from cnn_core.checkpoint import bundled_checkpoints
 from cnn_core.config import ModelConfig
+from cnn_core.model.checkpoint import bundled_checkpoints
 from cnn_core.runs import Run, RunStore
 from cnn_core.shapes import layer_table, total_params
-from cnn_core.train import device_label, pick_device
+from cnn_core.training.loop import device_label, pick_device
 from ui.resources import run_store_or_warn
 
 # The pages in the order a newcomer meets the ideas. Titles come from app.py's st.Page (page_link reads them).

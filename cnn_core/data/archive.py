@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-from cnn_core.budget import human_bytes
+from cnn_core.config.budget import human_bytes
 from cnn_core.data.folders import IGNORED_NAMES, IMAGE_EXTENSIONS, MAX_IMAGES
 from cnn_core.errors import BadDataset
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_core.data.idx import IDX_STEMS, find_idx, load_idx_folder
 from cnn_core.errors import BadDataset, DatasetNotFound
-from cnn_core.idx import IDX_STEMS, find_idx, load_idx_folder
 from cnn_core.settings import data_root
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "mnist-5k"

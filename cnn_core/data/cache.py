@@ -17,8 +17,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
-from cnn_core.checkpoint import atomic_write
 from cnn_core.data.folders import FolderImages, Listing, Progress, decode, list_images
+from cnn_core.files import atomic_write
 
 CACHE_VERSION = 1  # bump when decoding changes, so older caches are not mistaken for current ones
 KEEP = 8  # cache files kept per folder; older ones are removed when a new one is written

@@ -1,8 +1,8 @@
 """A folder of class folders (``cats/``, ``dogs/``; optionally inside ``train/`` and ``test/``) as tensors.
 
-Every image is decoded once with the same safe loader as an upload (``cnn_core.preprocess.load_image``:
+Every image is decoded once with the same safe loader as an upload (``cnn_core.data.preprocess.load_image``:
 size caps, an allow-list of formats, first frame only, EXIF orientation, any colour mode to RGB), made
-square and resized by ``cnn_core.photo``, then kept as uint8 like the IDX datasets. What cannot be read is
+square and resized by ``cnn_core.data.photo``, then kept as uint8 like the IDX datasets. What cannot be read is
 skipped and listed; what makes the whole folder unusable is one ``BadDataset`` line saying what to fix.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cnn_core.data.photo import check_fit, is_grey, resize_square, to_channels
+from cnn_core.data.preprocess import load_image
 from cnn_core.errors import BadDataset, BadImage, DatasetNotFound
-from cnn_core.photo import check_fit, is_grey, resize_square, to_channels
-from cnn_core.preprocess import load_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_IMAGES = 40_000  # 40,000 RGB 64×64 images are 490 MB of uint8: a teaching lab's ceiling on 24 GiB

@@ -21,13 +21,13 @@ from typing import BinaryIO
 import numpy as np
 
 from cnn_core import safejson
-from cnn_core.checkpoint import atomic_write
 from cnn_core.config import PHOTO_SIZES as SIZES
 from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
+from cnn_core.data.photo import check_fit
 from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
-from cnn_core.photo import check_fit
+from cnn_core.files import atomic_write
 from cnn_core.settings import datasets_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")

@@ -3,7 +3,7 @@
 
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
 from cnn_core.runs.store import RunStore, default_runs_dir, pid_alive
-from cnn_core.runs.sweep import SWEEP_ACTIVE, Sweep, SweepStatus, SweepTrial
+from cnn_core.runs.sweep_record import SWEEP_ACTIVE, Sweep, SweepStatus, SweepTrial
 
 __all__ = [
     "ACTIVE",

@@ -26,11 +26,11 @@ from typing import Any, Callable, Iterator
 from cnn_core import settings
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound, RunStoreLost
-from cnn_core.runs.folders import import_folder, write_json
+from cnn_core.runs.record import read_folder, read_metrics, write_json
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
-from cnn_core.runs.sweeps import SCHEMA as SWEEP_SCHEMA
-from cnn_core.runs.sweeps import TABLES as SWEEP_TABLES
-from cnn_core.runs.sweeps import SweepTable
+from cnn_core.runs.sweep_table import SCHEMA as SWEEP_SCHEMA
+from cnn_core.runs.sweep_table import TABLES as SWEEP_TABLES
+from cnn_core.runs.sweep_table import SweepTable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MAX_NAME = 100
@@ -113,7 +113,7 @@ class RunStore:
         return BadRunStore(f"{self.db_path} is not a CNN Lab run store ({why}); move it away or set CNN_LAB_RUNS")
 
     def _prepare_schema(self) -> None:
-        with self._connect() as con:
+        with self.transaction() as con:
             try:
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             except sqlite3.OperationalError as err:  # the file is fine, this process cannot open it
@@ -136,15 +136,17 @@ class RunStore:
                 and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             ):
                 return  # an up-to-date store: nothing to write
-        with self._connect() as con:
+        with self.transaction() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             for table, column, kind in missing:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A short connection; every SQLite failure becomes one ``BadRunStore`` line."""
+    def transaction(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A short connection, the store's one way into its database (``write``: one ``BEGIN IMMEDIATE``
+        transaction, committed on exit, rolled back on an exception); every SQLite failure becomes one
+        ``BadRunStore`` line."""
         try:
             con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         except sqlite3.Error as err:
@@ -185,7 +187,7 @@ class RunStore:
 
     def get(self, run_id: str) -> Run:
         self.run_dir(run_id)
-        with self._connect() as con:
+        with self.transaction() as con:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r}")
@@ -201,32 +203,32 @@ class RunStore:
             where.append("group_id = ?")
             args.append(group)
         query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-        with self._connect() as con:
+        with self.transaction() as con:
             return [Run.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
 
     def metrics(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM metrics WHERE run_id = ?", (run_id,)
         if kind:
             query, args = query + " AND kind = ?", (run_id, kind)
-        with self._connect() as con:
+        with self.transaction() as con:
             return [dict(r) for r in con.execute(query + " ORDER BY rowid", args)]
 
     def last_metric(self, run_id: str) -> dict[str, Any] | None:
         """The newest metric row (what a progress bar needs), without reading the whole history."""
-        with self._connect() as con:
+        with self.transaction() as con:
             row = con.execute(
                 "SELECT * FROM metrics WHERE run_id = ? ORDER BY rowid DESC LIMIT 1", (run_id,)
             ).fetchone()
         return dict(row) if row else None
 
     def stop_requested(self, run_id: str) -> bool:
-        with self._connect() as con:
+        with self.transaction() as con:
             row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
     def remove_partial_writes(self) -> list[Path]:
         """Temp files of checkpoint writes a crash interrupted, in the run folders only (never a user's files)."""
-        from cnn_core.checkpoint import remove_partial_writes  # late: checkpoint imports torch
+        from cnn_core.model.checkpoint import remove_partial_writes  # late: checkpoint imports torch
 
         return [path for folder in self.run_folders() for path in remove_partial_writes(folder)]
 
@@ -254,7 +256,7 @@ class RunStore:
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "config.json", run.to_dict())
-        with self._connect(write=True) as con:
+        with self.transaction(write=True) as con:
             con.execute(
                 "INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created, started, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -303,7 +305,7 @@ class RunStore:
 
     def log_metric(self, run_id: str, event: dict[str, Any]) -> None:
         """Append one step/epoch metric row and refresh the heartbeat in one short transaction."""
-        with self._connect(write=True) as con:
+        with self.transaction(write=True) as con:
             con.execute(_INSERT_METRIC, (run_id, *(event.get(k) for k in METRIC_FIELDS)))
             con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
         if event.get("kind") == "epoch":  # the folder's own copy, for reimport
@@ -337,7 +339,7 @@ class RunStore:
         """Remove a finished run, its metrics and its folder (active runs must be stopped first)."""
         if self.get(run_id).status.active:
             raise RunBusy("stop the run before deleting it")
-        with self._connect(write=True) as con:
+        with self.transaction(write=True) as con:
             con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
@@ -350,7 +352,7 @@ class RunStore:
         if only_if:
             where += f" AND status IN ({', '.join('?' * len(only_if))})"
             args += list(only_if)
-        with self._connect(write=True) as con:
+        with self.transaction(write=True) as con:
             return con.execute(f"UPDATE runs SET {columns} WHERE {where}", args).rowcount == 1
 
     def _save_record(self, run_id: str) -> None:
@@ -360,15 +362,26 @@ class RunStore:
 
     def reimport(self) -> list[str]:
         """Add every run folder the database does not know, from its own files; returns the ids added."""
-        with self._connect() as con:
+        with self.transaction() as con:
             known = {r[0] for r in con.execute("SELECT id FROM runs")}
-        return [f.name for f in self.run_folders() if f.name not in known and import_folder(self, f)]
+        return [f.name for f in self.run_folders() if f.name not in known and self._import_folder(f)]
+
+    def _import_folder(self, folder: Path) -> bool:
+        """Add one folder's run; False (and nothing written) when the folder is not a readable run."""
+        try:
+            run = read_folder(folder)
+        except BadRunStore:
+            return False
+        if run.id != folder.name:
+            return False
+        self.restore(run, read_metrics(folder / "metrics.jsonl"))
+        return True
 
     def restore(self, run: Run, metrics: list[dict[str, Any]]) -> None:
         """Insert a run read back from its folder, with its epoch metrics (what ``reimport`` does per folder)."""
         row = {_column(k): v for k, v in run.record().items() if k != "ended"}
         row.update(finished=run.ended, config=run.config.to_json())
-        with self._connect(write=True) as con:
+        with self.transaction(write=True) as con:
             con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
             con.executemany(_INSERT_METRIC, [(run.id, *(m.get(k) for k in METRIC_FIELDS)) for m in metrics])
 

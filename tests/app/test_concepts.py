@@ -5,8 +5,8 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import playground as pg
 from cnn_core.shapes import conv_output_size
+from cnn_core.teaching import playground as pg
 from tests.conftest import ROOT
 
 SIZE = re.compile(r"Output size: (\d+) × (\d+)")

@@ -5,8 +5,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig
-from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
 
 

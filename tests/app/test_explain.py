@@ -10,13 +10,14 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnn_core import explain, faithfulness
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core import explain
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import adapt_model, load_dataset, to_float
 from cnn_core.data.library import add_dataset
-from cnn_core.runner import execute_run
+from cnn_core.explain import faithfulness
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
 from tests.imagesets import CLASSES, draw_image, make_image_folder
 

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnn_core.checkpoint import save_checkpoint
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import load_dataset
 from cnn_core.model import build_model
-from cnn_core.runner import execute_run
+from cnn_core.model.checkpoint import save_checkpoint
 from cnn_core.runs import RunStore, Status
+from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
 from tests.imagesets import make_image_folder
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig
+from cnn_core.config.sweep import SweepConfig
 from cnn_core.runs import RunStore, Status, SweepStatus
-from cnn_core.sweep.config import SweepConfig
-from cnn_core.sweep.space import plan, trial_name
+from cnn_core.sweeps.space import plan, trial_name
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "views" / "sweep.py")

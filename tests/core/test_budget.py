@@ -6,9 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cnn_core import budget
-from cnn_core.budget import Limits, check, check_model, default_limits, estimate, forward_elements
-from cnn_core.config import MAX_FC_WIDTH, ConvBlock, ModelConfig, RunConfig, TrainConfig
+from cnn_core.config import MAX_FC_WIDTH, ConvBlock, ModelConfig, RunConfig, TrainConfig, budget
+from cnn_core.config.budget import Limits, check, check_model, default_limits, estimate, forward_elements
 from cnn_core.errors import InvalidConfig, OverBudget
 from cnn_core.model import build_model, count_params
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnn_core import probe
 from cnn_core.charts import (
     bundled_accuracy_chart,
     confusion_chart,
@@ -23,6 +22,7 @@ from cnn_core.charts import (
     weight_histogram_chart,
 )
 from cnn_core.compare import smooth
+from cnn_core.explain import filters as probe
 
 
 def _long(epochs: int = 5) -> pd.DataFrame:

@@ -17,8 +17,11 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-import cnn_core.checkpoint as checkpoint
-from cnn_core.checkpoint import (
+import cnn_core.model.checkpoint as checkpoint
+from cnn_core.config import ModelConfig
+from cnn_core.errors import BadCheckpoint
+from cnn_core.model import build_model
+from cnn_core.model.checkpoint import (
     BUNDLED,
     HASH_KEY,
     atomic_write,
@@ -29,9 +32,6 @@ from cnn_core.checkpoint import (
     save_checkpoint,
     weights_sha256,
 )
-from cnn_core.config import ModelConfig
-from cnn_core.errors import BadCheckpoint
-from cnn_core.model import build_model
 from cnn_core.settings import PROJECT_DIR
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_core.checkpoint import load_checkpoint, resolve_checkpoint
-from cnn_core.codegen import LOAD_LINES, add_commands, training_script
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
 from cnn_core.errors import InvalidConfig
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import load_checkpoint, resolve_checkpoint
+from cnn_core.teaching.codegen import LOAD_LINES, add_commands, training_script
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "cnn_core" / "assets" / "mnist-5k"  # the bundled 5,000 digits (IDX, gzipped)

@@ -266,7 +266,7 @@ def test_a_gzip_file_of_several_members_reads_as_gzip_reads_it(tmp_path):
 
 
 def test_a_prefetched_folder_gives_the_same_arrays_once_and_its_errors_when_loaded(tmp_path):
-    from cnn_core.idx import _prefetched, prefetch_idx_folder
+    from cnn_core.data.idx import _prefetched, prefetch_idx_folder
 
     rng = np.random.default_rng(0)
     for stem, array in (
@@ -293,7 +293,7 @@ def test_the_idx_reader_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, cnn_core.idx, cnn_core.cli, cnn_core.budget; print('torch' in sys.modules)"
+    code = "import sys, cnn_core.data.idx, cnn_core.cli, cnn_core.config.budget; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
 

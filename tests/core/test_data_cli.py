@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.settings import datasets_dir
 from tests.core.test_cli import cli
 from tests.imagesets import make_image_folder, tree, zip_folder

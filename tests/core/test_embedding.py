@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from cnn_core import embedding
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.config import ModelConfig
+from cnn_core.explain import embedding
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import load_checkpoint
 
 
 def test_features_are_what_the_output_layer_reads(bundled):

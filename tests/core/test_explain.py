@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cnn_core import explain, heatmap
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.data import to_float
+from cnn_core.model.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

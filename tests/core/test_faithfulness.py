@@ -7,9 +7,10 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from cnn_core import explain, faithfulness
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core import explain
 from cnn_core.data import to_float
+from cnn_core.explain import faithfulness
+from cnn_core.model.checkpoint import load_checkpoint
 
 DIGITS = range(0, 1000, 125)  # 8 held-out test digits, one of several classes each
 
@@ -215,7 +216,7 @@ def test_sensitivity_is_the_largest_relative_change_of_the_map_under_the_noise_c
     """Each noisy map is compared with the map of the same input (a bare tensor handed to Captum was compared,
     broadcast, with every other map: a score about 3× too high for grey, an error for colour)."""
     from cnn_core.config import ModelConfig
-    from cnn_core.faithfulness import metrics
+    from cnn_core.explain.faithfulness import metrics
     from cnn_core.model import build_model
 
     model = build_model(ModelConfig(in_channels=channels, num_classes=3), seed=0).eval()

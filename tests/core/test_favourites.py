@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_core import favourites
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.config import ConvBlock, ModelConfig
 from cnn_core.data import to_float
+from cnn_core.explain import favourites
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.shapes import layer_table
 
 ODD = ModelConfig(  # strides, 'same' padding and average pooling: every rule of the field arithmetic at once

@@ -7,14 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cnn_core import preprocess
 from cnn_core.config import LENET5_CONV, ModelConfig, RunConfig, TrainConfig
-from cnn_core.data import adapt_model, check_fits, load_dataset
+from cnn_core.data import adapt_model, check_fits, load_dataset, preprocess
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import MIN_PER_CLASS, list_images
+from cnn_core.data.photo import photo_steps, resize_square, to_square
 from cnn_core.errors import BadDataset, DatasetNotFound
-from cnn_core.photo import photo_steps, resize_square, to_square
-from cnn_core.train import train
+from cnn_core.training.loop import train
 from tests.imagesets import CLASSES, make_image_folder
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_core import invariance
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core.compare import invariance
 from cnn_core.config import RunConfig, TrainConfig
-from cnn_core.runner import execute_run
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from cnn_core.settings import checkpoints_dir
 
 

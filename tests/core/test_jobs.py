@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from cnn_core.checkpoint import load_checkpoint
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.jobs import JobManager
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore
 
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from cnn_core import invariance
 from cnn_core.charts import embedding_chart, invariance_charts, layer_change_chart, region_chart, separation_chart
+from cnn_core.compare import invariance
 
 
 def spec(chart) -> dict:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_core.config import ModelConfig
-from cnn_core.model import Conv2d, _commutes, _pool, build_model, max_pool_2x2
+from cnn_core.model.network import Conv2d, _commutes, _pool, build_model, max_pool_2x2
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 

@@ -1,4 +1,4 @@
-"""cnn_core.optim against torch.optim: the same update rules and schedules, step by step, for every optimizer and
+"""cnn_core.training.optim against torch.optim: the same update rules and schedules, step by step, for every optimizer and
 schedule the config offers, and a training process that never imports torch._dynamo (what it is for)."""
 
 import itertools
@@ -11,12 +11,12 @@ import torch.nn.functional as F
 
 from cnn_core.config import ModelConfig
 from cnn_core.model import build_model
-from cnn_core.optim import ONECYCLE_MIN_STEPS, Optimizer, schedule
+from cnn_core.training.optim import ONECYCLE_MIN_STEPS, Optimizer, schedule
 from tests.conftest import ROOT
 
 
 def _torch_pair(model, kind: str, sched: str, lr: float, wd: float, momentum: float, total: int):
-    """What cnn_core.train used before: torch.optim's optimizer and scheduler for the same settings."""
+    """What cnn_core.training.loop used before: torch.optim's optimizer and scheduler for the same settings."""
     params = model.parameters()
     if kind == "sgd":
         opt = torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=momentum, nesterov=momentum > 0)
@@ -118,14 +118,14 @@ def test_a_step_the_grad_scaler_skips_leaves_the_weights_but_the_schedule_moves_
 
 
 def test_a_training_process_never_imports_torch_dynamo():
-    """The point of cnn_core.optim: torch.optim's optimizers import torch._dynamo (0.9-1.8 s here) when built.
+    """The point of cnn_core.training.optim: torch.optim's optimizers import torch._dynamo (0.9-1.8 s here) when built.
     A run on a folder of IDX files (no torchvision involved) must finish without it."""
     code = (
         "import sys\n"
         "from cnn_core.config import RunConfig, TrainConfig\n"
         "from cnn_core.data import load_dataset\n"
         "from cnn_core.data.builtin import BUNDLED_DIR\n"
-        "from cnn_core.train import train\n"
+        "from cnn_core.training.loop import train\n"
         "data = load_dataset(data_dir=BUNDLED_DIR)\n"
         "result = train(RunConfig(train=TrainConfig(epochs=1, batch_size=500)), data)\n"
         "print(result.status, result.test_accuracy is not None, 'torch._dynamo' in sys.modules)\n"

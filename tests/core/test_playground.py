@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cnn_core import playground as pg
 from cnn_core.errors import BadImage, InvalidConfig
 from cnn_core.shapes import conv_output_size
+from cnn_core.teaching import playground as pg
 
 RNG = np.random.default_rng(0)
 GREY = RNG.random((1, 13, 11), dtype=np.float32)

@@ -7,7 +7,7 @@ import torch
 
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.errors import InvalidConfig
-from cnn_core.train import cpu_has_bf16, device_label, pick_precision, run_device_label, train
+from cnn_core.training.loop import cpu_has_bf16, device_label, pick_precision, run_device_label, train
 
 CPU = torch.device("cpu")
 needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")

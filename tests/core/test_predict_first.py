@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from cnn_core import predict_first
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core.explain import predict_first
+from cnn_core.model.checkpoint import load_checkpoint
 
 
 def test_about_half_the_questions_are_the_models_mistakes():

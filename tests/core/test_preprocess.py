@@ -1,4 +1,4 @@
-"""Tests for cnn_core.preprocess: safe decoding of untrusted images and MNIST-style centring.
+"""Tests for cnn_core.data.preprocess: safe decoding of untrusted images and MNIST-style centring.
 
 Every image is drawn here with Pillow (no binary fixtures), so each test shows what it feeds in.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from cnn_core import preprocess
+from cnn_core.data import preprocess
+from cnn_core.data.preprocess import DigitSteps, digit_steps, load_image, to_mnist
 from cnn_core.errors import BadImage
-from cnn_core.preprocess import DigitSteps, digit_steps, load_image, to_mnist
 
 # --- helpers -----------------------------------------------------------------------------------
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_core import probe
-from cnn_core.checkpoint import load_checkpoint, save_checkpoint
 from cnn_core.compare import confusion_matrix
 from cnn_core.config import ConvBlock, ModelConfig, RunConfig, TrainConfig
+from cnn_core.explain import filters as probe
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import load_checkpoint, save_checkpoint
 from cnn_core.runs import RunStore, Status
 from cnn_core.shapes import layer_table
 

@@ -6,8 +6,8 @@ import pytest
 
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.errors import BadRunStore, InvalidRunName, RunNotFound
-from cnn_core.runner import execute_run
 from cnn_core.runs import Run, RunStore, Status, escape_controls
+from cnn_core.runs.runner import execute_run
 
 
 def _run(**kw) -> RunConfig:

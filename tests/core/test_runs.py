@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from cnn_core.checkpoint import bundled_checkpoints, load_checkpoint, save_checkpoint
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.errors import BadCheckpoint, RunBusy, RunNotFound
 from cnn_core.model import build_model
-from cnn_core.runner import execute_run
+from cnn_core.model.checkpoint import bundled_checkpoints, load_checkpoint, save_checkpoint
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
 
 
@@ -185,7 +185,7 @@ def test_bundled_checkpoints_ship_with_their_accuracy():
 
 
 def test_gpu_out_of_memory_fails_the_run_cleanly_with_advice(small_data, monkeypatch):
-    import cnn_core.runner as runner
+    import cnn_core.runs.runner as runner
 
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

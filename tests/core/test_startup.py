@@ -48,7 +48,7 @@ def _collector_during(command: str, patch: str) -> list[str]:
 
 def test_summary_runs_with_the_collector_on():
     patch = (
-        "import cnn_core.cli as c\n"
+        "import cnn_core.cli.commands as c\n"
         "real = c.cmd_summary\n"
         "c.cmd_summary = lambda args: seen.append(gc.isenabled()) or real(args)"
     )
@@ -57,7 +57,7 @@ def test_summary_runs_with_the_collector_on():
 
 def test_train_turns_the_collector_back_on_before_training(tmp_path):
     patch = (
-        "import cnn_core.runner as r\n"
+        "import cnn_core.runs.runner as r\n"
         "real = r.execute_run\n"
         "r.execute_run = lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k)"
     )

@@ -7,10 +7,10 @@ import pytest
 
 from cnn_core.cli import main
 from cnn_core.config import RunConfig
+from cnn_core.config.sweep import MAX_TRIALS, SweepConfig, SweepRefused
 from cnn_core.errors import InvalidConfig
 from cnn_core.runs import RunStore
-from cnn_core.sweep.config import MAX_TRIALS, SweepConfig, SweepRefused
-from cnn_core.sweep.space import apply, configurations, plan, trial_name
+from cnn_core.sweeps.space import apply, configurations, plan, trial_name
 
 POOL_BY_FILTER = {
     "space": {"model.conv.*.pool": {"grid": ["max", "avg"]}, "model.conv.0.kernel_size": {"grid": [3, 5, 7]}},

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core.config.sweep import SweepConfig
 from cnn_core.data import load_dataset
 from cnn_core.jobs import JobManager
+from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore, Status, SweepStatus
-from cnn_core.sweep.config import SweepConfig
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

@@ -2,9 +2,8 @@
 its trials tied to ordinary runs, and dead drivers noticed — without Ray."""
 
 from cnn_core.config import RunConfig
+from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.runs import RunStore, Status, SweepStatus
-from cnn_core.sweep.config import SweepConfig
-from cnn_core.sweep.space import Invalid
 
 SPEC = SweepConfig.from_dict({"space": {"train.lr": {"grid": [0.01, 0.001]}}, "seeds": [0, 1], "name": "lr"})
 

@@ -8,7 +8,7 @@ import pytest
 from cnn_core.config import ModelConfig, RunConfig, TrainConfig
 from cnn_core.model import build_model
 from cnn_core.runs import Status
-from cnn_core.train import EXPLODED, STUCK_AFTER_STEPS, Event, diverged, pick_device, train
+from cnn_core.training.loop import EXPLODED, STUCK_AFTER_STEPS, Event, diverged, pick_device, train
 
 
 def _run(**kw) -> RunConfig:
@@ -196,7 +196,7 @@ def test_the_loop_reads_the_device_once_per_reported_event_not_per_step(small_da
     import torch
     from torch.overrides import TorchFunctionMode
 
-    import cnn_core.train as train_module
+    import cnn_core.training.loop as train_module
 
     tensor_py, reads_by = os.path.join(os.path.dirname(torch.__file__), "_tensor.py"), []
 

@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from cnn_core.config import RunConfig, TrainConfig
-from cnn_core.runner import execute_run
 from cnn_core.runs import RunStore
+from cnn_core.runs.runner import execute_run
 from tests.e2e.serve import start_app, stop_app
 
 pytestmark = pytest.mark.slow

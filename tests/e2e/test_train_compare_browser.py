@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from cnn_core.checkpoint import load_checkpoint
+from cnn_core.model.checkpoint import load_checkpoint
 
 
 def _open(page: Page, app_url: str, title: str) -> None:

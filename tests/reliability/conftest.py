@@ -163,8 +163,8 @@ def finished_store(tmp_path_factory, small_data: Dataset) -> Path:
 
     Tests copy it (``copy_store``); nothing writes to this one after it is built.
     """
-    from cnn_core.runner import execute_run
     from cnn_core.runs import RunStore
+    from cnn_core.runs.runner import execute_run
 
     root = tmp_path_factory.mktemp("finished") / "runs"
     store = RunStore(root)

@@ -12,9 +12,9 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
-from cnn_core.checkpoint import save_checkpoint
 from cnn_core.config import ModelConfig
 from cnn_core.model import build_model
+from cnn_core.model.checkpoint import save_checkpoint
 from tests.reliability.conftest import changes, error_line
 
 CONFIG_JSON = json.dumps(ModelConfig().to_dict())

@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 
-from cnn_core.checkpoint import PARTIAL_WRITE, remove_partial_writes
+from cnn_core.model.checkpoint import PARTIAL_WRITE, remove_partial_writes
 from cnn_core.runs import RunStore
 from tests.reliability.conftest import STORE_FILES, changes, copy_store, make_sandbox, run_folders, under
 

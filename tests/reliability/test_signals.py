@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cnn_core.checkpoint import PARTIAL_WRITE, load_checkpoint
+from cnn_core.model.checkpoint import PARTIAL_WRITE, load_checkpoint
 from cnn_core.runs import Run, RunStore
 from tests.reliability.conftest import make_sandbox
 

@@ -1,0 +1,14 @@
+"""The ``cnn-lab`` command: ``summary``, ``train``, ``predict``, ``runs``, ``data`` and ``sweep``."""
+
+from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cli import ...``
+    cmd_predict,
+    cmd_runs,
+    cmd_summary,
+    cmd_train,
+    cmd_worker,
+    main,
+    run,
+    startup_done,
+)
+
+__all__ = ["run", "startup_done", "main", "cmd_summary", "cmd_train", "cmd_predict", "cmd_worker", "cmd_runs"]

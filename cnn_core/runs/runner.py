@@ -1,0 +1,173 @@
+"""Run one stored run to its end: the glue between the training loop and the run store.
+
+The CLI calls it in-process and the job manager's workers call it in their own process; both
+get the same record: status, heartbeat, metric rows, a checkpoint after every epoch and a final
+one. A failure of any kind still leaves the run with a final status and its error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import torch
+
+from cnn_core.config import RunConfig, budget
+from cnn_core.data import Dataset, check_fits, load_dataset
+from cnn_core.errors import CnnLabError
+from cnn_core.model import ConvNet
+from cnn_core.model.checkpoint import atomic_write, save_checkpoint
+from cnn_core.runs import Run, RunStore, Status
+from cnn_core.training.loop import Event, TrainResult, run_device_label, train
+
+STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
+
+
+def execute_run(
+    store: RunStore,
+    run_id: str,
+    data: Dataset | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult | None:
+    """Train a claimed (or queued) run, recording everything in ``store``; None if it failed or was taken."""
+    record = store.get(run_id)
+    if record.status is Status.QUEUED and not store.claim(run_id):
+        return None  # cancelled, or another worker took it
+    run = record.config
+    try:
+        store.start(run_id, os.getpid(), run_device_label(run.train))
+        if data is None:
+            data = load_dataset(record.dataset, data_dir=record.data_dir, val_fraction=run.train.val_fraction)
+        check_fits(data, run.model)
+        budget.check(run, train_images=len(data.train_y))  # here too: the worker may train on a GPU
+        result = train(
+            run,
+            data,
+            on_event=_recorder(store, run_id, on_event),
+            should_stop=_stop_checker(store, run_id, should_stop),
+            on_epoch_end=_epoch_saver(store, record),
+        )
+    except CnnLabError as err:
+        store.fail(run_id, str(err))
+        return None
+    except torch.cuda.OutOfMemoryError:
+        error = (
+            f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
+        )
+    except BaseException as err:  # a bug or an interrupt: record it, then let it surface
+        if isinstance(err, Exception):
+            store.fail(run_id, f"{type(err).__name__}: {err}")
+        else:
+            store.interrupt(run_id, f"interrupted ({type(err).__name__}); the last epoch's checkpoint is kept")
+        raise
+    else:
+        _finish(store, record, data, result)
+        return result
+    # Out of the except block, so the failed step's tensors (kept alive by the traceback) can be freed.
+    torch.cuda.empty_cache()
+    store.fail(run_id, error)
+    return None
+
+
+def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
+    folder, checkpoint = store.run_dir(record.id), None
+    if result.status != Status.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
+        checkpoint = str(
+            save_checkpoint(
+                folder / "model.safetensors",
+                result.model,
+                record.config.model,
+                final_metadata(
+                    record.id, record.config, data, result.epochs_done, result.test_accuracy, result.val_accuracy
+                ),
+            )
+        )
+        predictions = predictions_record(data, result.test_predictions, result.test_confidences)
+        atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
+    elif store.epoch_checkpoints(record.id):
+        checkpoint = str(store.epoch_checkpoints(record.id)[-1])
+    store.finish(
+        record.id,
+        Status(result.status),
+        epochs_done=result.epochs_done,
+        test_accuracy=result.test_accuracy,
+        test_loss=result.test_loss,
+        val_accuracy=result.val_accuracy,
+        seconds=result.seconds,
+        images_per_s=result.images_per_s,
+        checkpoint=checkpoint,
+        error=result.error,
+    )
+
+
+def final_metadata(
+    run_id: str,
+    run: RunConfig,
+    data: Dataset,
+    epochs: int,
+    test_accuracy: float | None,
+    val_accuracy: float | None,
+) -> dict[str, Any]:
+    """What a run's final checkpoint says about itself: a worker's run and a sweep's trial save the same keys
+    (``classes`` and ``preprocess`` let Explain and predict treat outside images the way the data was made)."""
+    return {
+        "dataset": data.name,
+        "classes": data.classes,
+        "preprocess": data.preprocess,
+        "run_id": run_id,
+        "epochs": epochs,
+        "test_accuracy": test_accuracy,
+        "val_accuracy": val_accuracy,
+        "train": run.train.to_dict(),
+    }
+
+
+def epoch_metadata(event: Event) -> dict[str, Any]:
+    """What each epoch's checkpoint says about itself (the Filters page scrubs through them)."""
+    return {"epoch": event.epoch, "val_accuracy": event.val_accuracy}
+
+
+def predictions_record(data: Dataset, predictions: torch.Tensor, confidences: torch.Tensor) -> dict[str, Any]:
+    """``predictions.json``: every test image's label, prediction and confidence (confusion matrices, Explain)."""
+    return {
+        "labels": data.test_y.tolist(),
+        "predictions": predictions.tolist(),
+        "confidences": [round(c, 4) for c in confidences.tolist()],
+        "classes": data.classes,
+    }
+
+
+def _recorder(store: RunStore, run_id: str, listener: Callable[[Event], None] | None) -> Callable[[Event], None]:
+    def record(event: Event) -> None:
+        if event.kind in ("step", "epoch"):
+            store.log_metric(run_id, event.to_dict())
+        if listener is not None:
+            listener(event)
+
+    return record
+
+
+def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None) -> Callable[[], bool]:
+    last = [0.0, False]
+
+    def should_stop() -> bool:
+        if extra is not None and extra():
+            return True
+        now = time.monotonic()
+        if now - last[0] >= STOP_POLL_SECONDS:
+            last[0], last[1] = now, store.stop_requested(run_id)
+        return last[1]
+
+    return should_stop
+
+
+def _epoch_saver(store: RunStore, record: Run) -> Callable[[ConvNet, Event], None]:
+    def save(model: ConvNet, event: Event) -> None:
+        path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
+        save_checkpoint(path, model, record.config.model, epoch_metadata(event))
+        store.record_epoch(record.id, event.epoch, path)
+
+    return save

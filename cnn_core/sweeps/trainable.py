@@ -1,0 +1,101 @@
+"""The Ray Tune trainable: one trial is one call of the existing training loop, ``cnn_core.training.loop.train``.
+
+It runs in a Ray worker, here or on another node of a cluster, and never touches the run store (the
+driver's callback is its only writer): every epoch it reports its metrics and a checkpoint to Tune, and
+the last epoch's report also carries the test accuracy and the test predictions, so that a trial the
+scheduler stops at its last rung has already said everything a completed run says.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cnn_core.config.sweep import SweepConfig
+from cnn_core.errors import InvalidConfig
+from cnn_core.sweeps.space import Trial, apply
+
+FINAL = "final"  # result key: this report is the trial's last epoch, with test results
+INVALID = "invalid"  # result key: an Optuna draw broke a config rule (its reason); nothing was trained
+
+
+def trial_of(sweep: SweepConfig, trials: list[Trial], config: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The parameters and seed of a Tune config: an index into the plan (grid, random), or Optuna's draw
+    with the seed picked by the ``Repeater``'s ``__trial_index__``."""
+    if "index" in config:
+        trial = trials[config["index"]]
+        return trial.params, trial.seed
+    params = {p.path: _plain(config[p.path]) for p in sweep.space}
+    return params, sweep.seeds[config.get("__trial_index__", 0) % len(sweep.seeds)]
+
+
+def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) -> None:
+    """Train one trial, reporting each epoch to Tune; a crash is left to Tune (the trial becomes failed)."""
+    import ray
+    from ray import tune
+
+    from cnn_core.config import budget
+    from cnn_core.data import check_fits, load_dataset
+    from cnn_core.training.loop import run_device_label, train
+
+    sweep = SweepConfig.from_json(sweep_json)
+    params, seed = trial_of(sweep, trials, config)
+    try:
+        run = apply(sweep.base, params, seed)
+    except InvalidConfig as err:  # Optuna drew a config that breaks a rule: tell its searcher it scores 0
+        tune.report({INVALID: str(err), "val_accuracy": 0.0, "epoch": 0})
+        return
+    data = load_dataset(sweep.dataset, data_dir=sweep.data_dir, val_fraction=run.train.val_fraction)
+    check_fits(data, run.model)
+    budget.check(run, train_images=len(data.train_y))
+    where = {
+        "node": ray.get_runtime_context().get_node_id(),
+        "device": run_device_label(run.train),
+    }
+    reporter = _EpochReporter(run, data, where)
+    result = train(run, data, on_epoch_end=reporter)
+    if result.status.value != "completed":  # diverged (the loop refuses to go on): say so, with its reason
+        tune.report(
+            {
+                "epoch": result.epochs_done,
+                "val_accuracy": result.val_accuracy or 0.0,
+                "status": result.status.value,
+                "error": result.error,
+                **where,
+            }
+        )
+
+
+class _EpochReporter:
+    """``on_epoch_end`` for ``train``: each epoch's metrics and weights to Tune; test results at the last."""
+
+    def __init__(self, run, data, where: dict[str, str]) -> None:
+        self.run, self.data, self.where = run, data, where
+
+    def __call__(self, model, event) -> None:
+        from ray import tune
+
+        from cnn_core.model.checkpoint import atomic_write, save_checkpoint
+        from cnn_core.runs.runner import epoch_metadata, final_metadata, predictions_record
+        from cnn_core.training.loop import evaluate
+
+        metrics = {**event.to_dict(), **self.where}
+        metrics.pop("status", None)
+        with tempfile.TemporaryDirectory(prefix="cnn-lab-trial-") as tmp:
+            folder = Path(tmp)
+            save_checkpoint(folder / "epoch.safetensors", model, self.run.model, epoch_metadata(event))
+            if event.epoch == self.run.train.epochs:  # the last epoch: evaluate now, as train() will after it
+                test_loss, test_acc, preds, confidences = evaluate(model, self.data.test_x, self.data.test_y)
+                meta = final_metadata("", self.run, self.data, event.epoch, test_acc, event.val_accuracy)
+                save_checkpoint(folder / "model.safetensors", model, self.run.model, meta)
+                record = predictions_record(self.data, preds, confidences)
+                atomic_write(folder / "predictions.json", json.dumps(record).encode())
+                metrics.update({FINAL: True, "test_accuracy": test_acc, "test_loss": test_loss})
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from a searcher as plain Python numbers (JSON and the config rules want those)."""
+    return value.item() if hasattr(value, "item") else value
