@@ -23,6 +23,10 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
 POOLINGS = ("max", "avg", "none")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
+# One-cycle warms up for a quarter of the steps, then anneals; fewer than 10 steps cannot do both (OneCycleLR
+# divides by zero at 4), so such a run keeps a constant rate (cnn_core.training.optimizers, the exported script).
+ONECYCLE_MIN_STEPS = 10
+ONECYCLE_PCT_START = 0.25
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # "auto": bf16 autocast on a CPU that computes bf16 natively (AVX-512 BF16, AMX or Arm BF16), fp32 elsewhere
 # (on a GPU these small networks are launch-bound and fp32 is faster). bf16 needs native support (Ampere+ on

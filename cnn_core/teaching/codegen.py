@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnn_core.config import ModelConfig, RunConfig, TrainConfig, load_config
+from cnn_core.config import ONECYCLE_MIN_STEPS, ONECYCLE_PCT_START, ModelConfig, RunConfig, TrainConfig, load_config
 from cnn_core.errors import InvalidConfig
 from cnn_core.shapes import layer_table
 
@@ -26,9 +26,10 @@ OPTIMIZER_LINES = {
     "adam": "optim.Adam(model.parameters(), lr={lr!r}, weight_decay={weight_decay!r})",
     "adamw": "optim.AdamW(model.parameters(), lr={lr!r}, weight_decay={weight_decay!r})",
 }
-SCHEDULE_LINES = {  # the same schedules as cnn_core.training.optim.schedule, stepped once per batch
-    "onecycle": "optim.lr_scheduler.OneCycleLR(optimizer, max_lr={lr!r}, total_steps=total_steps, pct_start=0.25)"
-    " if total_steps >= 10 else optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)",
+SCHEDULE_LINES = {  # cnn_core.training.optimizers.make_schedule, stepped once per batch
+    "onecycle": "optim.lr_scheduler.OneCycleLR(optimizer, max_lr={lr!r}, total_steps=total_steps, "
+    f"pct_start={ONECYCLE_PCT_START}) if total_steps >= {ONECYCLE_MIN_STEPS} "
+    "else optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)",
     "cosine": "optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)",
     "constant": "optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)",
 }

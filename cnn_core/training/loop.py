@@ -29,7 +29,7 @@ from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
 from cnn_core.errors import InvalidConfig
 from cnn_core.model import ConvNet, build_model
-from cnn_core.training.optim import Optimizer, schedule
+from cnn_core.training.optimizers import make_optimizer, make_schedule
 
 EXPLODED = 100  # a loss this many times its first value is not coming back
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
@@ -306,8 +306,8 @@ class _Stepper:
     ) -> None:
         self.model, self.cfg, self.device, self.total_steps = model, cfg, device, total_steps
         self.images, self.one = 0, torch.ones((), device=device)
-        rates = schedule(cfg.schedule, cfg.lr, total_steps)
-        self.opt = Optimizer(model.parameters(), cfg.optimizer, rates, cfg.weight_decay, cfg.momentum)
+        self.opt = make_optimizer(model, cfg, device)
+        self.schedule = make_schedule(self.opt, cfg, total_steps)
         self.autocast = precision in AUTOCAST_DTYPES
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.bfloat16)  # ignored when autocast is off
         # fp16 gradients underflow without loss scaling; the scaler reads an inf check back every step (a sync),
@@ -323,7 +323,7 @@ class _Stepper:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)  # fp16: skipped where the gradients overflowed
         self.scaler.update()
-        self.opt.advance()  # the schedule moves on every batch, as an LRScheduler's step() did
+        self.schedule.step()  # every batch, also when the scaler skipped the step (fp16 overflow)
         self.images += len(y)
         correct = (logits.argmax(1) == y).sum()
         return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])
@@ -331,7 +331,7 @@ class _Stepper:
     @property
     def steps(self) -> int:
         """Optimizer steps so far (the schedule's count: skipped fp16 steps included)."""
-        return self.opt.steps
+        return self.schedule.last_epoch  # an LRScheduler counts its steps in ``last_epoch``
 
     @property
     def lr(self) -> float:
