@@ -1,61 +1,78 @@
-"""Looking inside a trained network: attributions (Captum), filters, feature maps, favourite images, the embedding."""
+"""Looking inside a trained network: attributions (Captum), filters, feature maps, favourite images, the embedding.
 
-from cnn_core.explain.attributions import (  # the names callers use: ``from cnn_core.explain import ...``
-    BASELINES,
-    BLUR_SIGMA,
-    FORWARD_ONLY,
-    METHODS,
-    NOISE_SEED,
-    Method,
-    Option,
-    RememberedForward,
-    attribute,
-    attribute_all,
-    cam_layers,
-    deeplift,
-    default_cam_layer,
-    default_options,
-    guided_backprop,
-    guided_gradcam,
-    integrated_gradients,
-    layer_gradcam,
-    make_baseline,
-    method,
-    occlusion,
-    options_for,
-    predicted_class,
-    private_copy,
-    run_method,
-    saliency,
-    smoothgrad,
-)
+Lazy (PEP 562): ``cnn_core.explain.predict`` and the other modules import without Captum (and the matplotlib it
+brings), so ``cnn-lab predict`` starts fast and writes nothing to the home folder; the attribution names below load
+``cnn_core.explain.attributions`` on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cnn_core.explain.attributions import (
+        BASELINES,
+        BLUR_SIGMA,
+        FORWARD_ONLY,
+        METHODS,
+        NOISE_SEED,
+        Method,
+        Option,
+        RememberedForward,
+        attribute,
+        attribute_all,
+        cam_layers,
+        deeplift,
+        default_cam_layer,
+        default_options,
+        guided_backprop,
+        guided_gradcam,
+        integrated_gradients,
+        layer_gradcam,
+        make_baseline,
+        method,
+        occlusion,
+        options_for,
+        predicted_class,
+        private_copy,
+        run_method,
+        saliency,
+        smoothgrad,
+    )
 
 __all__ = [
     "BASELINES",
     "BLUR_SIGMA",
-    "NOISE_SEED",
     "FORWARD_ONLY",
-    "Option",
-    "Method",
     "METHODS",
-    "method",
-    "make_baseline",
-    "cam_layers",
-    "default_cam_layer",
-    "integrated_gradients",
-    "saliency",
-    "deeplift",
-    "guided_backprop",
-    "guided_gradcam",
-    "layer_gradcam",
-    "occlusion",
-    "smoothgrad",
-    "options_for",
-    "default_options",
+    "NOISE_SEED",
+    "Method",
+    "Option",
     "RememberedForward",
-    "predicted_class",
-    "private_copy",
     "attribute",
     "attribute_all",
+    "cam_layers",
+    "deeplift",
+    "default_cam_layer",
+    "default_options",
+    "guided_backprop",
+    "guided_gradcam",
+    "integrated_gradients",
+    "layer_gradcam",
+    "make_baseline",
+    "method",
+    "occlusion",
+    "options_for",
+    "predicted_class",
+    "private_copy",
     "run_method",
+    "saliency",
+    "smoothgrad",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("cnn_core.explain.attributions"), name)
+    raise AttributeError(f"module 'cnn_core.explain' has no attribute {name!r}")
