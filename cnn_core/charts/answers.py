@@ -66,7 +66,7 @@ def values_chart(panels: Mapping[str, np.ndarray]) -> alt.FacetChart:
     y = alt.Y("row:O", sort=list(dict.fromkeys(frame["row"])), title=None)
     cells = alt.Chart(mark="rect").encode(x=x, y=y, color=alt.Color("shade:Q", legend=None, scale=diverging(1.0)))
     text = alt.Text("value:Q", format=".3~g")
-    # Numbers readable on dark cells; an expression because alt.condition costs a schema validation (~25 ms).
+    # Numbers readable on dark cells; an expression because alt.condition costs a schema validation (bench_ui).
     ink = alt.ExprRef(expr="abs(datum.shade) > 0.6 ? 'white' : 'black'")
     numbers = alt.Chart(mark=alt.MarkDef(type="text", fontSize=12, color=ink)).encode(x=x, y=y, text=text)
     layer = alt.LayerChart(layer=[cells, numbers], width=alt.Step(46), height=alt.Step(28))

@@ -14,8 +14,8 @@ def filter_chart(frame: pd.DataFrame, scale: float) -> alt.Chart:
     empty gaps between tiles stay visible; one colour scale from −scale to +scale for the whole layer.
 
     Channels are written as objects (``alt.X2``, ``alt.Tooltip``), not strings, here and in the charts
-    below that a page redraws on every slider step: measured, Altair resolves a string shorthand
-    against its schema in ~2 ms each, 10 ms for this chart against 2 ms; the spec is the same."""
+    below that a page redraws on every slider step: Altair resolves a string shorthand against its schema
+    each time, which costs more than the chart itself (benchmarks/bench_ui.py); the spec is the same."""
     width, height = int(frame["x"].max()) + 1, int(frame["y"].max()) + 1
     cell = int(np.clip(120 // height, 6, 20))  # px per weight: a row of 6 filters is not a thin strip
     legend = alt.Legend(gradientLength=max(40, height * cell - 30))

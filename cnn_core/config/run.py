@@ -186,8 +186,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # stratified part of the training set held out for validation
     device: str = "auto"
     log_every: int = 20  # steps between "step" events
-    # "auto" is bf16 autocast where the device computes bf16 natively: on a 2-core AVX-512 BF16 CPU it trains
-    # LeNet-5 1.1-1.5x faster than fp32 with no loss of accuracy (benchmarks/bench_recipes.py measures both).
+    # "auto" is bf16 autocast where the device computes bf16 natively: faster than fp32 for LeNet-5 on such a
+    # CPU with no loss of accuracy (benchmarks/bench_recipes.py measures both).
     # Configs stored before this field have ``amp`` (mixed precision on CUDA only) instead; from_dict reads
     # it as true -> "auto", false -> "fp32".
     precision: str = "auto"

@@ -263,7 +263,7 @@ class RememberedForward:
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and inputs.requires_grad:
             return self.model(inputs)
-        values = inputs.detach().cpu().contiguous()  # SHA-256: 3 ms for occlusion's 4 MB batch, half BLAKE2's
+        values = inputs.detach().cpu().contiguous()  # SHA-256: faster than BLAKE2 here (bench_explain)
         key = (self.name, tuple(values.shape), str(values.dtype), hashlib.sha256(values.numpy()).digest())
         if key not in self.memory:
             with torch.no_grad():
@@ -280,9 +280,9 @@ def private_copy(model: nn.Module) -> nn.Module:
     """A copy in eval mode whose weights need no gradients: hooks on it touch no one else's model,
     and the backward pass skips the weight gradients no attribution needs.
 
-    Its weights are channels-last: measured on the project's 2-core CPU, oneDNN runs a one-channel 5×5
-    convolution (LeNet-5's conv1) 3× faster in that layout, occlusion's and the faithfulness checks'
-    batches of a thousand digits 20-30 % faster, and the maps agree with the default layout's to 1e-7.
+    Its weights are channels-last: oneDNN runs a one-channel 5×5 convolution (LeNet-5's conv1) several times
+    faster in that layout, which speeds up occlusion's and the faithfulness checks' batches of a thousand digits
+    (benchmarks/bench_explain.py), and the maps agree with the default layout's to 1e-7.
     """
     clone = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
     clone.requires_grad_(False)

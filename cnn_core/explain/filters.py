@@ -174,7 +174,7 @@ def as_batch(image: np.ndarray | torch.Tensor, in_channels: int = 1) -> torch.Te
 def feature_maps(model: nn.Module, x: torch.Tensor) -> OrderedDict[str, np.ndarray]:
     """Every conv, activation and pooling output for one input, in network order, named like the layer table.
 
-    Forward hooks catch the outputs in a single pass. They go on a copy (0.7 ms for LeNet-5): the
+    Forward hooks catch the outputs in a single pass. They go on a copy (cheap for LeNet-5): the
     page's model is shared by every session, and a hook on it would also catch another session's
     forward pass. Each map is (C, H, W), for the first input of the batch.
     """

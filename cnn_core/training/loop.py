@@ -185,7 +185,7 @@ def train(
     should_stop = should_stop or (lambda: False)
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
-    # channels_last: measured +10-35 % images/s for LeNet-5 on a 2-core CPU (oneDNN picks faster kernels)
+    # channels_last: oneDNN picks faster kernels for LeNet-sized convolutions (benchmarks/bench_recipes.py)
     model = build_model(run.model, seed=cfg.seed).to(device, memory_format=torch.channels_last)
     order_gen = torch.Generator().manual_seed(cfg.seed)  # data order: CPU generator, same on every device
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
