@@ -1,7 +1,5 @@
 """AppTest: the Compare page on an empty store, a launched max-vs-avg pair, run comparison and management."""
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -9,6 +7,7 @@ from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.runs import RunStore
 from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
+from tests.polling import wait_until
 
 PAGE = str(ROOT / "views" / "compare.py")
 
@@ -34,9 +33,7 @@ def test_max_vs_avg_launches_pairs_that_differ_only_in_pooling_and_shows_a_verdi
     assert sorted(r.name for r in runs) == ["avg-seed0", "max-seed0"]
     a, b = (r.config for r in runs)
     assert a.train == b.train and a.model.with_pooling("max") == b.model.with_pooling("max")
-    deadline = time.time() + 180
-    while any(r.status in ("queued", "running") for r in store.list()) and time.time() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: all(r.finished for r in store.list()), 180, "both runs' end", interval=0.5)
     at.run()
     verdict = at.info[0].value
     assert "pooling is ahead by" in verdict and "one seed" in verdict

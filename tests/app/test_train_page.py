@@ -1,13 +1,12 @@
 """AppTest: the Train page shows shapes before training, refuses invalid configs and launches runs."""
 
-import time
-
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.runs import RunStore, Status
 from cnn_core.runs.runner import execute_run
 from tests.conftest import ROOT
+from tests.polling import wait_until
 
 PAGE = str(ROOT / "views" / "train.py")
 
@@ -56,9 +55,7 @@ def test_launch_registers_a_run_that_the_page_then_shows_finished():
     run_id = at.session_state["train.pick"]
     store = RunStore()
     assert store.get(run_id).name == "apptest-run"
-    deadline = time.time() + 120
-    while store.get(run_id).status in ("queued", "running") and time.time() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: store.get(run_id).finished, 120, "the run's end", interval=0.5)
     assert store.get(run_id).status == "completed"
     at.run()
     labels = {m.label: m.value for m in at.metric}
@@ -78,13 +75,10 @@ def test_stop_button_stops_a_running_run_and_keeps_its_epochs():
     at.button(key="train.launch").click().run()
     run_id = at.session_state["train.pick"]
     store = RunStore()
-    deadline = time.time() + 120
-    while store.get(run_id).epochs_done < 1 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: store.get(run_id).epochs_done >= 1, 120, "the first epoch")
     at.run()
     at.button(key=f"train.stop.{run_id}").click().run()
-    while store.get(run_id).status == "running" and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: store.get(run_id).status != "running", 120, "the stop")
     row = store.get(run_id)
     assert row.status == "stopped" and 1 <= row.epochs_done < 100
     assert len(store.epoch_checkpoints(run_id)) == row.epochs_done

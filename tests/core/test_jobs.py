@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -10,6 +9,7 @@ from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.jobs import JobManager
 from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore
+from tests.polling import wait_until
 
 
 def _run(epochs: int = 1, **kw) -> RunConfig:
@@ -17,13 +17,7 @@ def _run(epochs: int = 1, **kw) -> RunConfig:
 
 
 def _wait_for(predicate, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not reached in time")
+    return wait_until(predicate, timeout, interval=0.1)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from cnn_core.jobs import JobManager
 from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore, Status, SweepStatus
 from tests.conftest import ROOT
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -81,10 +81,7 @@ def cluster(tmp_path_factory):
         env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while "Ray runtime started" not in log_path.read_text() and proc.poll() is None:
-            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
-            time.sleep(0.2)
+        wait_until(lambda: "Ray runtime started" in log_path.read_text() or proc.poll() is not None, 60, "the Ray head")
         assert proc.poll() is None, log_path.read_text()[-2000:]
         yield f"127.0.0.1:{port}"
     finally:
@@ -190,12 +187,7 @@ def test_a_sweep_runs_on_a_cluster_that_is_not_the_drivers_own(cluster_sweep, cl
 
 
 def _wait(predicate, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail("condition not reached in time")
+    wait_until(predicate, timeout)
 
 
 def test_stopping_an_optuna_sweep_stops_both_seeds_of_its_draw(tmp_path, tiny_dir, cluster):

@@ -130,6 +130,6 @@ def test_a_clicked_confusion_cell_stays_framed_and_lists_its_mistakes(page, app_
     matrix.locator('[aria-roledescription="rect mark"][aria-label^="predicted: 9; true: 4;"]').click(force=True)
     expect(page.get_by_text(re.compile(r"misclassified 4s taken for 9"))).to_be_visible()
     expect(cells).to_have_count(101)  # the frame over the clicked cell, drawn after the rerun
-    page.wait_for_timeout(1000)  # and the redrawn chart keeps the selection (no rerun clears it)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # once every rerun is over, the selection stays
     expect(page.get_by_text(re.compile(r"misclassified 4s taken for 9"))).to_be_visible()
     expect(cells).to_have_count(101)

@@ -90,14 +90,20 @@ def test_the_train_picker_follows_a_run_that_finishes_while_shown(page, store_an
     expect(picker).to_have_value(re.compile(r"^live one · "))
 
 
-def _charts_fit(page: Page) -> list[tuple[float, float]]:
-    """(drawn width, container width) of every Vega chart on the page."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].map(el => {
-            const drawn = el.querySelector('canvas, svg').getBoundingClientRect().width;
-            return [drawn, el.parentElement.getBoundingClientRect().width];
-        })"""
+CHART_WIDTHS = """() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].map(el => {
+    const drawn = el.querySelector('canvas, svg');
+    return [drawn ? drawn.getBoundingClientRect().width : 0, el.parentElement.getBoundingClientRect().width];
+})"""
+
+
+def _charts_fit(page: Page, at_least: int = 1) -> list[tuple[float, float]]:
+    """(drawn width, container width) of every Vega chart on the page, once at least ``at_least`` are laid out
+    within their column (Vega lays out after the element appears; a chart that never fits times out)."""
+    page.wait_for_function(
+        f"() => {{ const w = ({CHART_WIDTHS})(); "
+        f"return w.length >= {at_least} && w.every(([d, c]) => d > 0 && d <= c + 1); }}"
     )
+    return page.evaluate(CHART_WIDTHS)
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
@@ -109,7 +115,6 @@ def test_curves_fit_their_column_at_common_widths(browser, store_and_url, width)
     _open(page, url, "Train")
     _choose(page, "run", "beta")
     expect(page.get_by_text("loss", exact=True).first).to_be_attached()
-    page.wait_for_timeout(1500)  # Vega lays out after the element appears
     fits = _charts_fit(page)
     assert fits and all(drawn <= container + 1 for drawn, container in fits), fits
     _open(page, url, "Compare")
@@ -120,8 +125,7 @@ def test_curves_fit_their_column_at_common_widths(browser, store_and_url, width)
     page.keyboard.press("Enter")  # the first run matching "beta"
     page.keyboard.press("Escape")
     expect(page.get_by_text("Best and final value per metric")).to_be_visible()
-    page.wait_for_timeout(1500)
-    fits = _charts_fit(page)
+    fits = _charts_fit(page, at_least=5)
     assert len(fits) >= 5 and all(drawn <= container + 1 for drawn, container in fits), fits
     context.close()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from cnn_core.model.checkpoint import load_checkpoint
+from tests.polling import wait_until
 
 
 def _open(page: Page, app_url: str, title: str) -> None:
@@ -70,15 +71,14 @@ def _launch(page: Page, name: str) -> None:
 
 def _run_options_include(page: Page, name: str, timeout: float = 30.0) -> bool:
     """Open the run picker until the option shows up (the rerun that re-reads the store may still be going)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+
+    def listed() -> bool:
         page.get_by_role("combobox", name="run", exact=True).click()
         found = page.get_by_role("option", name=re.compile(name)).count() > 0
         page.keyboard.press("Escape")
-        if found:
-            return True
-        page.wait_for_timeout(500)
-    return False
+        return found
+
+    return wait_until(listed, timeout, f"{name} in the run picker", interval=0.5)
 
 
 def test_two_sessions_training_at_once_keep_their_own_controls_and_share_the_run_list(browser, app_url):

@@ -4,12 +4,12 @@ its last epoch's checkpoint kept and loadable); after SIGKILL, ``cnn-lab runs`` 
 import json
 import signal
 import subprocess
-import time
 
 import pytest
 
 from cnn_core.model.checkpoint import PARTIAL_WRITE, load_checkpoint
 from cnn_core.runs import Run, RunStore
+from tests.polling import wait_until
 from tests.reliability.conftest import make_sandbox
 
 pytestmark = pytest.mark.slow
@@ -31,17 +31,21 @@ def start_training(sandbox, small_idx) -> subprocess.Popen:
 
 def wait_for_an_epoch(sandbox, proc: subprocess.Popen, timeout: float = 180) -> Run:
     """Poll the store (as the app does) until the run is ``running`` with at least one epoch saved."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def running_with_an_epoch() -> Run | None:
         assert proc.poll() is None, (sandbox.root / "logs" / "stderr").read_text()
         folders = [p for p in sandbox.runs.glob("2*") if p.is_dir()] if sandbox.runs.is_dir() else []
         if folders:  # the store exists and holds the run: reading it now cannot race its creation
             runs = RunStore(sandbox.runs).list()
             if runs and runs[0].status == "running" and runs[0].epochs_done >= 1:
                 return runs[0]
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("no epoch finished in time")
+        return None
+
+    try:
+        return wait_until(running_with_an_epoch, timeout, "a running run with an epoch saved")
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 def partial_writes(folder) -> list[str]:
