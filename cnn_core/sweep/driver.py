@@ -10,6 +10,7 @@ sweep ``interrupted`` and ``--resume`` goes on from that state (``Tuner.restore`
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -34,6 +35,20 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: th
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+class _NoTraceback(logging.Filter):
+    """Tune logs a failed trial with its traceback; its reason is recorded on the trial's run, and one line
+    is enough in a terminal (tracebacks are for bugs in CNN Lab, not for a trial's bad data)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            last = (str(record.exc_info[1]).strip().splitlines() or [""])[-1][:300]
+            record.msg, record.args, record.exc_info = f"{record.getMessage()}: {last}", None, None
+        return True
+
+
+_NO_TRACEBACK = _NoTraceback()
+
+
 def storage_of(store: RunStore, sweep: Sweep) -> str:
     """Where Tune keeps the sweep's experiment state: ``--storage``, else the sweep's folder."""
     return sweep.storage or str((store.sweeps.folder(sweep.id)).resolve())
@@ -47,6 +62,7 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         return store.sweeps.get(sweep_id)
     if on_progress is not None:
         LISTENERS[sweep_id] = on_progress
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_NO_TRACEBACK)  # once: same instance
     try:
         store.sweeps.start(sweep_id, os.getpid(), start_ray(sweep.address))
         if not sweep.invalid:
@@ -55,7 +71,7 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         stopped = store.sweeps.stop_requested(sweep_id)
         for run in store.list(status=ACTIVE, group=sweep_id):  # trials Tune ended with the sweep, not one by one
             store.interrupt(run.id, "the sweep was stopped", status=Status.STOPPED if stopped else Status.INTERRUPTED)
-        store.sweeps.finish(sweep_id, SweepStatus.STOPPED if stopped else SweepStatus.COMPLETED, _errors(results))
+        store.sweeps.finish(sweep_id, _end_status(results, stopped), _errors(results))
     except Exception as err:  # Ray would not start, the cluster went away, the storage is unwritable
         store.sweeps.interrupt(sweep_id, f"{type(err).__name__}: {err}"[:500], status=SweepStatus.FAILED)
         raise
@@ -218,9 +234,21 @@ class _StopFlag(Stopper):
         return self._stop
 
 
+def _end_status(results, stopped: bool) -> SweepStatus:
+    """Stopped when asked to; failed when every trial failed (whatever Tune says of the experiment)."""
+    if stopped:
+        return SweepStatus.STOPPED
+    errors = [r.error is not None for r in results]
+    return SweepStatus.FAILED if errors and all(errors) else SweepStatus.COMPLETED
+
+
 def _errors(results) -> str | None:
-    failed = sum(1 for r in results if r.error is not None)
-    return f"{failed} trial(s) failed; see their runs" if failed else None
+    """How many trials failed, with the first one's reason (the last line of Ray's error)."""
+    errors = [r.error for r in results if r.error is not None]
+    if not errors:
+        return None
+    first = (str(errors[0]).strip().splitlines() or ["?"])[-1][:300]
+    return f"{len(errors)} of {len(results)} trial(s) failed ({first}); see their runs"
 
 
 def _join(path: str, name: str) -> str:
