@@ -112,7 +112,7 @@ def start_ray(address: str | None) -> dict[str, Any]:
         check_reachable(address)
         try:
             ray.init(address=address, **options)
-        except (ConnectionError, RuntimeError) as err:  # refused, or a token it does not have
+        except (ConnectionError, RuntimeError, ValueError) as err:  # refused, a token it lacks, a bad address
             why = str(err).strip().splitlines()[-1][:300]
             raise ClusterUnreachable(
                 f"cannot join the Ray cluster at {address}: {why} (Ray 2.60 clusters want their auth token: "

@@ -7,19 +7,26 @@ traceback; the same checks serve the CLI (``sweep SPEC``) and the Sweep page (``
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cnn_core import budget
 from cnn_core.config import ModelConfig
-from cnn_core.errors import BadDataset, DatasetNotFound
+from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
 from cnn_core.sweep.config import SweepConfig
 from cnn_core.sweep.space import plan
+
+# What ``ray.init(address=...)`` joins: HOST:PORT as `ray start --head` prints it, a Ray Client ray://HOST:PORT,
+# or "auto" (the cluster this machine's `ray start` left its address for). An IPv6 host comes in brackets.
+ADDRESS = re.compile(r"(?:ray://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
 
 
 def check_sweep(config: SweepConfig, address: str | None = None) -> None:
     """Refuse a sweep that cannot run: a trial over the budget, an unknown dataset, a missing ``data_dir``,
     or a dataset the trials' networks do not fit. With a cluster ``address`` the data lives on its nodes, so
     only the budget is checked here (a sweep whose every trial fails is still reported ``failed``)."""
+    if address:
+        check_address(address)
     trials = plan(config).trials  # refuses an empty or all-invalid space with its reason
     for trial in trials:
         budget.check(trial.run)
@@ -31,6 +38,16 @@ def check_sweep(config: SweepConfig, address: str | None = None) -> None:
     spec = _named_spec(config.dataset)
     for trial in trials:
         check_model_fits(spec, trial.run.model, config.dataset)
+
+
+def check_address(address: str) -> None:
+    """A cluster address Ray can parse, with a port from 1 to 65535 (Ray itself raises a bare ValueError)."""
+    match = ADDRESS.fullmatch(address.strip())
+    if address.strip() != "auto" and (match is None or not 0 < int(match["port"]) < 65536):
+        raise InvalidConfig(
+            f"cluster address {address!r}: expected HOST:PORT as `ray start --head` prints it (port 1-65535), "
+            "ray://HOST:PORT or auto"[:300]
+        )
 
 
 def check_data_dir(folder: str) -> None:

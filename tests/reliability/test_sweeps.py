@@ -69,3 +69,17 @@ def test_a_sweep_whose_every_trial_fails_is_failed_and_exits_non_zero(sandbox, s
     assert out.stderr.splitlines()[-1].startswith("error: 2 of 2 trial(s) failed"), out.stderr[-2000:]
     [sweep] = RunStore(sandbox.runs).sweeps.list()
     assert sweep.status == "failed"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:notaport", "127.0.0.1:99999", "127.0.0.1", ":6379", "a b:1"])
+def test_a_cluster_address_ray_cannot_parse_is_refused_in_one_line(sandbox, address):
+    line = refused_quickly(sandbox, write_spec(sandbox.root), "--address", address)
+    assert "expected HOST:PORT" in line
+
+
+def test_a_bad_ray_address_in_the_environment_is_refused_too(sandbox):
+    spec = write_spec(sandbox.root)
+    began = time.monotonic()
+    out = sandbox.cli("sweep", spec, env={"RAY_ADDRESS": "127.0.0.1:notaport"})
+    assert "expected HOST:PORT" in error_line(out) and out.returncode == 2
+    assert time.monotonic() - began < 15
