@@ -18,7 +18,7 @@ from typing import NoReturn
 from cnn_core import codegen, data_cli
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, PRECISIONS, SCHEDULES, RunConfig, load_config
 from cnn_core.config import PHOTO_SIZES as SIZES
-from cnn_core.errors import CnnLabError
+from cnn_core.errors import CnnLabError, storage_error
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.sweep import cli as sweep_cli
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`: not an error worth a traceback
         sys.stderr.close()
         return 0
+    except OSError as err:  # a full disk, a folder that changed while it was read: the machine's state, not a bug
+        print(f"error: {storage_error(err, args.command)}", file=sys.stderr)
+        return 1
 
 
 def _interrupt(signum: int, frame) -> None:

@@ -18,7 +18,7 @@ from cnn_core import budget
 from cnn_core.checkpoint import atomic_write, save_checkpoint
 from cnn_core.config import RunConfig
 from cnn_core.data import Dataset, check_fits, load_dataset
-from cnn_core.errors import CnnLabError
+from cnn_core.errors import CnnLabError, storage_error
 from cnn_core.model import ConvNet
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.train import Event, TrainResult, run_device_label, train
@@ -58,6 +58,8 @@ def execute_run(
         error = (
             f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
         )
+    except OSError as err:  # a full disk while saving a checkpoint, a data file that vanished: one line
+        error = str(storage_error(err, f"run {run_id} in {store.root}"))
     except BaseException as err:  # a bug or an interrupt: record it, then let it surface
         if isinstance(err, Exception):
             store.fail(run_id, f"{type(err).__name__}: {err}")

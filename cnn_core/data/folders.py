@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cnn_core.errors import BadDataset, BadImage, DatasetNotFound
+from cnn_core.errors import BadDataset, BadImage, CnnLabError, DatasetNotFound, storage_error
 from cnn_core.photo import check_fit, is_grey, resize_square, to_channels
 from cnn_core.preprocess import load_image
 
@@ -81,8 +81,18 @@ def data_root_of(folder: Path) -> Path:
 
 
 def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> Listing:
-    """Find every class folder and image file; refuses a folder with no or one class, or too many files."""
-    folder = Path(folder)
+    """Find every class folder and image file; refuses a folder with no or one class, or too many files.
+
+    A folder that changes while it is read (a file vanishes, a folder cannot be opened) is one line."""
+    try:
+        return _list_images(Path(folder), max_images)
+    except CnnLabError:
+        raise
+    except OSError as err:
+        raise storage_error(err, "reading the folder") from None  # the error's path says where
+
+
+def _list_images(folder: Path, max_images: int) -> Listing:
     if not folder.is_dir():
         raise DatasetNotFound(f"{folder} is not a folder")
     root = data_root_of(folder)
@@ -129,7 +139,11 @@ def _walk(class_dir, root, label, is_test, files, skipped, max_images) -> None:
                 continue
             path = Path(here) / name
             rel = str(path.relative_to(root))
-            info = os.lstat(path)
+            try:
+                info = os.lstat(path)
+            except OSError as err:  # it vanished since the folder was listed (a folder being written to)
+                skipped.append((rel, f"could not be read ({err.strerror})"))
+                continue
             if stat.S_ISLNK(info.st_mode):
                 skipped.append((rel, "a symbolic link (not followed)"))
             elif not stat.S_ISREG(info.st_mode):

@@ -26,7 +26,7 @@ from cnn_core.config import PHOTO_SIZES as SIZES
 from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
-from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
+from cnn_core.errors import BadDataset, CnnLabError, DatasetNotFound, InvalidConfig, storage_error
 from cnn_core.photo import check_fit
 from cnn_core.settings import datasets_dir
 
@@ -102,8 +102,10 @@ def add_dataset(
             raise InvalidConfig(
                 f"a dataset named {name!r} already exists: remove it first or choose another name"
             ) from None
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, CnnLabError):  # a full disk, a vanished file
+            raise storage_error(err, f"adding dataset {name!r} to {datasets_dir()}") from None
         raise
     return entry
 

@@ -182,3 +182,28 @@ def finished_store(tmp_path_factory, small_data: Dataset) -> Path:
 def copy_store(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, symlinks=True)
     return target
+
+
+# -- a real full disk --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: a folder on a tmpfs of that size, a real filesystem that fills up (ENOSPC), unmounted
+    at the end. Skipped where this process may not mount (not root, or in a container without the capability)."""
+    mounted: list[Path] = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        out = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)], capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here to fill up: {out.stderr.strip() or out.returncode}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
