@@ -32,6 +32,7 @@ from cnn_core import budget, safejson
 from cnn_core.config import ModelConfig
 from cnn_core.errors import BadCheckpoint, InvalidConfig
 from cnn_core.model import ConvNet, build_model
+from cnn_core.safetext import escape_controls
 from cnn_core.settings import checkpoints_dir
 
 BUNDLED = {  # name -> what it is; made by scripts/make_checkpoints.py
@@ -67,7 +68,7 @@ class Checkpoint:
         """The class names saved with the model, or 0, 1, 2, ... when it has none (or they do not fit)."""
         names = self.metadata.get("classes")
         if isinstance(names, list) and len(names) == self.config.num_classes and all(isinstance(n, str) for n in names):
-            return [n[:64] for n in names]
+            return [escape_controls(n[:64]) for n in names]  # the file's maker chose them: shown, never obeyed
         return [str(i) for i in range(self.config.num_classes)]
 
 

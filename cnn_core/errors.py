@@ -76,7 +76,7 @@ _HINTS = {
 def storage_error(err: OSError, doing: str) -> StorageError:
     """One line for an ``OSError`` met while ``doing`` something ("adding dataset 'x' to /data"), its path
     escaped."""
-    from cnn_core.runs.run import escape_controls  # late: the runs package imports this module
+    from cnn_core.safetext import escape_controls
 
     hint = _HINTS.get(err.errno or 0, err.strerror or type(err).__name__)
     space = err.errno in (errno.ENOSPC, errno.EDQUOT)  # the file being written is a temp file: ``doing`` says where

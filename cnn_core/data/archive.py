@@ -21,6 +21,7 @@ from typing import BinaryIO
 from cnn_core.budget import human_bytes
 from cnn_core.data.folders import IGNORED_NAMES, IMAGE_EXTENSIONS, MAX_IMAGES
 from cnn_core.errors import BadDataset
+from cnn_core.safetext import escape_skipped
 
 MAX_MEMBERS = MAX_IMAGES + 2_000  # images plus the folders that hold them and a few stray files
 MAX_UNPACKED_BYTES = 2 << 30  # 2 GiB: 40,000 phone photos would be more, and this lab shrinks them to 64×64
@@ -95,7 +96,7 @@ def _extract_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], des
             skipped.append((name, "a second member with the same name"))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, OSError) as err:
             raise BadDataset(f"zip member {name[:80]!r} cannot be extracted ({err})") from None
-    return skipped
+    return escape_skipped(skipped)  # member names are the zip maker's: shown, never obeyed
 
 
 def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:

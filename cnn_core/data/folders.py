@@ -21,6 +21,7 @@ from PIL import Image
 from cnn_core.errors import BadDataset, BadImage, CnnLabError, DatasetNotFound, storage_error
 from cnn_core.photo import check_fit, is_grey, resize_square, to_channels
 from cnn_core.preprocess import load_image
+from cnn_core.safetext import escape_controls, escape_skipped
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_IMAGES = 40_000  # 40,000 RGB 64×64 images are 490 MB of uint8: a teaching lab's ceiling on 24 GiB
@@ -99,7 +100,7 @@ def _list_images(folder: Path, max_images: int) -> Listing:
     subs = {s.name.lower(): s for s in _subfolders(root)}
     parts = [(subs["train"], False)] + ([(subs["test"], True)] if "test" in subs else []) if "train" in subs else []
     class_dirs = _subfolders(parts[0][0]) if parts else _subfolders(root)
-    classes = [d.name for d in class_dirs]
+    classes = [escape_controls(d.name) for d in class_dirs]  # names from the user's files: shown, never obeyed
     _check_classes(classes, root)
     files: list[tuple[str, int, bool, int, int]] = []
     skipped: list[tuple[str, str]] = []
@@ -108,14 +109,14 @@ def _list_images(folder: Path, max_images: int) -> Listing:
             if not _hidden(entry.name) and not entry.is_dir(follow_symlinks=False) and top == root:
                 skipped.append((entry.name, "not inside a class folder"))
         for class_dir in _subfolders(top):
-            if class_dir.name not in classes:
+            if escape_controls(class_dir.name) not in classes:
                 raise BadDataset(
                     f"{class_dir.relative_to(root)} is a class that train/ does not have; "
                     "test/ must use the class folder names of train/"
                 )
-            label = classes.index(class_dir.name)
+            label = classes.index(escape_controls(class_dir.name))
             _walk(class_dir, root, label, is_test, files, skipped, max_images)
-    return Listing(root, classes, files, skipped, split=bool(parts))
+    return Listing(root, classes, files, escape_skipped(skipped), split=bool(parts))
 
 
 def _check_classes(classes: list[str], root: Path) -> None:
@@ -202,6 +203,7 @@ def decode(
 
 
 def _checked(listing: Listing, pictures: np.ndarray, ok: np.ndarray, channels, skipped) -> FolderImages:
+    skipped = escape_skipped(skipped)  # file names from the user's folder: shown, never obeyed
     labels = np.array([f[1] for f in listing.files], np.int64)[ok]
     is_test = np.array([f[2] for f in listing.files], bool)[ok]
     if not len(labels):
