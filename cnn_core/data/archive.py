@@ -47,6 +47,12 @@ def _kind(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _member_path(name: str) -> str:
+    """A member's path without ``.`` and empty segments: ``zip -r x.zip ./`` names its members ``./a/0.png``
+    (``..`` never gets here: ``_unsafe`` refused the zip)."""
+    return "/".join(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
+
+
 def _ignored(name: str) -> bool:
     return any(part.startswith(".") or part in IGNORED_NAMES for part in name.replace("\\", "/").split("/"))
 
@@ -77,8 +83,8 @@ def _extract_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], des
     budget = MAX_UNPACKED_BYTES
     root = dest.resolve()
     for info in infos:
-        name = info.filename.replace("\\", "/")
-        if _ignored(name) or info.is_dir():
+        name = _member_path(info.filename)
+        if not name or _ignored(name) or info.is_dir():
             continue
         why = _kind(info) or (
             None if Path(name).suffix.lower() in IMAGE_EXTENSIONS else f"unsupported file type {Path(name).suffix}"

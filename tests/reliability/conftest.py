@@ -73,6 +73,14 @@ def error_line(out: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def last_error(out: subprocess.CompletedProcess) -> str:
+    """A command with a progress bar on stderr: no traceback, and its last line is the one error line."""
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    line = out.stderr.replace("\r", "\n").strip().splitlines()[-1]
+    assert line.startswith("error: "), out.stderr[-1000:]
+    return line
+
+
 @dataclass
 class Sandbox:
     """A private world for CLI runs: ``runs`` (the store), ``cwd`` and ``home`` under one ``root``."""

@@ -2,7 +2,9 @@
 ``error:`` line naming the file and what is wrong with it, no traceback, and nothing recorded."""
 
 import gzip
+import json
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from tests.reliability.conftest import (
     STORE_FILES,
     changes,
     error_line,
+    last_error,
     make_sandbox,
     run_folders,
     under,
@@ -173,3 +176,28 @@ def test_a_dataset_too_small_to_split_is_refused_in_one_line(sandbox):
     out = train_on(sandbox, folder)
     assert out.returncode != 0
     error_line(out)
+
+
+def test_a_zip_made_from_inside_its_folder_is_accepted(sandbox, tmp_path):
+    """A zip whose members are named ``./cats/0.png``: the ``.`` segments mean nothing and are dropped."""
+    from tests.imagesets import make_image_folder
+
+    folder = make_image_folder(tmp_path / "pets", per_class=12, classes=("red-disc", "blue-disc"))
+    archive = tmp_path / "dot.zip"  # writestr keeps a name as given (ZipFile.write would normalise it)
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("./", b"")
+        for path in sorted(folder.rglob("*.png")):
+            out.writestr("./" + path.relative_to(folder).as_posix(), path.read_bytes())
+        out.writestr("././/blue-disc/./extra.png", path.read_bytes())
+    result = sandbox.cli("data", "add", "dotted", str(archive), "--json")
+    assert result.returncode == 0, result.stderr[-1000:]
+    summary = json.loads(result.stdout)
+    assert (summary["classes"], summary["images"], summary["skipped"]) == (["blue-disc", "red-disc"], 25, [])
+
+
+def test_a_zip_member_that_climbs_out_through_a_dot_segment_is_still_refused(sandbox, tmp_path):
+    archive = tmp_path / "climb.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("./../evil/0.png", b"x")
+    result = sandbox.cli("data", "add", "climb", str(archive))
+    assert "points outside its folder" in last_error(result) and result.returncode == 2

@@ -5,16 +5,9 @@ import pytest
 
 from cnn_core.runs import RunStore
 from tests.imagesets import make_image_folder
+from tests.reliability.conftest import last_error
 
 DISK_FULL = "the disk is full: free some space and try again"
-
-
-def last_error(out) -> str:
-    """A command with a progress bar on stderr: no traceback, and its last line is the one error line."""
-    assert "Traceback" not in out.stderr, out.stderr[-3000:]
-    line = out.stderr.replace("\r", "\n").strip().splitlines()[-1]
-    assert line.startswith("error: "), out.stderr[-1000:]
-    return line
 
 
 @pytest.mark.slow
