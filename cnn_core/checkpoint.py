@@ -230,8 +230,8 @@ def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str
     except (InvalidConfig, TypeError) as err:
         raise BadCheckpoint(f"{label}: its saved config is invalid: {err}") from None
     budget.check_model(config)  # a stranger's config could describe a model too big to build here
+    _check_state(tensors, _shapes_of(config), label)  # before building: a mismatch costs nothing
     model = build_model(config)
-    _check_state(tensors, model, label)
     model.load_state_dict(tensors)
     model.to(device).eval()
     return Checkpoint(model, config, _extra_metadata(metadata))
@@ -263,6 +263,13 @@ def _read_header_metadata(data: bytes, label: str) -> dict[str, str]:
     if not all(isinstance(v, str) for v in meta.values()):
         raise BadCheckpoint(f"{label}: its metadata holds values that are not text (not safetensors)")
     return meta
+
+
+def _shapes_of(config: ModelConfig) -> nn.Module:
+    """The network a config describes, on PyTorch's "meta" device: every parameter's name and shape, no memory
+    and no initialisation (a config within the limits may still describe gigabytes of weights)."""
+    with torch.device("meta"):
+        return build_model(config)
 
 
 def _check_state(tensors: dict[str, torch.Tensor], model: nn.Module, label: str) -> None:

@@ -6,6 +6,7 @@ import os
 import pickle
 import struct
 import subprocess
+from typing import Any
 
 import pytest
 import torch
@@ -179,17 +180,12 @@ def test_a_pickle_checkpoint_is_refused_by_name_before_it_is_read(sandbox, digit
     assert not marker.exists()
 
 
-def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sandbox, digit):
-    """A stranger's config for 65 billion parameters (732 GB to load): one line, and the process stays small."""
-    config = ModelConfig().to_dict()
-    config["conv"] = [dict(block, out_channels=4096) for block in config["conv"]]
-    config["fc"] = [65_536] * 16
-    path = sandbox.root / "huge.safetensors"
-    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+def predict_measured(sandbox, path, digit, **env) -> tuple[subprocess.CompletedProcess, Any]:
+    """``predict`` in a subprocess, with its own peak memory (``ru_maxrss``, KB) and CPU time."""
     proc = subprocess.Popen(
         sandbox.command("predict", "--checkpoint", str(path), digit),
         cwd=sandbox.cwd,
-        env=sandbox.environ(CNN_LAB_MAX_MEMORY_MB="4096"),  # the same verdict on any machine
+        env=sandbox.environ(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -197,9 +193,31 @@ def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sand
     with proc.stdout, proc.stderr:
         stdout, stderr = proc.stdout.read(), proc.stderr.read()  # a few bytes: no pipe can fill
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, os.waitstatus_to_exitcode(status), stdout, stderr), usage
+
+
+def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sandbox, digit):
+    """A stranger's config for 65 billion parameters (732 GB to load): one line, and the process stays small."""
+    config = ModelConfig().to_dict()
+    config["conv"] = [dict(block, out_channels=4096) for block in config["conv"]]
+    config["fc"] = [65_536] * 16
+    path = sandbox.root / "huge.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+    out, usage = predict_measured(sandbox, path, digit, CNN_LAB_MAX_MEMORY_MB="4096")  # same verdict anywhere
     assert out.returncode == 2
     line = error_line(out)
     assert "this model needs about" in line and "to load (65,5" in line and "CNN_LAB_MAX_MEMORY_MB" in line
     assert usage.ru_maxrss < 2 * 1024 * 1024, f"peak memory {usage.ru_maxrss} KB: was the model built?"
+
+
+def test_a_config_that_does_not_match_its_weights_is_refused_before_the_model_is_built(sandbox, digit):
+    """LeNet-5's 250 KB of weights under a config (within the limits) with 4,096 filters in conv2 and conv3: 1.7 GB
+    of weights to build and initialise. The header's shapes say "size mismatch" first, in a small process."""
+    config = ModelConfig().to_dict()
+    config["conv"][1]["out_channels"] = config["conv"][2]["out_channels"] = 4096
+    path = sandbox.root / "mismatch.safetensors"
+    save_file(lenet_state(), str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+    out, usage = predict_measured(sandbox, path, digit, CNN_LAB_MAX_MEMORY_MB="16384")
+    assert out.returncode == 2
+    assert "size mismatch for conv2.weight" in error_line(out)
+    assert usage.ru_maxrss < 1024 * 1024, f"peak memory {usage.ru_maxrss} KB: was the model built?"
