@@ -294,10 +294,12 @@ def _summary(run: Run) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnn_core.checkpoint import load_checkpoint
+    from cnn_core.checkpoint import load_checkpoint, unverified_note
     from cnn_core.predict import predict_file
 
     checkpoint = load_checkpoint(args.checkpoint)
+    if not checkpoint.verified:
+        print(f"warning: {unverified_note(args.checkpoint)}", file=sys.stderr)
     failed = 0
     for path in args.images:
         answer = predict_file(checkpoint.model, path, preprocess=checkpoint.preprocess, classes=checkpoint.classes)
