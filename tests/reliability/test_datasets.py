@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnn_core.data import IDX_STEMS
+from cnn_core.data import IDX_STEMS, write_idx
 from cnn_core.runs import RunStore
 from tests.reliability.conftest import (
     STORE_FILES,
@@ -201,3 +201,17 @@ def test_a_zip_member_that_climbs_out_through_a_dot_segment_is_still_refused(san
         out.writestr("./../evil/0.png", b"x")
     result = sandbox.cli("data", "add", "climb", str(archive))
     assert "points outside its folder" in last_error(result) and result.returncode == 2
+
+
+@pytest.mark.parametrize("train, test", [(1, 1), (9, 3)])
+def test_a_dataset_too_small_to_learn_from_is_refused_before_a_run_is_recorded(sandbox, tmp_path, bundled, train, test):
+    """IDX files with their own test split, so nothing refuses them for want of a test part: 1 training image
+    used to "complete" at 0.00 %."""
+    images, labels = bundled.train_x[:, 0].numpy(), bundled.train_y.numpy()
+    folder = write_idx_folder(tmp_path / "tiny", images[:train], labels[:train])
+    write_idx(folder / f"{IDX_STEMS[2]}.gz", images[train : train + test])
+    write_idx(folder / f"{IDX_STEMS[3]}.gz", labels[train : train + test])
+    out = sandbox.cli("train", "--data-dir", str(folder), "--epochs", "1")
+    assert out.returncode == 2
+    assert "a dataset needs at least 10 of 2 or more classes" in error_line(out)
+    assert run_folders(sandbox.runs) == []
