@@ -10,6 +10,7 @@ sweep ``interrupted`` and ``--resume`` goes on from that state (``Tuner.restore`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweep.callback import LISTENERS, Progress, TrialRecorder
 from cnn_core.sweep.config import SweepConfig
+from cnn_core.sweep.preflight import check_resources
 from cnn_core.sweep.space import plan, tune_space
 
 EXPERIMENT = "tune"  # Tune's experiment folder name inside the storage path
@@ -64,7 +66,9 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         LISTENERS[sweep_id] = on_progress
     logging.getLogger("ray.tune.execution.tune_controller").addFilter(_NO_TRACEBACK)  # once: same instance
     try:
-        store.sweeps.start(sweep_id, os.getpid(), start_ray(sweep.address))
+        cluster = start_ray(sweep.address)
+        store.sweeps.start(sweep_id, os.getpid(), cluster)
+        check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")
         if not sweep.invalid:
             store.sweeps.add_invalid(sweep_id, plan(sweep.config).invalid)
         results = _tuner(store, sweep).fit()
@@ -94,12 +98,32 @@ def check_reachable(address: str, timeout: float = 3.0) -> None:
     if "://" in address or not host or not port.isdigit():  # ray://, "auto": let Ray judge them
         return
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            speaks = os.environ.get("RAY_USE_TLS", "0") in ("1", "true") or _speaks_http2(sock)
     except OSError as err:
         raise ClusterUnreachable(
             f"cannot reach the Ray cluster at {address} ({err.strerror or err}): is `ray start --head` running "
             "there, and is its port open from this machine?"
         ) from None
+    if not speaks:  # ray.init would wait for minutes on a server that never answers as Ray's does
+        raise ClusterUnreachable(
+            f"something answers at {address}, but it is not a Ray cluster (no gRPC): give the address "
+            "`ray start --head` printed (its port is 6379 unless --port said otherwise)"
+        )
+
+
+def _speaks_http2(sock: socket.socket) -> bool:
+    """Whether the server answers HTTP/2's connection preface with a SETTINGS frame, as Ray's gRPC server
+    (the GCS) does; a web server, SSH or a database answers something else, or nothing (the socket timeout)."""
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # preface, empty SETTINGS
+    head = b""
+    with contextlib.suppress(OSError):
+        while len(head) < 9:
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    return len(head) == 9 and head[3] == 4  # a frame header: 3 bytes length, then the type (4: SETTINGS)
 
 
 def start_ray(address: str | None) -> dict[str, Any]:

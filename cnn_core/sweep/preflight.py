@@ -13,7 +13,7 @@ from pathlib import Path
 from cnn_core import budget
 from cnn_core.config import ModelConfig
 from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
-from cnn_core.sweep.config import SweepConfig
+from cnn_core.sweep.config import SweepConfig, SweepRefused
 from cnn_core.sweep.space import plan
 
 # What ``ray.init(address=...)`` joins: HOST:PORT as `ray start --head` prints it, a Ray Client ray://HOST:PORT,
@@ -32,12 +32,31 @@ def check_sweep(config: SweepConfig, address: str | None = None) -> None:
         budget.check(trial.run)
     if address:
         return
+    check_resources(config, {"cpus": os.cpu_count() or 1, "gpus": _local_gpus()}, "this machine")
     if config.data_dir is not None:
         check_data_dir(config.data_dir)
         return
     spec = _named_spec(config.dataset)
     for trial in trials:
         check_model_fits(spec, trial.run.model, config.dataset)
+
+
+def check_resources(config: SweepConfig, cluster: dict, where: str) -> None:
+    """A trial must fit on the cluster (``cpus``, ``gpus`` as ``start_ray`` reports them): Ray would otherwise
+    keep it pending forever, and the sweep would wait without a word."""
+    want = config.resources
+    for kind, need, have in (("cpu", want.cpu, cluster.get("cpus", 0)), ("gpu", want.gpu, cluster.get("gpus", 0))):
+        if need > have:
+            raise SweepRefused(
+                f"resources.{kind}: each trial asks for {need:g} {kind.upper()}(s) but {where} has {have:g}; "
+                f"ask for at most {have:g}"
+            )
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def check_address(address: str) -> None:

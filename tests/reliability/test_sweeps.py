@@ -2,13 +2,20 @@
 success when every trial failed, nor waits forever without saying why."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from cnn_core.runs import RunStore
-from tests.reliability.conftest import error_line
+from tests.core import test_sweep_ray
+from tests.reliability.conftest import error_line, last_error
+
+cluster = test_sweep_ray.cluster  # the fixture: a `ray start --head` of its own (2 CPUs), stopped by its PID
 
 # A narrow LeNet for one epoch: Ray's own start-up is the cost of a sweep test, not the training.
 NARROW = {
@@ -27,7 +34,7 @@ def write_spec(folder: Path, **fields) -> str:
 def refused_quickly(sandbox, *args: str, seconds: float = 15) -> str:
     """A sweep refused with one line and exit 2, fast (Ray never started), with no sweep recorded."""
     began = time.monotonic()
-    out = sandbox.cli("sweep", *args)
+    out = sandbox.cli("sweep", *args, timeout=60)
     took = time.monotonic() - began
     line = error_line(out)
     assert out.returncode == 2, out.stderr
@@ -83,3 +90,64 @@ def test_a_bad_ray_address_in_the_environment_is_refused_too(sandbox):
     out = sandbox.cli("sweep", spec, env={"RAY_ADDRESS": "127.0.0.1:notaport"})
     assert "expected HOST:PORT" in error_line(out) and out.returncode == 2
     assert time.monotonic() - began < 15
+
+
+def test_a_trial_asking_for_more_cpus_than_the_machine_has_is_refused_before_ray_starts(sandbox):
+    line = refused_quickly(sandbox, write_spec(sandbox.root, resources={"cpu": 1000}))
+    assert f"resources.cpu: each trial asks for 1000 CPU(s) but this machine has {os.cpu_count()}" in line
+
+
+def test_a_trial_asking_for_a_gpu_on_a_machine_without_one_is_refused_before_ray_starts(sandbox):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: ask for one more than it has instead")
+    line = refused_quickly(sandbox, write_spec(sandbox.root, resources={"gpu": 1}))
+    assert "resources.gpu: each trial asks for 1 GPU(s) but this machine has 0" in line
+
+
+@pytest.fixture
+def web_server():
+    """A plain HTTP server on a free port: the TCP check passes, but it is no Ray cluster."""
+    from tests.e2e.serve import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()  # by its PID
+        proc.wait(10)
+
+
+def test_an_address_where_something_that_is_not_ray_listens_fails_in_seconds(sandbox, web_server):
+    began = time.monotonic()
+    out = sandbox.cli("sweep", write_spec(sandbox.root), "--address", web_server, timeout=60)
+    assert "is not a Ray cluster" in last_error(out) and out.returncode == 2
+    assert time.monotonic() - began < 20
+    [sweep] = RunStore(sandbox.runs).sweeps.list()
+    assert sweep.status == "failed" and "is not a Ray cluster" in sweep.error
+
+
+@pytest.mark.slow
+def test_a_trial_asking_for_more_cpus_than_the_cluster_has_fails_once_joined(sandbox, cluster):
+    """The cluster (``ray start --head --num-cpus=2``) is not this machine: its resources are known once joined."""
+    began = time.monotonic()
+    out = sandbox.cli("sweep", write_spec(sandbox.root, resources={"cpu": 3}), "--address", cluster, timeout=120)
+    line = last_error(out)
+    assert f"each trial asks for 3 CPU(s) but the cluster at {cluster} has 2" in line and out.returncode == 2
+    assert time.monotonic() - began < 60
+    [sweep] = RunStore(sandbox.runs).sweeps.list()
+    assert sweep.status == "failed"
