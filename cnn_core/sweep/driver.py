@@ -64,7 +64,8 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         return store.sweeps.get(sweep_id)
     if on_progress is not None:
         LISTENERS[sweep_id] = on_progress
-    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_NO_TRACEBACK)  # once: same instance
+    for handler in logging.getLogger("ray").handlers:  # what Ray and Tune print reaches the terminal here
+        handler.addFilter(_NO_TRACEBACK)  # once: the same instance
     try:
         cluster = start_ray(sweep.address)
         store.sweeps.start(sweep_id, os.getpid(), cluster)

@@ -151,3 +151,16 @@ def test_a_trial_asking_for_more_cpus_than_the_cluster_has_fails_once_joined(san
     assert time.monotonic() - began < 60
     [sweep] = RunStore(sandbox.runs).sweeps.list()
     assert sweep.status == "failed"
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_run_store_fills_its_disk_ends_with_one_line(sandbox, small_disk, small_idx):
+    """300 KB holds the store and the first trials' starts, not their checkpoints: the sweep ends, it does not
+    hang, and what the terminal shows is one error line after the progress bar, with no traceback."""
+    runs = small_disk(300) / "runs"
+    spec = write_spec(sandbox.root, data_dir=str(small_idx), space={"train.lr": {"grid": [0.01, 0.02, 0.03]}})
+    began = time.monotonic()
+    out = sandbox.cli("sweep", spec, "--runs-dir", str(runs), env={"CNN_LAB_MAX_DISK_MB": "100"}, timeout=240)
+    assert out.returncode != 0
+    assert "the run store" in last_error(out) or "the disk is full" in last_error(out)
+    assert time.monotonic() - began < 180
