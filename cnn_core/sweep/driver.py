@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -132,6 +134,24 @@ def start_ray(address: str | None) -> dict[str, Any]:
     import ray
 
     began = time.perf_counter()
+    with _own_signal_handlers():
+        _init_ray(address)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    resources = ray.cluster_resources()
+    return {
+        "joined": bool(address),
+        "address": address,
+        "gcs_address": ray.get_runtime_context().gcs_address,
+        "nodes": [n["NodeID"] for n in nodes],
+        "cpus": resources.get("CPU", 0),
+        "gpus": resources.get("GPU", 0),
+        "ray_start_s": round(time.perf_counter() - began, 3),
+    }
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
     options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     if address:
         check_reachable(address)
@@ -145,17 +165,23 @@ def start_ray(address: str | None) -> dict[str, Any]:
             ) from None
     else:  # "local": a new embedded Ray, never one a `ray start` on this machine left its address for
         ray.init(address="local", **options)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    resources = ray.cluster_resources()
-    return {
-        "joined": bool(address),
-        "address": address,
-        "gcs_address": ray.get_runtime_context().gcs_address,
-        "nodes": [n["NodeID"] for n in nodes],
-        "cpus": resources.get("CPU", 0),
-        "gpus": resources.get("GPU", 0),
-        "ray_start_s": round(time.perf_counter() - began, 3),
-    }
+
+
+@contextlib.contextmanager
+def _own_signal_handlers():
+    """Keep this process's SIGTERM, SIGHUP and SIGINT handlers through ``ray.init``: Ray's C++ core installs
+    a failure handler that prints a stack dump for a plain ``kill``; the CLI's handlers end the sweep as
+    ``interrupted`` instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _stop_ray() -> None:

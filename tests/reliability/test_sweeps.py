@@ -164,3 +164,37 @@ def test_a_sweep_whose_run_store_fills_its_disk_ends_with_one_line(sandbox, smal
     assert out.returncode != 0
     assert "the run store" in last_error(out) or "the disk is full" in last_error(out)
     assert time.monotonic() - began < 180
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_sweep_ends_it_interrupted_without_rays_stack_dump(sandbox, small_idx):
+    spec = write_spec(sandbox.root, data_dir=str(small_idx), space={"train.lr": {"grid": [0.01, 0.02, 0.03, 0.04]}})
+    proc = subprocess.Popen(
+        sandbox.command("sweep", spec), cwd=sandbox.cwd, env=sandbox.environ(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+
+        def started():
+            sweeps = RunStore(sandbox.runs).sweeps.list() if (sandbox.runs / "runs.db").exists() else []
+            return sweeps and sweeps[0].cluster
+
+        wait_for(started, 120, "Ray started")  # Ray's C++ core has installed its signal handlers by now
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "SIGTERM received" not in stderr and "PC: @" not in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert proc.returncode == 130 and stderr.rstrip().endswith("interrupted")
+    [sweep] = RunStore(sandbox.runs).sweeps.list()
+    assert sweep.status == "interrupted" and "resume it" in sweep.error
