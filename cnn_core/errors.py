@@ -4,6 +4,8 @@ Pages show ``st.error(str(err))``; the CLI prints ``error: ...`` and exits non-z
 Tracebacks are for bugs only.
 """
 
+import errno
+
 
 class CnnLabError(Exception):
     """Base class for every error caused by user input or the user's environment."""
@@ -54,3 +56,31 @@ class RunBusy(CnnLabError, ValueError):
 
 class InvalidRunName(CnnLabError, ValueError):
     """A run name that cannot be used (empty after trimming)."""
+
+
+class StorageError(CnnLabError, OSError):
+    """A file or folder could not be read or written: a full disk, a file that vanished while its folder was
+    read, no permission. The message says what was being done, where, and what to try."""
+
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and try again",
+    errno.EDQUOT: "the disk quota is used up: free some space and try again",
+    errno.ENOENT: "a file vanished while it was used: is something changing that folder? try again once it is still",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the disk is read-only",
+}
+
+
+def storage_error(err: OSError, doing: str) -> StorageError:
+    """One line for an ``OSError`` met while ``doing`` something ("adding dataset 'x' to /data"), its path
+    escaped."""
+    from cnn_core.safetext import escape_controls
+
+    hint = _HINTS.get(err.errno or 0, err.strerror or type(err).__name__)
+    space = err.errno in (errno.ENOSPC, errno.EDQUOT)  # the file being written is a temp file: ``doing`` says where
+    where = f" ({escape_controls(str(err.filename))[:200]})" if err.filename and not space else ""
+    error = StorageError(f"{doing} failed: {hint}{where}")  # one argument: str() is the message alone
+    error.errno = err.errno
+    return error

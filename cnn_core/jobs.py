@@ -79,10 +79,9 @@ class JobManager:
     def submit_sweep(self, sweep, address: str | None = None, storage: str | None = None) -> str:
         """Queue a sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget here);
         its driver starts when no other sweep runs. Returns the sweep id."""
-        from cnn_core.sweeps.space import plan
+        from cnn_core.sweeps.preflight import check_sweep
 
-        for trial in plan(sweep).trials:
-            budget.check(trial.run)
+        check_sweep(sweep, address or None)  # budget, dataset and data folder, before anything is queued
         sweep_id = self.store.sweeps.create(sweep, address=address or None, storage=storage or None)
         self._wake.set()
         return sweep_id

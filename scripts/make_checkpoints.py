@@ -5,6 +5,7 @@ accuracy on the sample's held-out test digits and, when ``../shared`` has it, on
 10,000-digit MNIST test set.
 """
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def main() -> None:
             metrics["official_test_accuracy"] = acc
         path = save_checkpoint(checkpoints_dir() / f"lenet5-mnist-{pool}.safetensors", result.model, run.model, metrics)
         print(f"{path.name}: test {result.test_accuracy:.4f}, official {metrics.get('official_test_accuracy')}")
+        digest = json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+        print(f'    "lenet5-mnist-{pool}": "{digest}",  # for BUNDLED_SHA256 in cnn_core/checkpoint.py')
 
 
 if __name__ == "__main__":

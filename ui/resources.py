@@ -4,9 +4,9 @@ import numpy as np
 import streamlit as st
 
 from cnn_core.data import load_dataset
-from cnn_core.errors import BadRunStore, RunStoreLost
+from cnn_core.errors import BadRunStore, CnnLabError, RunStoreLost
 from cnn_core.jobs import JobManager
-from cnn_core.model.checkpoint import load_checkpoint
+from cnn_core.model.checkpoint import load_checkpoint, unverified_note
 from cnn_core.runs import RunStore, default_runs_dir
 from ui.digit_input import InputKind
 
@@ -49,6 +49,25 @@ def job_manager_or_stop() -> JobManager:
 def checkpoint_model(source: str):
     """A checkpoint's model (bundled name or path), loaded once and shared by the Filters and Explain pages."""
     return load_checkpoint(source).model
+
+
+@st.cache_resource(max_entries=16)
+def checkpoint_verified(source: str) -> bool:
+    """Whether a checkpoint's weights matched a recorded SHA-256 (False: it records none)."""
+    return load_checkpoint(source).verified
+
+
+def usable_checkpoint(source: str) -> bool:
+    """Open the chosen checkpoint once: a damaged one (truncated, mismatched) is one error line and False, so the
+    page can stop there with its picker still on screen; one without a SHA-256 gets an "unverified" badge."""
+    try:
+        verified = checkpoint_verified(source)
+    except CnnLabError as err:
+        st.error(str(err))
+        return False
+    if not verified:
+        st.badge("unverified", icon=":material/gpp_maybe:", color="orange", help=unverified_note(source))
+    return True
 
 
 @st.cache_resource(max_entries=16)

@@ -16,7 +16,7 @@ from cnn_core.explain.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view
-from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images
+from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images, usable_checkpoint
 
 UNSURE = 0.6  # below this top probability the page warns that the model is guessing
 OTHER_POOLING = {"lenet5-mnist-max": "lenet5-mnist-avg", "lenet5-mnist-avg": "lenet5-mnist-max"}
@@ -185,6 +185,8 @@ st.title("💡 Explain")
 choices = probe.model_choices(run_store_or_warn())
 label = st.selectbox("Model", list(choices), key="explain.model")
 choice = choices[label]
+if not usable_checkpoint(choice["source"]):
+    st.stop()
 model = checkpoint_model(choice["source"])
 try:
     test_x, test_y, classes = test_images(

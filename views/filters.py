@@ -10,7 +10,7 @@ from cnn_core.explain import filters as probe
 from ui.digit_input import pick_digit
 from ui.favourite_images import favourite_images
 from ui.playback import epoch_player
-from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images
+from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images, usable_checkpoint
 
 COLOUR = "colour (RGB)"
 MAP_PX = 84  # a feature map's side on screen: 28×28 maps at 3 px a pixel, smaller maps enlarged to match
@@ -139,6 +139,8 @@ choices = probe.model_choices(store)
 labels = list(choices)
 label = st.selectbox("Model", labels, labels.index(probe.default_model(choices)), key="filters.model")
 choice = choices[label]
+if not usable_checkpoint(choice["source"]):
+    st.stop()
 source, epoch = choice["source"], None
 epochs = tuple(str(p) for p in store.epoch_checkpoints(choice["run_id"])) if choice["run_id"] else ()
 if len(epochs) > 1:
@@ -151,6 +153,8 @@ if len(epochs) > 1:
     )
     st.altair_chart(layer_change_chart(filter_changes(epochs), epoch), width="stretch")
 
+if epoch is not None and not usable_checkpoint(source):  # an epoch's own file may be the damaged one
+    st.stop()
 filters(source, choice["dataset"], choice["data_dir"])
 pair = probe.pooling_checkpoints(store, choice["run_id"], epoch)  # this run and its twin, or the bundled pair
 feature_map_view(source, choice["dataset"], choice["data_dir"], pair)

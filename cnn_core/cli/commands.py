@@ -19,7 +19,7 @@ from cnn_core.cli import data as data_cli
 from cnn_core.cli import sweeps as sweep_cli
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, PRECISIONS, SCHEDULES, RunConfig, load_config
 from cnn_core.config import PHOTO_SIZES as SIZES
-from cnn_core.errors import CnnLabError
+from cnn_core.errors import CnnLabError, storage_error
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.teaching import codegen
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`: not an error worth a traceback
         sys.stderr.close()
         return 0
+    except OSError as err:  # a full disk, a folder that changed while it was read: the machine's state, not a bug
+        print(f"error: {storage_error(err, args.command)}", file=sys.stderr)
+        return 1
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -294,9 +297,11 @@ def _summary(run: Run) -> dict:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnn_core.explain.predict import predict_file
-    from cnn_core.model.checkpoint import load_checkpoint
+    from cnn_core.model.checkpoint import load_checkpoint, unverified_note
 
     checkpoint = load_checkpoint(args.checkpoint)
+    if not checkpoint.verified:
+        print(f"warning: {unverified_note(args.checkpoint)}", file=sys.stderr)
     failed = 0
     for path in args.images:
         answer = predict_file(checkpoint.model, path, preprocess=checkpoint.preprocess, classes=checkpoint.classes)

@@ -41,17 +41,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def prepare(store: RunStore, spec: str, address: str | None, storage: str | None) -> str:
-    """Read and check a spec (every trial validated, memory budget too), then record the sweep as running."""
-    from cnn_core.config import budget
+    """Read and check a spec (every trial validated, memory budget and data too), then record the sweep as
+    running."""
     from cnn_core.config.sweep import load_sweep
-    from cnn_core.sweeps.space import plan
+    from cnn_core.sweeps.preflight import check_sweep
 
     config = load_sweep(spec)
-    for trial in plan(config).trials:  # refuses an empty or all-invalid space with its reason
-        budget.check(trial.run)
+    address = address or os.environ.get("RAY_ADDRESS")
+    check_sweep(config, address)
     if storage and "://" not in storage:  # Tune wants an absolute path (a URI such as s3://... as it is)
         storage = str(Path(storage).resolve())
-    return store.sweeps.create(config, address=address or os.environ.get("RAY_ADDRESS"), storage=storage, claim=True)
+    return store.sweeps.create(config, address=address, storage=storage, claim=True)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -92,6 +92,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             acc = f"{trial['test_accuracy']:.2%}" if trial["test_accuracy"] is not None else "-"
             print(f"{trial['run_id']}  {trial['status']:<10} {acc:>7}  {trial['name']}")
         print(f"{done.status}: {len(summary['trials'])} trial(s) in {summary['seconds']:.1f} s")
+    if done.status is SweepStatus.FAILED:
+        print(f"error: {done.error}", file=sys.stderr)
     return 0 if done.status is SweepStatus.COMPLETED else 1
 
 

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from cnn_core.config.budget import human_bytes
 from cnn_core.data.folders import IGNORED_NAMES, IMAGE_EXTENSIONS, MAX_IMAGES
 from cnn_core.errors import BadDataset
+from cnn_core.safetext import escape_skipped
 
 MAX_MEMBERS = MAX_IMAGES + 2_000  # images plus the folders that hold them and a few stray files
 MAX_UNPACKED_BYTES = 2 << 30  # 2 GiB: 40,000 phone photos would be more, and this lab shrinks them to 64×64
@@ -44,6 +45,12 @@ def _kind(info: zipfile.ZipInfo) -> str | None:
     if info.flag_bits & 0x1:
         return "encrypted (not extracted)"
     return None
+
+
+def _member_path(name: str) -> str:
+    """A member's path without ``.`` and empty segments: ``zip -r x.zip ./`` names its members ``./a/0.png``
+    (``..`` never gets here: ``_unsafe`` refused the zip)."""
+    return "/".join(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
 
 
 def _ignored(name: str) -> bool:
@@ -76,8 +83,8 @@ def _extract_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], des
     budget = MAX_UNPACKED_BYTES
     root = dest.resolve()
     for info in infos:
-        name = info.filename.replace("\\", "/")
-        if _ignored(name) or info.is_dir():
+        name = _member_path(info.filename)
+        if not name or _ignored(name) or info.is_dir():
             continue
         why = _kind(info) or (
             None if Path(name).suffix.lower() in IMAGE_EXTENSIONS else f"unsupported file type {Path(name).suffix}"
@@ -95,7 +102,7 @@ def _extract_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], des
             skipped.append((name, "a second member with the same name"))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, OSError) as err:
             raise BadDataset(f"zip member {name[:80]!r} cannot be extracted ({err})") from None
-    return skipped
+    return escape_skipped(skipped)  # member names are the zip maker's: shown, never obeyed
 
 
 def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:

@@ -20,7 +20,8 @@ from PIL import Image
 
 from cnn_core.data.photo import check_fit, is_grey, resize_square, to_channels
 from cnn_core.data.preprocess import load_image
-from cnn_core.errors import BadDataset, BadImage, DatasetNotFound
+from cnn_core.errors import BadDataset, BadImage, CnnLabError, DatasetNotFound, storage_error
+from cnn_core.safetext import escape_controls, escape_skipped
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_IMAGES = 40_000  # 40,000 RGB 64×64 images are 490 MB of uint8: a teaching lab's ceiling on 24 GiB
@@ -81,15 +82,25 @@ def data_root_of(folder: Path) -> Path:
 
 
 def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> Listing:
-    """Find every class folder and image file; refuses a folder with no or one class, or too many files."""
-    folder = Path(folder)
+    """Find every class folder and image file; refuses a folder with no or one class, or too many files.
+
+    A folder that changes while it is read (a file vanishes, a folder cannot be opened) is one line."""
+    try:
+        return _list_images(Path(folder), max_images)
+    except CnnLabError:
+        raise
+    except OSError as err:
+        raise storage_error(err, "reading the folder") from None  # the error's path says where
+
+
+def _list_images(folder: Path, max_images: int) -> Listing:
     if not folder.is_dir():
         raise DatasetNotFound(f"{folder} is not a folder")
     root = data_root_of(folder)
     subs = {s.name.lower(): s for s in _subfolders(root)}
     parts = [(subs["train"], False)] + ([(subs["test"], True)] if "test" in subs else []) if "train" in subs else []
     class_dirs = _subfolders(parts[0][0]) if parts else _subfolders(root)
-    classes = [d.name for d in class_dirs]
+    classes = [escape_controls(d.name) for d in class_dirs]  # names from the user's files: shown, never obeyed
     _check_classes(classes, root)
     files: list[tuple[str, int, bool, int, int]] = []
     skipped: list[tuple[str, str]] = []
@@ -98,14 +109,14 @@ def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> List
             if not _hidden(entry.name) and not entry.is_dir(follow_symlinks=False) and top == root:
                 skipped.append((entry.name, "not inside a class folder"))
         for class_dir in _subfolders(top):
-            if class_dir.name not in classes:
+            if escape_controls(class_dir.name) not in classes:
                 raise BadDataset(
                     f"{class_dir.relative_to(root)} is a class that train/ does not have; "
                     "test/ must use the class folder names of train/"
                 )
-            label = classes.index(class_dir.name)
+            label = classes.index(escape_controls(class_dir.name))
             _walk(class_dir, root, label, is_test, files, skipped, max_images)
-    return Listing(root, classes, files, skipped, split=bool(parts))
+    return Listing(root, classes, files, escape_skipped(skipped), split=bool(parts))
 
 
 def _check_classes(classes: list[str], root: Path) -> None:
@@ -129,7 +140,11 @@ def _walk(class_dir, root, label, is_test, files, skipped, max_images) -> None:
                 continue
             path = Path(here) / name
             rel = str(path.relative_to(root))
-            info = os.lstat(path)
+            try:
+                info = os.lstat(path)
+            except OSError as err:  # it vanished since the folder was listed (a folder being written to)
+                skipped.append((rel, f"could not be read ({err.strerror})"))
+                continue
             if stat.S_ISLNK(info.st_mode):
                 skipped.append((rel, "a symbolic link (not followed)"))
             elif not stat.S_ISREG(info.st_mode):
@@ -188,6 +203,7 @@ def decode(
 
 
 def _checked(listing: Listing, pictures: np.ndarray, ok: np.ndarray, channels, skipped) -> FolderImages:
+    skipped = escape_skipped(skipped)  # file names from the user's folder: shown, never obeyed
     labels = np.array([f[1] for f in listing.files], np.int64)[ok]
     is_test = np.array([f[2] for f in listing.files], bool)[ok]
     if not len(labels):

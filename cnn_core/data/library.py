@@ -26,8 +26,9 @@ from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
 from cnn_core.data.photo import check_fit
-from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
+from cnn_core.errors import BadDataset, CnnLabError, DatasetNotFound, InvalidConfig, storage_error
 from cnn_core.files import atomic_write
+from cnn_core.safetext import escape_controls, escape_skipped
 from cnn_core.settings import datasets_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
@@ -51,6 +52,12 @@ class LibraryDataset:
     std: float
     source: str
     created: float
+
+    def __post_init__(self) -> None:
+        # Names read from the user's files, escaped here too for a dataset.json written before they were at reading
+        object.__setattr__(self, "classes", [escape_controls(str(c)) for c in self.classes])
+        object.__setattr__(self, "skipped", [list(pair) for pair in escape_skipped(self.skipped)])
+        object.__setattr__(self, "source", escape_controls(str(self.source)))
 
     @property
     def images(self) -> int:
@@ -102,8 +109,10 @@ def add_dataset(
             raise InvalidConfig(
                 f"a dataset named {name!r} already exists: remove it first or choose another name"
             ) from None
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, CnnLabError):  # a full disk, a vanished file
+            raise storage_error(err, f"adding dataset {name!r} to {datasets_dir()}") from None
         raise
     return entry
 
@@ -172,7 +181,7 @@ def get_dataset(name: str) -> LibraryDataset:
         return LibraryDataset(**data)
     except FileNotFoundError:
         raise DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are") from None
-    except (OSError, TypeError, InvalidConfig) as err:
+    except (OSError, TypeError, ValueError, InvalidConfig) as err:
         raise BadDataset(f"dataset {name!r} has a damaged dataset.json ({err}); remove it and add it again") from None
 
 

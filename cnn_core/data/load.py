@@ -29,6 +29,7 @@ __all__ = [
 PUBLIC = DATASETS + tuple(cifar.CIFAR)  # every dataset known by name before the user adds any
 FOLDER = "folder"  # a run's dataset when it came from --data-dir with class folders (IDX folders: "idx")
 TEST_FRACTION = 0.2  # a dataset without a test set holds out a stratified fifth of its images
+MIN_TRAIN_IMAGES = 10  # below this a run learns nothing and its test accuracy is noise (one image: 0 % or 100 %)
 default_data_root = data_root
 
 
@@ -190,11 +191,22 @@ def _split(name: str, arrays: tuple, classes: list[str] | None, source: str, val
             "at least one of each (a few hundred images to learn anything)"
         )
     kept, held = stratified_split(train_y, val_fraction)
+    check_trainable(source, train_y[kept])
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     if classes is None:
         classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[: max(n_classes, 10)]
     tensors = [as_images(train_x[kept]), as_labels(train_y[kept]), as_images(train_x[held]), as_labels(train_y[held])]
     return Dataset(name, list(classes), *tensors, as_images(test_x), as_labels(test_y), source=source)
+
+
+def check_trainable(source: str, train_labels) -> None:
+    """Refuse a training split too small to learn from: a run on it would "complete" at chance or at 0 %."""
+    classes = len(set(train_labels.tolist()))
+    if len(train_labels) < MIN_TRAIN_IMAGES or classes < 2:
+        raise BadDataset(
+            f"{source}: {len(train_labels):,} training image(s) of {classes} class(es) after the test and validation "
+            f"splits; a dataset needs at least {MIN_TRAIN_IMAGES} of 2 or more classes (a few hundred to learn)"
+        )
 
 
 # LeCun et al. (1998): a 32×32 input and no padding in C1 (28×28 MNIST digits were padded to 32×32 instead);

@@ -31,11 +31,18 @@ from cnn_core.config import ModelConfig, budget
 from cnn_core.errors import BadCheckpoint, InvalidConfig
 from cnn_core.files import atomic_write
 from cnn_core.model import ConvNet, build_model
+from cnn_core.safetext import escape_controls
 from cnn_core.settings import checkpoints_dir
 
 BUNDLED = {  # name -> what it is; made by scripts/make_checkpoints.py
     "lenet5-mnist-max": "LeNet-5, max pooling, trained on the bundled MNIST sample",
     "lenet5-mnist-avg": "LeNet-5, average pooling, trained on the bundled MNIST sample",
+}
+# The bundled files' weights_sha256, shipped with the code: a damaged or swapped bundled file is refused even
+# if its own recorded hash were rewritten to match. scripts/make_checkpoints.py prints them when it remakes them.
+BUNDLED_SHA256 = {
+    "lenet5-mnist-max": "6ab8a91e8a7906d655f080600f0e8c0615fc3744383d87c85f869049bf61d454",
+    "lenet5-mnist-avg": "ab2976691868196a49167ae82f4fa650cba6095e485f64c4b139c82fdbc9599c",
 }
 DEFAULT_CHECKPOINT = "lenet5-mnist-max"
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024  # LeNet-5 is 250 KB; anything near this is not ours
@@ -53,6 +60,7 @@ class Checkpoint:
     model: ConvNet
     config: ModelConfig
     metadata: dict[str, Any]  # metrics, dataset, epoch, ... as saved
+    verified: bool = False  # its weights matched a recorded SHA-256; False: it had none (an old or foreign file)
 
     @property
     def preprocess(self) -> str:
@@ -65,7 +73,7 @@ class Checkpoint:
         """The class names saved with the model, or 0, 1, 2, ... when it has none (or they do not fit)."""
         names = self.metadata.get("classes")
         if isinstance(names, list) and len(names) == self.config.num_classes and all(isinstance(n, str) for n in names):
-            return [n[:64] for n in names]
+            return [escape_controls(n[:64]) for n in names]  # the file's maker chose them: shown, never obeyed
         return [str(i) for i in range(self.config.num_classes)]
 
 
@@ -186,23 +194,45 @@ def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise BadCheckpoint(f"{label}: not a valid safetensors file ({str(err).splitlines()[0]})") from None
-    # Checkpoints saved before hashes were recorded (the bundled ones among them) have none: they load as
-    # before, validated by shape, dtype and finiteness only.
-    if HASH_KEY in metadata and weights_sha256(tensors) != metadata[HASH_KEY]:
-        raise BadCheckpoint(
-            f"{label}: its weights do not match the SHA-256 recorded when it was saved: the file is damaged"
-        )
+    verified = _verify(tensors, metadata.get(HASH_KEY), BUNDLED_SHA256.get(_bundled_name(source)), label)
     config_json = safejson.loads(metadata["config"], f"{label}'s saved config", error=BadCheckpoint)
     try:
         config = ModelConfig.from_dict(config_json or {})
     except (InvalidConfig, TypeError) as err:
         raise BadCheckpoint(f"{label}: its saved config is invalid: {err}") from None
     budget.check_model(config)  # a stranger's config could describe a model too big to build here
+    _check_state(tensors, _shapes_of(config), label)  # before building: a mismatch costs nothing
     model = build_model(config)
-    _check_state(tensors, model, label)
     model.load_state_dict(tensors)
     model.to(device).eval()
-    return Checkpoint(model, config, _extra_metadata(metadata))
+    return Checkpoint(model, config, _extra_metadata(metadata), verified)
+
+
+def unverified_note(source: str | os.PathLike | None) -> str:
+    """What the CLI and the pages say of a checkpoint that records no SHA-256 of its weights."""
+    name = escape_controls(Path(os.fspath(source)).name if source is not None else DEFAULT_CHECKPOINT)
+    return f"{name} is unverified: it records no SHA-256 of its weights, so damage to it cannot be detected"
+
+
+def _bundled_name(source) -> str | None:
+    name = DEFAULT_CHECKPOINT if source is None else source if isinstance(source, str) else None
+    return name if name in BUNDLED else None
+
+
+def _verify(tensors: dict[str, torch.Tensor], recorded: str | None, shipped: str | None, label: str) -> bool:
+    """Check the weights against every SHA-256 known for them (the file's own, the one shipped for a bundled
+    file); False when there is none to check: such a file loads, validated by shape, dtype and finiteness only,
+    and is shown as unverified."""
+    if recorded is None and shipped is None:
+        return False
+    actual = weights_sha256(tensors)
+    if recorded is not None and actual != recorded:
+        raise BadCheckpoint(
+            f"{label}: its weights do not match the SHA-256 recorded when it was saved: the file is damaged"
+        )
+    if shipped is not None and actual != shipped:
+        raise BadCheckpoint(f"{label}: its weights are not the ones CNN Lab shipped: the bundled file is damaged")
+    return True
 
 
 def _extra_metadata(metadata: dict[str, str]) -> dict[str, Any]:
@@ -231,6 +261,13 @@ def _read_header_metadata(data: bytes, label: str) -> dict[str, str]:
     if not all(isinstance(v, str) for v in meta.values()):
         raise BadCheckpoint(f"{label}: its metadata holds values that are not text (not safetensors)")
     return meta
+
+
+def _shapes_of(config: ModelConfig) -> nn.Module:
+    """The network a config describes, on PyTorch's "meta" device: every parameter's name and shape, no memory
+    and no initialisation (a config within the limits may still describe gigabytes of weights)."""
+    with torch.device("meta"):
+        return build_model(config)
 
 
 def _check_state(tensors: dict[str, torch.Tensor], model: nn.Module, label: str) -> None:

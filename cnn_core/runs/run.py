@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import unicodedata
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, CnnLabError
+from cnn_core.safetext import escape_controls
 
 
 class Status(StrEnum):
@@ -34,11 +34,6 @@ class Status(StrEnum):
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # time.strftime("%Y%m%d-%H%M%S") + 3 random bytes
-
-
-def escape_controls(text: str) -> str:
-    """A name as it is safe to print: control and format characters (ESC, BEL, RTL marks…) shown as ``\\x1b``."""
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 
 from cnn_core.config import RunConfig, budget
 from cnn_core.data import Dataset, check_fits, load_dataset
-from cnn_core.errors import CnnLabError
+from cnn_core.errors import CnnLabError, storage_error
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import atomic_write, save_checkpoint
 from cnn_core.runs import Run, RunStore, Status
@@ -57,6 +57,8 @@ def execute_run(
         error = (
             f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
         )
+    except OSError as err:  # a full disk while saving a checkpoint, a data file that vanished: one line
+        error = str(storage_error(err, f"run {run_id} in {store.root}"))
     except BaseException as err:  # a bug or an interrupt: record it, then let it surface
         if isinstance(err, Exception):
             store.fail(run_id, f"{type(err).__name__}: {err}")

@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -130,9 +130,11 @@ class RunStore:
                 for t, c, kind in _ADDED_COLUMNS
                 if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
+            absolute = con.execute(_ABSOLUTE_CHECKPOINTS).fetchall() if "runs" in tables else []
             if (
                 {"runs", "metrics"} | SWEEP_TABLES <= tables
                 and not missing
+                and not absolute
                 and con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             ):
                 return  # an up-to-date store: nothing to write
@@ -141,6 +143,8 @@ class RunStore:
             con.executescript(_SCHEMA)
             for table, column, kind in missing:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for run_id, path in absolute:  # a store from before paths were relative to it
+                con.execute("UPDATE runs SET checkpoint = ? WHERE id = ?", (in_store(path, run_id), run_id))
 
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -191,7 +195,7 @@ class RunStore:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r}")
-        return Run.from_row(row)
+        return self._located(Run.from_row(row))
 
     def list(self, status: tuple[Status, ...] | None = None, group: str | None = None) -> list[Run]:
         """All runs, newest first (optionally only those with the given statuses, or of one group: a sweep)."""
@@ -204,7 +208,8 @@ class RunStore:
             args.append(group)
         query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with self.transaction() as con:
-            return [Run.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
+            rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
+        return [self._located(Run.from_row(r)) for r in rows]
 
     def metrics(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM metrics WHERE run_id = ?", (run_id,)
@@ -347,6 +352,8 @@ class RunStore:
     def _set(self, run_id: str, only_if: tuple[Status, ...] | None, **values: Any) -> bool:
         """Write some of a run's columns (only while its status is in ``only_if``); True if it changed."""
         self.run_dir(run_id)
+        if values.get("checkpoint") is not None:
+            values["checkpoint"] = in_store(values["checkpoint"], run_id)
         columns = ", ".join(f"{_column(k)} = ?" for k in values)
         where, args = "id = ?", [*values.values(), run_id]
         if only_if:
@@ -356,7 +363,17 @@ class RunStore:
             return con.execute(f"UPDATE runs SET {columns} WHERE {where}", args).rowcount == 1
 
     def _save_record(self, run_id: str) -> None:
-        write_json(self.run_dir(run_id) / "run.json", self.get(run_id).record())
+        record = self.get(run_id).record()
+        if record["checkpoint"]:  # relative in the folder's own record too: a copied folder reimports anywhere
+            record["checkpoint"] = in_store(record["checkpoint"], run_id)
+        write_json(self.run_dir(run_id) / "run.json", record)
+
+    def _located(self, run: Run) -> Run:
+        """A run read from the database with its checkpoint where it is now: the path is kept relative to the
+        store (a store copied or moved keeps working), and an old store's absolute path is read the same way."""
+        if not run.checkpoint:
+            return run
+        return replace(run, checkpoint=str(self.root / in_store(run.checkpoint, run.id)))
 
     # -- rebuilding ----------------------------------------------------------------------------------------------
 
@@ -381,11 +398,14 @@ class RunStore:
         """Insert a run read back from its folder, with its epoch metrics (what ``reimport`` does per folder)."""
         row = {_column(k): v for k, v in run.record().items() if k != "ended"}
         row.update(finished=run.ended, config=run.config.to_json())
+        if row["checkpoint"]:
+            row["checkpoint"] = in_store(row["checkpoint"], run.id)
         with self.transaction(write=True) as con:
             con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
             con.executemany(_INSERT_METRIC, [(run.id, *(m.get(k) for k in METRIC_FIELDS)) for m in metrics])
 
 
+_ABSOLUTE_CHECKPOINTS = "SELECT id, checkpoint FROM runs WHERE checkpoint LIKE '/%'"
 _COLUMNS = frozenset(f.name for f in fields(Run)) - {"ended"} | {"finished"}
 
 
@@ -398,3 +418,15 @@ def _column(name: str) -> str:
 
 def _clean_name(name: str) -> str:
     return name.strip()[:MAX_NAME]
+
+
+def in_store(path: str | os.PathLike, run_id: str) -> str:
+    """A run's checkpoint path as the database keeps it: from the run's own folder on (``RUN_ID/model.safetensors``).
+
+    An absolute path, as stores before this one kept, is cut at its last ``RUN_ID`` segment, so a store that
+    was copied or moved since still finds its files; a path outside any run folder is kept as it is."""
+    parts = Path(path).parts
+    if run_id not in parts:
+        return os.fspath(path)
+    at = len(parts) - 1 - parts[::-1].index(run_id)
+    return Path(*parts[at:]).as_posix()

@@ -10,8 +10,12 @@ sweep ``interrupted`` and ``--resume`` goes on from that state (``Tuner.restore`
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +26,7 @@ from cnn_core.config.sweep import SweepConfig
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweeps.callback import LISTENERS, Progress, TrialRecorder
+from cnn_core.sweeps.preflight import check_resources
 from cnn_core.sweeps.space import plan, tune_space
 
 EXPERIMENT = "tune"  # Tune's experiment folder name inside the storage path
@@ -32,6 +37,20 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: th
 # Tune snapshots its state whenever a trial has saved ``num_to_keep`` checkpoints, and warns when that is often;
 # a LeNet trial's checkpoint is ~250 KB and a snapshot a few KB, so that is fine here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+class _NoTraceback(logging.Filter):
+    """Tune logs a failed trial with its traceback; its reason is recorded on the trial's run, and one line
+    is enough in a terminal (tracebacks are for bugs in CNN Lab, not for a trial's bad data)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            last = (str(record.exc_info[1]).strip().splitlines() or [""])[-1][:300]
+            record.msg, record.args, record.exc_info = f"{record.getMessage()}: {last}", None, None
+        return True
+
+
+_NO_TRACEBACK = _NoTraceback()
 
 
 def storage_of(store: RunStore, sweep: Sweep) -> str:
@@ -47,15 +66,19 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         return store.sweeps.get(sweep_id)
     if on_progress is not None:
         LISTENERS[sweep_id] = on_progress
+    for handler in logging.getLogger("ray").handlers:  # what Ray and Tune print reaches the terminal here
+        handler.addFilter(_NO_TRACEBACK)  # once: the same instance
     try:
-        store.sweeps.start(sweep_id, os.getpid(), start_ray(sweep.address))
+        cluster = start_ray(sweep.address)
+        store.sweeps.start(sweep_id, os.getpid(), cluster)
+        check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")
         if not sweep.invalid:
             store.sweeps.add_invalid(sweep_id, plan(sweep.config).invalid)
         results = _tuner(store, sweep).fit()
         stopped = store.sweeps.stop_requested(sweep_id)
         for run in store.list(status=ACTIVE, group=sweep_id):  # trials Tune ended with the sweep, not one by one
             store.interrupt(run.id, "the sweep was stopped", status=Status.STOPPED if stopped else Status.INTERRUPTED)
-        store.sweeps.finish(sweep_id, SweepStatus.STOPPED if stopped else SweepStatus.COMPLETED, _errors(results))
+        store.sweeps.finish(sweep_id, _end_status(results, stopped), _errors(results))
     except Exception as err:  # Ray would not start, the cluster went away, the storage is unwritable
         store.sweeps.interrupt(sweep_id, f"{type(err).__name__}: {err}"[:500], status=SweepStatus.FAILED)
         raise
@@ -78,12 +101,32 @@ def check_reachable(address: str, timeout: float = 3.0) -> None:
     if "://" in address or not host or not port.isdigit():  # ray://, "auto": let Ray judge them
         return
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            speaks = os.environ.get("RAY_USE_TLS", "0") in ("1", "true") or _speaks_http2(sock)
     except OSError as err:
         raise ClusterUnreachable(
             f"cannot reach the Ray cluster at {address} ({err.strerror or err}): is `ray start --head` running "
             "there, and is its port open from this machine?"
         ) from None
+    if not speaks:  # ray.init would wait for minutes on a server that never answers as Ray's does
+        raise ClusterUnreachable(
+            f"something answers at {address}, but it is not a Ray cluster (no gRPC): give the address "
+            "`ray start --head` printed (its port is 6379 unless --port said otherwise)"
+        )
+
+
+def _speaks_http2(sock: socket.socket) -> bool:
+    """Whether the server answers HTTP/2's connection preface with a SETTINGS frame, as Ray's gRPC server
+    (the GCS) does; a web server, SSH or a database answers something else, or nothing (the socket timeout)."""
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # preface, empty SETTINGS
+    head = b""
+    with contextlib.suppress(OSError):
+        while len(head) < 9:
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    return len(head) == 9 and head[3] == 4  # a frame header: 3 bytes length, then the type (4: SETTINGS)
 
 
 def start_ray(address: str | None) -> dict[str, Any]:
@@ -91,19 +134,8 @@ def start_ray(address: str | None) -> dict[str, Any]:
     import ray
 
     began = time.perf_counter()
-    options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    if address:
-        check_reachable(address)
-        try:
-            ray.init(address=address, **options)
-        except (ConnectionError, RuntimeError) as err:  # refused, or a token it does not have
-            why = str(err).strip().splitlines()[-1][:300]
-            raise ClusterUnreachable(
-                f"cannot join the Ray cluster at {address}: {why} (Ray 2.60 clusters want their auth token: "
-                "copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
-            ) from None
-    else:  # "local": a new embedded Ray, never one a `ray start` on this machine left its address for
-        ray.init(address="local", **options)
+    with _own_signal_handlers():
+        _init_ray(address)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     resources = ray.cluster_resources()
     return {
@@ -115,6 +147,41 @@ def start_ray(address: str | None) -> dict[str, Any]:
         "gpus": resources.get("GPU", 0),
         "ray_start_s": round(time.perf_counter() - began, 3),
     }
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as err:  # refused, a token it lacks, a bad address
+            why = str(err).strip().splitlines()[-1][:300]
+            raise ClusterUnreachable(
+                f"cannot join the Ray cluster at {address}: {why} (Ray 2.60 clusters want their auth token: "
+                "copy ~/.ray/auth_token from the head or set RAY_AUTH_TOKEN)"
+            ) from None
+    else:  # "local": a new embedded Ray, never one a `ray start` on this machine left its address for
+        ray.init(address="local", **options)
+
+
+@contextlib.contextmanager
+def _own_signal_handlers():
+    """Keep this process's SIGTERM, SIGHUP and SIGINT handlers through ``ray.init``: Ray's C++ core installs
+    a failure handler that prints a stack dump for a plain ``kill``; the CLI's handlers end the sweep as
+    ``interrupted`` instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _stop_ray() -> None:
@@ -218,9 +285,21 @@ class _StopFlag(Stopper):
         return self._stop
 
 
+def _end_status(results, stopped: bool) -> SweepStatus:
+    """Stopped when asked to; failed when every trial failed (whatever Tune says of the experiment)."""
+    if stopped:
+        return SweepStatus.STOPPED
+    errors = [r.error is not None for r in results]
+    return SweepStatus.FAILED if errors and all(errors) else SweepStatus.COMPLETED
+
+
 def _errors(results) -> str | None:
-    failed = sum(1 for r in results if r.error is not None)
-    return f"{failed} trial(s) failed; see their runs" if failed else None
+    """How many trials failed, with the first one's reason (the last line of Ray's error)."""
+    errors = [r.error for r in results if r.error is not None]
+    if not errors:
+        return None
+    first = (str(errors[0]).strip().splitlines() or ["?"])[-1][:300]
+    return f"{len(errors)} of {len(results)} trial(s) failed ({first}); see their runs"
 
 
 def _join(path: str, name: str) -> str:

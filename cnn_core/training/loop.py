@@ -34,6 +34,9 @@ from cnn_core.training.optimizers import make_optimizer, make_schedule
 EXPLODED = 100  # a loss this many times its first value is not coming back
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
 STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
+# A short run (the Train page's default is ~290 steps on the bundled sample) is judged by epochs instead: two
+# epochs in a row at chance, on the training and the validation images, after at least this many steps.
+STUCK_MIN_STEPS = 40
 
 
 class Outcome(StrEnum):
@@ -222,7 +225,8 @@ def train(
             break
         val_loss, val_acc, _, _ = evaluate(model, data.val_x, data.val_y) if len(data.val_y) else (None,) * 4
         summary = _event("epoch", epoch, totals, stepper, start, val_loss=val_loss, val_accuracy=val_acc)
-        result.error = diverged(run, summary, first_loss or summary.loss) or stuck(run, summary, chance)
+        previous = result.history[-1] if result.history else None
+        result.error = diverged(run, summary, first_loss or summary.loss) or stuck(run, summary, chance, previous)
         if result.error:
             result.status = Outcome.DIVERGED
             break
@@ -287,15 +291,23 @@ def diverged(run: RunConfig, window: Event, first_loss: float) -> str | None:
     return None
 
 
-def stuck(run: RunConfig, epoch: Event, chance: float) -> str | None:
+def stuck(run: RunConfig, epoch: Event, chance: float, previous: Event | None = None) -> str | None:
     """After enough steps, a whole epoch's accuracy no better than always answering the commonest class
-    (``chance``, within 2 points) means nothing is being learned."""
-    if epoch.step < STUCK_AFTER_STEPS or epoch.accuracy > chance + 0.02:
+    (``chance``, within 2 points) means nothing is being learned; in a short run, two such epochs in a row
+    (validation at chance too) mean the same."""
+    if epoch.accuracy > chance + 0.02:
+        return None
+    at_chance = [e for e in (previous, epoch) if e is not None and _at_chance(e, chance)]
+    if epoch.step < STUCK_AFTER_STEPS and (len(at_chance) < 2 or epoch.step < STUCK_MIN_STEPS):
         return None
     return (
         f"accuracy is stuck at chance ({epoch.accuracy:.1%}; always answering the commonest class gives "
         f"{chance:.1%}) after {epoch.step} steps: {likely_cause(run, too_slow=True)}"
     )
+
+
+def _at_chance(epoch: Event, chance: float) -> bool:
+    return all(acc is None or acc <= chance + 0.02 for acc in (epoch.accuracy, epoch.val_accuracy))
 
 
 class _Stepper:

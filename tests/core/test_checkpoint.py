@@ -115,10 +115,13 @@ def test_a_checkpoint_saved_before_hashes_loads_as_before(tmp_path):
     assert loaded.metadata["test_accuracy"] == 0.5 and HASH_KEY not in loaded.metadata
 
 
-def test_the_bundled_checkpoints_have_no_hash_and_still_load():
+def test_the_bundled_checkpoints_record_the_hash_shipped_with_the_code_and_load_verified():
+    from cnn_core.model.checkpoint import BUNDLED_SHA256
+
     for name in BUNDLED:
-        assert HASH_KEY not in _metadata(resolve_checkpoint(name).read_bytes())
-        assert load_checkpoint(name).config.conv[0].pool == name.rsplit("-", 1)[1]
+        assert _metadata(resolve_checkpoint(name).read_bytes())[HASH_KEY] == BUNDLED_SHA256[name]
+        checkpoint = load_checkpoint(name)
+        assert checkpoint.verified and checkpoint.config.conv[0].pool == name.rsplit("-", 1)[1]
 
 
 # --- metadata parsed with bounds ---

@@ -73,6 +73,14 @@ def error_line(out: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def last_error(out: subprocess.CompletedProcess) -> str:
+    """A command with a progress bar on stderr: no traceback, and its last line is the one error line."""
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    line = out.stderr.replace("\r", "\n").strip().splitlines()[-1]
+    assert line.startswith("error: "), out.stderr[-1000:]
+    return line
+
+
 @dataclass
 class Sandbox:
     """A private world for CLI runs: ``runs`` (the store), ``cwd`` and ``home`` under one ``root``."""
@@ -182,3 +190,28 @@ def finished_store(tmp_path_factory, small_data: Dataset) -> Path:
 def copy_store(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, symlinks=True)
     return target
+
+
+# -- a real full disk --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: a folder on a tmpfs of that size, a real filesystem that fills up (ENOSPC), unmounted
+    at the end. Skipped where this process may not mount (not root, or in a container without the capability)."""
+    mounted: list[Path] = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        out = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)], capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here to fill up: {out.stderr.strip() or out.returncode}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

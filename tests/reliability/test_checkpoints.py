@@ -6,15 +6,17 @@ import os
 import pickle
 import struct
 import subprocess
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from cnn_core.config import ModelConfig
 from cnn_core.model import build_model
-from cnn_core.model.checkpoint import save_checkpoint
+from cnn_core.model.checkpoint import HASH_KEY, save_checkpoint, weights_sha256
 from tests.reliability.conftest import changes, error_line
 
 CONFIG_JSON = json.dumps(ModelConfig().to_dict())
@@ -32,6 +34,10 @@ def saved(path):
 
 def flipped_byte(path):
     saved(path)
+    flipped_byte_in_place(path)
+
+
+def flipped_byte_in_place(path):
     data = bytearray(path.read_bytes())
     data[-10] ^= 0x01  # inside fc2's bias: still a valid float, so only the hash can tell
     path.write_bytes(data)
@@ -179,17 +185,12 @@ def test_a_pickle_checkpoint_is_refused_by_name_before_it_is_read(sandbox, digit
     assert not marker.exists()
 
 
-def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sandbox, digit):
-    """A stranger's config for 65 billion parameters (732 GB to load): one line, and the process stays small."""
-    config = ModelConfig().to_dict()
-    config["conv"] = [dict(block, out_channels=4096) for block in config["conv"]]
-    config["fc"] = [65_536] * 16
-    path = sandbox.root / "huge.safetensors"
-    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+def predict_measured(sandbox, path, digit, **env) -> tuple[subprocess.CompletedProcess, Any]:
+    """``predict`` in a subprocess, with its own peak memory (``ru_maxrss``, KB) and CPU time."""
     proc = subprocess.Popen(
         sandbox.command("predict", "--checkpoint", str(path), digit),
         cwd=sandbox.cwd,
-        env=sandbox.environ(CNN_LAB_MAX_MEMORY_MB="4096"),  # the same verdict on any machine
+        env=sandbox.environ(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -197,9 +198,83 @@ def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sand
     with proc.stdout, proc.stderr:
         stdout, stderr = proc.stdout.read(), proc.stderr.read()  # a few bytes: no pipe can fill
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, os.waitstatus_to_exitcode(status), stdout, stderr), usage
+
+
+def test_a_checkpoint_describing_a_huge_model_is_refused_before_it_is_built(sandbox, digit):
+    """A stranger's config for 65 billion parameters (732 GB to load): one line, and the process stays small."""
+    config = ModelConfig().to_dict()
+    config["conv"] = [dict(block, out_channels=4096) for block in config["conv"]]
+    config["fc"] = [65_536] * 16
+    path = sandbox.root / "huge.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+    out, usage = predict_measured(sandbox, path, digit, CNN_LAB_MAX_MEMORY_MB="4096")  # same verdict anywhere
     assert out.returncode == 2
     line = error_line(out)
     assert "this model needs about" in line and "to load (65,5" in line and "CNN_LAB_MAX_MEMORY_MB" in line
     assert usage.ru_maxrss < 2 * 1024 * 1024, f"peak memory {usage.ru_maxrss} KB: was the model built?"
+
+
+def test_a_config_that_does_not_match_its_weights_is_refused_before_the_model_is_built(sandbox, digit):
+    """LeNet-5's 250 KB of weights under a config (within the limits) with 4,096 filters in conv2 and conv3: 1.7 GB
+    of weights to build and initialise. The header's shapes say "size mismatch" first, in a small process."""
+    config = ModelConfig().to_dict()
+    config["conv"][1]["out_channels"] = config["conv"][2]["out_channels"] = 4096
+    path = sandbox.root / "mismatch.safetensors"
+    save_file(lenet_state(), str(path), metadata={"format": "cnn-lab/1", "config": json.dumps(config)})
+    out, usage = predict_measured(sandbox, path, digit, CNN_LAB_MAX_MEMORY_MB="16384")
+    assert out.returncode == 2
+    assert "size mismatch for conv2.weight" in error_line(out)
+    assert usage.ru_maxrss < 1024 * 1024, f"peak memory {usage.ru_maxrss} KB: was the model built?"
+
+
+@pytest.fixture
+def bundled_copy(sandbox):
+    """The bundled checkpoints in a folder of the test's own (``CNN_LAB_CHECKPOINTS``), to damage."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    folder = shutil.copytree(ROOT / "checkpoints", sandbox.root / "checkpoints")
+    sandbox.env["CNN_LAB_CHECKPOINTS"] = str(folder)
+    return folder
+
+
+def test_a_flipped_byte_in_a_bundled_checkpoint_is_refused(sandbox, digit, bundled_copy):
+    flipped_byte_in_place(bundled_copy / "lenet5-mnist-max.safetensors")
+    out = predict(sandbox, "lenet5-mnist-max", digit)
+    assert out.returncode == 2
+    assert "the file is damaged" in error_line(out)
+
+
+def test_a_bundled_checkpoint_whose_recorded_hash_was_rewritten_is_refused(sandbox, digit, bundled_copy):
+    """Its own SHA-256 made to match the changed weights: the hash shipped in the code still tells."""
+    path = bundled_copy / "lenet5-mnist-avg.safetensors"
+    with safe_open(str(path), "pt") as fh:
+        metadata = fh.metadata()
+    state = load_file(str(path))
+    state["fc2.bias"][0] += 1.0
+    save_file(state, str(path), metadata=metadata | {HASH_KEY: weights_sha256(state)})
+    out = predict(sandbox, "lenet5-mnist-avg", digit)
+    assert out.returncode == 2
+    assert "not the ones CNN Lab shipped" in error_line(out)
+
+
+def test_the_bundled_checkpoints_are_verified(sandbox, digit):
+    for name in ("lenet5-mnist-max", "lenet5-mnist-avg"):
+        out = predict(sandbox, name, digit)
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_a_checkpoint_without_its_hash_loads_with_one_unverified_warning(sandbox, digit):
+    path = saved(sandbox.root / "model.safetensors")
+    with safe_open(str(path), "pt") as fh:
+        metadata = {k: v for k, v in fh.metadata().items() if k != HASH_KEY}
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    out = predict(sandbox, path, digit)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "warning: model.safetensors is unverified: it records no SHA-256 of its weights, so damage to it cannot be "
+        "detected"
+    ]
+    assert out.stdout.startswith(f"{digit}: ")

@@ -2,17 +2,20 @@
 ``error:`` line naming the file and what is wrong with it, no traceback, and nothing recorded."""
 
 import gzip
+import json
 import struct
+import zipfile
 
 import numpy as np
 import pytest
 
-from cnn_core.data import IDX_STEMS
+from cnn_core.data import IDX_STEMS, write_idx
 from cnn_core.runs import RunStore
 from tests.reliability.conftest import (
     STORE_FILES,
     changes,
     error_line,
+    last_error,
     make_sandbox,
     run_folders,
     under,
@@ -173,3 +176,42 @@ def test_a_dataset_too_small_to_split_is_refused_in_one_line(sandbox):
     out = train_on(sandbox, folder)
     assert out.returncode != 0
     error_line(out)
+
+
+def test_a_zip_made_from_inside_its_folder_is_accepted(sandbox, tmp_path):
+    """A zip whose members are named ``./cats/0.png``: the ``.`` segments mean nothing and are dropped."""
+    from tests.imagesets import make_image_folder
+
+    folder = make_image_folder(tmp_path / "pets", per_class=12, classes=("red-disc", "blue-disc"))
+    archive = tmp_path / "dot.zip"  # writestr keeps a name as given (ZipFile.write would normalise it)
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("./", b"")
+        for path in sorted(folder.rglob("*.png")):
+            out.writestr("./" + path.relative_to(folder).as_posix(), path.read_bytes())
+        out.writestr("././/blue-disc/./extra.png", path.read_bytes())
+    result = sandbox.cli("data", "add", "dotted", str(archive), "--json")
+    assert result.returncode == 0, result.stderr[-1000:]
+    summary = json.loads(result.stdout)
+    assert (summary["classes"], summary["images"], summary["skipped"]) == (["blue-disc", "red-disc"], 25, [])
+
+
+def test_a_zip_member_that_climbs_out_through_a_dot_segment_is_still_refused(sandbox, tmp_path):
+    archive = tmp_path / "climb.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("./../evil/0.png", b"x")
+    result = sandbox.cli("data", "add", "climb", str(archive))
+    assert "points outside its folder" in last_error(result) and result.returncode == 2
+
+
+@pytest.mark.parametrize("train, test", [(1, 1), (9, 3)])
+def test_a_dataset_too_small_to_learn_from_is_refused_before_a_run_is_recorded(sandbox, tmp_path, bundled, train, test):
+    """IDX files with their own test split, so nothing refuses them for want of a test part: 1 training image
+    used to "complete" at 0.00 %."""
+    images, labels = bundled.train_x[:, 0].numpy(), bundled.train_y.numpy()
+    folder = write_idx_folder(tmp_path / "tiny", images[:train], labels[:train])
+    write_idx(folder / f"{IDX_STEMS[2]}.gz", images[train : train + test])
+    write_idx(folder / f"{IDX_STEMS[3]}.gz", labels[train : train + test])
+    out = sandbox.cli("train", "--data-dir", str(folder), "--epochs", "1")
+    assert out.returncode == 2
+    assert "a dataset needs at least 10 of 2 or more classes" in error_line(out)
+    assert run_folders(sandbox.runs) == []

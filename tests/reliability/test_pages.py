@@ -3,6 +3,7 @@ hostile fully connected sizes and the memory budget disable Launch with the reas
 with one click."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -115,3 +116,65 @@ def test_an_emptied_store_is_refused_then_rebuilt_with_one_click(tmp_path, monke
     assert not at.exception, [e.value for e in at.exception]
     assert not any("run folder(s) are beside it" in e.value for e in at.error)
     assert sorted(r.name for r in RunStore(runs).list()) == ["alpha", "beta", "gamma"]
+
+
+def alpha_of(runs):
+    return next(r for r in RunStore(runs).list() if r.name == "alpha")
+
+
+@pytest.fixture
+def truncated_store(tmp_path, monkeypatch, finished_store):
+    """The finished store with alpha's model cut in half (a disk that filled, a copy that stopped)."""
+    runs = copy_store(finished_store, tmp_path / "truncated-runs")
+    model = Path(alpha_of(runs).checkpoint)
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    monkeypatch.setenv("CNN_LAB_RUNS", str(runs))
+    return runs
+
+
+def pick_alpha(at: AppTest, page: str, runs) -> AppTest:
+    key = f"{page}.model"
+    label = next(o for o in at.selectbox(key=key).options if alpha_of(runs).id in o)
+    return at.selectbox(key=key).set_value(label).run()
+
+
+@pytest.mark.parametrize("page", BUNDLED_MODELS)
+def test_a_truncated_run_checkpoint_is_one_error_and_the_picker_stays(truncated_store, page):
+    at = pick_alpha(open_page(page), page, truncated_store)
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "model.safetensors" in error.value
+    at.selectbox(key=f"{page}.model").set_value("lenet5-mnist-max").run()  # another model: the page works again
+    assert not at.exception and not at.error
+
+
+@pytest.fixture
+def unhashed_store(tmp_path, monkeypatch, finished_store):
+    """The finished store with alpha's model saved again without its SHA-256 (an old or hand-made file)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from cnn_core.model.checkpoint import HASH_KEY
+
+    runs = copy_store(finished_store, tmp_path / "unhashed-runs")
+    model = alpha_of(runs).checkpoint
+    with safe_open(model, "pt") as fh:
+        metadata = {k: v for k, v in fh.metadata().items() if k != HASH_KEY}
+    save_file(load_file(model), model, metadata=metadata)
+    monkeypatch.setenv("CNN_LAB_RUNS", str(runs))
+    return runs
+
+
+def badges(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "badge[" in m.value]
+
+
+@pytest.mark.parametrize("page", BUNDLED_MODELS)
+def test_a_checkpoint_without_a_hash_is_shown_unverified_and_the_bundled_ones_are_not(unhashed_store, page):
+    at = open_page(page)
+    if page == "filters":
+        at.selectbox(key="filters.model").set_value("lenet5-mnist-max").run()
+    assert not at.exception and badges(at) == []
+    at = pick_alpha(at, page, unhashed_store)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [b for b in badges(at) if "unverified" in b]

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +294,39 @@ def test_every_truncation_of_a_real_store_is_read_or_refused_with_bad_run_store(
         out = sandbox.cli("runs")
         assert "Traceback" not in out.stderr, f"{len(crashes)} lengths crash, e.g. {size}: {crashes[size]}"
     assert crashes == {}
+
+
+def checkpoint_column(runs) -> dict[str, str | None]:
+    con = sqlite3.connect(runs / "runs.db")
+    try:
+        return dict(con.execute("SELECT name, checkpoint FROM runs"))
+    finally:
+        con.close()
+
+
+def test_a_moved_store_finds_its_checkpoints_in_their_new_place(tmp_path, finished_store):
+    """The database keeps checkpoint paths relative to the store: move it and every run still opens."""
+    from cnn_core.model.checkpoint import load_checkpoint
+
+    moved = tmp_path / "elsewhere" / "runs"
+    shutil.move(copy_store(finished_store, tmp_path / "first"), moved)
+    alpha = next(r for r in RunStore(moved).list() if r.name == "alpha")
+    assert alpha.checkpoint == str(moved / alpha.id / "model.safetensors")
+    assert load_checkpoint(alpha.checkpoint).config is not None
+    assert checkpoint_column(moved)["alpha"] == f"{alpha.id}/model.safetensors"
+    record = (moved / alpha.id / "run.json").read_text()
+    assert str(finished_store) not in record and str(tmp_path) not in record
+
+
+def test_an_old_store_with_absolute_paths_is_migrated_when_opened(tmp_path, finished_store):
+    """A store written before (absolute paths into a folder that has since moved) is rewritten on opening."""
+    runs = copy_store(finished_store, tmp_path / "old")
+    con = sqlite3.connect(runs / "runs.db")
+    with con:
+        con.execute(
+            "UPDATE runs SET checkpoint = '/gone/away/runs/' || id || '/model.safetensors' WHERE name = 'alpha'"
+        )
+    con.close()
+    alpha = next(r for r in RunStore(runs).list() if r.name == "alpha")
+    assert alpha.checkpoint == str(runs / alpha.id / "model.safetensors") and Path(alpha.checkpoint).is_file()
+    assert checkpoint_column(runs)["alpha"] == f"{alpha.id}/model.safetensors"
