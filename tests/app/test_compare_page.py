@@ -85,3 +85,19 @@ def test_invariance_of_the_bundled_pair_is_measured_on_demand_and_then_kept():
     assert summary.startswith("Shift 4 px: max ") and ", avg " in summary and "Rotation 30°" in summary
     again = _page()  # another session: measured once for the whole app, shown without a click
     assert len([c for c in again.get("vega_lite_chart") if "test accuracy" in c.proto.spec]) == 3
+
+
+def _comparison_group(group: str = "pool-20261202-120000") -> None:
+    """A max-vs-avg pair as Compare groups it (failed at once: nothing trains)."""
+    store = RunStore()
+    for pool in ("max", "avg"):
+        run_id = store.create(RunConfig(), dataset="mnist", name=f"{pool}-seed0", group_id=group, claim=True)
+        store.fail(run_id, "stopped by the test")
+
+
+def test_invariance_measures_the_new_comparison_once_there_is_one():
+    at = _page()
+    assert at.radio(key="compare.invariance.what").value == "the bundled max and avg models"
+    _comparison_group()
+    at.run()
+    assert at.radio(key="compare.invariance.what").value == "the comparison above"
