@@ -78,7 +78,7 @@ def importance_chart(table: pd.DataFrame) -> alt.Chart:
             y=alt.Y("parameter:N", sort="-x", title=None),
             tooltip=["parameter:N", alt.Tooltip("importance:Q", format=".3f")],
         )
-        .properties(title="Which parameters mattered (fANOVA)", height=max(60, 28 * len(table)))
+        .properties(title="Which parameters mattered (fANOVA)", height=alt.Step(28))
     )
 
 

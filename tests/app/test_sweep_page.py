@@ -1,15 +1,12 @@
 """AppTest: the Sweep page counts trials (and names the invalid ones) before launch, and draws a finished
 sweep's results with links to its best trial."""
 
-from dataclasses import replace
-
 from streamlit.testing.v1 import AppTest
 
-from cnn_core.config import RunConfig
-from cnn_core.runs import RunStore, Status, SweepStatus
+from cnn_core.runs import RunStore, SweepStatus
 from cnn_core.sweep.config import SweepConfig
-from cnn_core.sweep.space import plan, trial_name
 from tests.conftest import ROOT
+from tests.sweeps import finished_sweep
 
 PAGE = str(ROOT / "views" / "sweep.py")
 
@@ -56,18 +53,10 @@ def test_changing_values_and_seeds_updates_the_count():
 
 def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
     store = RunStore()
-    config = SweepConfig.from_dict(
-        {"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "seeds": [0, 1], "name": "pool"}
+    spec = {"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "seeds": [0, 1], "name": "pool"}
+    sweep_id = finished_sweep(
+        store, spec, lambda i, params: 0.9 + 0.02 * (params["model.conv.*.pool"] == "max") + 0.005 * i
     )
-    sweep_id = store.sweeps.create(config, claim=True)
-    for i, trial in enumerate(plan(config).trials):  # what the driver's callback records, written directly
-        run = replace(trial.run, train=replace(trial.run.train, epochs=1))
-        name = trial_name(trial.params, trial.seed)
-        run_id = store.create(RunConfig.from_dict(run.to_dict()), "mnist", name, group_id=sweep_id, claim=True)
-        acc = 0.9 + 0.02 * (trial.params["model.conv.*.pool"] == "max") + 0.005 * i
-        store.finish(run_id, Status.COMPLETED, epochs_done=1, val_accuracy=acc, test_accuracy=acc - 0.01)
-        store.sweeps.add_trial(sweep_id, f"t{i}", run_id, trial.params, trial.seed)
-    store.sweeps.finish(sweep_id, SweepStatus.COMPLETED)
     at = _page()
     assert not at.exception
     assert at.selectbox(key="sweep.pick").value == sweep_id
