@@ -7,6 +7,7 @@ from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import Sweep, SweepStatus
 from ui.resources import job_manager_or_stop
+from ui.run_picker import pick_one
 from ui.sweep_form import sweep_controls
 from ui.sweep_results import analysis, trial_table
 
@@ -85,10 +86,7 @@ def sweep_label(sweep: Sweep) -> str:
     return f"{sweep.label} · {sweep.id[-6:]} · {sweep.status}{where}"
 
 
-ids = [s.id for s in sweeps]
-if st.session_state.get("sweep.pick") not in ids:
-    st.session_state["sweep.pick"] = ids[0]
-picked = st.selectbox("sweep", ids, format_func={s.id: sweep_label(s) for s in sweeps}.get, key="sweep.pick")
+picked = pick_one("sweep", [s.id for s in sweeps], [sweep_label(s) for s in sweeps], "sweep.pick")
 sweep = store.sweeps.get(picked)
 
 

@@ -59,7 +59,7 @@ def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
     )
     at = _page()
     assert not at.exception
-    assert at.selectbox(key="sweep.pick").value == sweep_id
+    assert next(s for s in at.selectbox if s.label == "sweep").value == sweep_id
     assert any("Best trial" in s.value and "conv.*.pool=max seed=1" in s.value for s in at.success)
     assert len(at.get("vega_lite_chart")) == 4  # best so far, parallel coordinates, mean ± std, importance
     assert {b.label for b in at.button} >= {"Open on Compare", "Open on Filters", "Open on Explain"}

@@ -21,3 +21,17 @@ def test_the_importance_chart_gives_each_parameter_its_own_readable_bar(page, ap
     assert all(box["height"] >= 12 for box in boxes), boxes  # bars, not 1-px lines
     tops = sorted(box["y"] for box in boxes)
     assert all(b - a >= 12 for a, b in pairwise(tops)), tops  # one row each: their labels cannot overlap
+
+
+def test_the_sweep_picker_shows_the_status_the_sweep_has_now(page, app_url, app_runs_dir):
+    from cnn_core.runs import SweepStatus
+    from cnn_core.sweep.config import SweepConfig
+
+    store = RunStore(app_runs_dir)
+    config = SweepConfig.from_dict({"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "name": "moving on"})
+    sweep_id = store.sweeps.create(config, claim=True)  # running, as its driver has just claimed it
+    page.goto(app_url + "/sweep")
+    picker = page.get_by_role("combobox", name="sweep", exact=True)
+    expect(picker).to_have_value(f"moving on · {sweep_id[-6:]} · running", timeout=60_000)
+    store.sweeps.finish(sweep_id, SweepStatus.COMPLETED)  # what the driver writes at the end
+    expect(picker).to_have_value(f"moving on · {sweep_id[-6:]} · completed", timeout=15_000)
