@@ -68,9 +68,23 @@ def test_rename_and_delete_with_confirmation(small_data):
     at.button(key="compare.rename").click().run()
     assert RunStore().get(run_id).name == "my best run"
     assert at.button(key="compare.delete").disabled
-    at.checkbox(key=f"compare.sure.{run_id}").check().run()
+    sure = at.checkbox(key=f"compare.sure.{run_id}")
+    assert sure.label == "yes, delete “my best run” and its checkpoints"  # says which run goes
+    sure.check().run()
     at.button(key="compare.delete").click().run()
     assert RunStore().list() == []
+    assert [s.value for s in at.success] == [f"Deleted “my best run” ({run_id}) and its checkpoints."]
+
+
+def test_rename_refuses_a_name_another_run_has_and_says_so(small_data):
+    first, second = _finished_run(small_data), _finished_run(small_data)
+    RunStore().rename(first, "baseline")
+    at = _page()
+    next(s for s in at.selectbox if s.label == "run").set_value(second).run()
+    at.text_input(key=f"compare.rename.{second}").set_value("baseline").run()
+    at.button(key="compare.rename").click().run()
+    assert RunStore().get(second).name != "baseline"
+    assert any(e.value.startswith("another run is already called “baseline”") for e in at.error)
 
 
 @pytest.mark.slow
