@@ -33,7 +33,7 @@ K = "train."  # session_state namespace
 KEPT = "train.kept"
 LAST_VALID = "train.last_valid_model"  # for saying which change made a layer impossible
 CONTROLS = ("dataset", "blocks", "activation", "fc", "optimizer", "schedule", "augment", "lr", "batch", "epochs")
-CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device")}
+CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device", "name")}  # the run name is drawn by the page
 
 
 def _restore_kept() -> None:

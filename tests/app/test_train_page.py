@@ -242,3 +242,12 @@ def test_an_impossible_first_layer_still_shows_the_table_with_its_row():
     table = at.table[0].value
     assert list(table["layer"]) == ["conv1"] and "output (C×H×W)" in table.columns
     assert at.error[0].value.startswith("conv1: 'same' padding needs stride 1")
+
+
+def test_the_run_name_survives_a_visit_to_another_page_and_back():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/train.py").run()
+    at.text_input(key="train.name").set_value("wide filters").run()
+    at.switch_page("views/compare.py").run()
+    at.switch_page("views/train.py").run()
+    assert at.text_input(key="train.name").value == "wide filters"
