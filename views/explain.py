@@ -1,6 +1,5 @@
 """Explain: what the model sees, what it answers, which pixels drove the answer, and which map to trust."""
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -139,14 +138,6 @@ def explanation(label: str, source: str, image: np.ndarray, predicted: int, clas
         show_scores(source, image, target, methods, options, classes[target])
 
 
-def highlighted(matrix: alt.LayerChart, cell: dict, classes: list[str]) -> alt.LayerChart:
-    """The confusion matrix with a frame around the clicked cell (drawn over ``confusion_chart``)."""
-    if not cell:
-        return matrix
-    frame = alt.Chart(pd.DataFrame([cell])).mark_rect(fill=None, stroke="#1f4e9c", strokeWidth=3)
-    return matrix + frame.encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-
-
 @st.fragment
 def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list[str]) -> None:
     """The confusion matrix and the misclassified digits of a clicked cell, each with a button to open it."""
@@ -156,7 +147,7 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
     st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
     state = st.session_state.get("explain.confusion") or {}  # the last click, known before the chart is drawn
     chosen = (state.get("selection", {}).get("cell") or [{}])[0]  # class names of the clicked cell
-    chart = highlighted(confusion_chart(counts, classes, select=True), chosen, classes)
+    chart = confusion_chart(counts, classes, select=True, highlight=chosen)
     st.altair_chart(chart, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
     true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
     wrong = probe.misclassified(test_y, predictions, true, said)
