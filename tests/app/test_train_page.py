@@ -251,3 +251,15 @@ def test_the_run_name_survives_a_visit_to_another_page_and_back():
     at.switch_page("views/compare.py").run()
     at.switch_page("views/train.py").run()
     assert at.text_input(key="train.name").value == "wide filters"
+
+
+def test_the_layer_table_with_an_impossible_row_converts_to_arrow_as_streamlit_sends_it():
+    """A blank in a column of numbers made Arrow refuse the column: a traceback in the server log each time."""
+    import pyarrow as pa
+
+    from cnn_core.config import ModelConfig
+    from cnn_core.shapes import layer_table
+    from ui.layer_preview import layer_frame
+
+    frame = layer_frame(layer_table(ModelConfig())[:3], impossible="conv2")
+    assert pa.Table.from_pandas(frame).num_rows == 4
