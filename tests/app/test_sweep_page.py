@@ -19,11 +19,21 @@ def _count_line(at: AppTest) -> str:
     return next(m.value for m in at.markdown if "trials**" in m.value)
 
 
-def test_an_empty_space_is_refused_before_launch():
+def test_a_first_visit_says_what_to_do_first_without_an_error_and_cannot_launch():
     at = _page()
     assert not at.exception
-    assert "the space is empty" in at.error[0].value
+    assert not at.error
+    assert any(i.value.startswith("Pick the parameters to vary") for i in at.info)
     assert at.button(key="sweep.launch").disabled
+
+
+def test_parameters_are_named_as_the_train_page_names_them():
+    at = _page()
+    vary = at.multiselect(key="sweep.form.vary")
+    assert [vary.format_func(p) for p in vary.options[:2]] == ["pooling (every block)", "conv1 filter size"]
+    next(b for b in at.button if b.label.startswith("🧪 Preset")).click().run()
+    at.toggle(key="sweep.form.same_pad").set_value(False).run()
+    assert list(at.dataframe[0].value.columns) == ["pooling (every block)", "conv1 filter size", "reason"]
 
 
 def test_the_article_preset_counts_its_trials_and_names_the_invalid_ones():
@@ -60,7 +70,7 @@ def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
     at = _page()
     assert not at.exception
     assert next(s for s in at.selectbox if s.label == "sweep").value == sweep_id
-    assert any("Best trial" in s.value and "conv.*.pool=max seed=1" in s.value for s in at.success)
+    assert any("Best trial" in s.value and "pooling (every block) max · seed 1" in s.value for s in at.success)
     assert len(at.get("vega_lite_chart")) == 4  # best so far, parallel coordinates, mean ± std, importance
     assert {b.label for b in at.button} >= {"Open on Compare", "Open on Filters", "Open on Explain"}
 
