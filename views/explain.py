@@ -11,6 +11,7 @@ from cnn_core.compare import confusion_matrix
 from cnn_core.errors import CnnLabError
 from cnn_core.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
+from ui.model_picker import pick_model
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view
 from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images
@@ -172,8 +173,7 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
 
 st.title("💡 Explain")
 choices = probe.model_choices(run_store_or_warn())
-label = st.selectbox("Model", list(choices), key="explain.model")
-choice = choices[label]
+label, choice = pick_model("explain", choices)
 model = checkpoint_model(choice["source"])
 try:
     test_x, test_y, classes = test_images(
