@@ -22,6 +22,7 @@ import torch
 
 from cnn_core.config import RunConfig, budget
 from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
+from cnn_core.runs.runner import repair_epoch_records
 
 POLL_SECONDS = 0.5
 
@@ -47,6 +48,7 @@ class JobManager:
         self._wake = threading.Event()
         self._closed = False
         self.store.remove_partial_writes()  # temp files of checkpoint writes a crash interrupted
+        repair_epoch_records(self.store)  # epoch checkpoints saved before they recorded their data
         self.store.mark_orphans(pid_alive)  # runs left running by a previous app whose worker is gone
         self.store.sweeps.mark_orphans(pid_alive)  # and sweeps whose driver is gone
         self._last_error: str | None = None

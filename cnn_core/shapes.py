@@ -150,6 +150,7 @@ def _layers(cfg: Network) -> Iterator[Layer]:
     channels, size = cfg.in_channels, cfg.input_size
     rf, jump = 1, 1  # receptive field and the distance between neighbouring outputs, in input pixels
     for i, block in enumerate(cfg.conv, start=1):
+        block.check(f"conv{i}")  # a rule of the block itself ('same' padding needs stride 1) stops the table here
         out = _checked_size(f"conv{i}", size, block.kernel_size, block.stride, block.padding)
         rf, jump = rf + (block.kernel_size - 1) * jump, jump * block.stride
         yield (

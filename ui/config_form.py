@@ -33,7 +33,7 @@ K = "train."  # session_state namespace
 KEPT = "train.kept"
 LAST_VALID = "train.last_valid_model"  # for saying which change made a layer impossible
 CONTROLS = ("dataset", "blocks", "activation", "fc", "optimizer", "schedule", "augment", "lr", "batch", "epochs")
-CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device")}
+CONTROL_KEYS = {K + name for name in (*CONTROLS, "seed", "device", "name")}  # the run name is drawn by the page
 
 
 def _restore_kept() -> None:
@@ -194,7 +194,7 @@ def _draw_controls() -> Draft:
 def _impossible(err: InvalidConfig, fields: dict, dataset: str) -> Draft:
     """An invalid config: its layers up to the impossible one, and what changed since the last valid one."""
     layers, shape_error = partial_layer_table(SimpleNamespace(**fields))
-    if shape_error is None:  # not a shape problem (a rule of one block): nothing to draw
+    if shape_error is None:  # not a problem of the layers (a train setting): nothing to draw
         return Draft(None, str(err), dataset)
     raw = fields | {"conv": [asdict(b) for b in fields["conv"]], "fc": list(fields["fc"])}
     last = st.session_state.get(LAST_VALID)

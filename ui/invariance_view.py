@@ -15,6 +15,7 @@ from ui.run_picker import pick_runs
 
 BUNDLED_PAIR = "the bundled max and avg models"
 PICK = "runs I pick"
+COMPARISON = "the comparison above"
 
 
 def _kept(run: Run) -> bool:
@@ -32,7 +33,11 @@ def _by_pooling(members: list[Run]) -> dict[str, list[Run]]:
 
 def _what(comparison: list[Run] | None, runs: list[Run]) -> tuple[dict[str, list[str]], str, str | None]:
     """The picker: line label -> checkpoint sources, and the dataset (and folder) they are tested on."""
-    options = (["the comparison above"] if comparison else []) + [BUNDLED_PAIR, PICK]
+    options = ([COMPARISON] if comparison else []) + [BUNDLED_PAIR, PICK]
+    state = st.session_state
+    if comparison and not state.get("compare.invariance.offered"):
+        state["compare.invariance.what"] = COMPARISON  # it just appeared: measure it, not what was there before
+    state["compare.invariance.offered"] = bool(comparison)
     what = st.radio("Measure", options, horizontal=True, key="compare.invariance.what")
     if what == BUNDLED_PAIR:
         return {name.removeprefix("lenet5-mnist-"): [name] for name in BUNDLED}, "mnist", None

@@ -9,25 +9,36 @@ from cnn_core.errors import InvalidConfig
 from cnn_core.shapes import Layer, total_macs, total_params
 from ui.config_form import Draft
 
+COLUMNS = ("layer", "type", "output (C×H×W)", "params", "MACs", "RF", "stride fits")
+
 
 def layer_frame(layers: list[Layer], impossible: str | None = None) -> pd.DataFrame:
-    """One row a layer; the first impossible layer, when there is one, as a last row saying so."""
+    """One row a layer; the first impossible layer, when there is one, as a last row saying so.
+
+    Every cell is text: a blank in a column of numbers would make Arrow refuse the column (a traceback in the
+    server log each time the table shows an impossible layer)."""
     rows = [
-        {
-            "layer": l.name,
-            "type": l.type,
-            "output (C×H×W)": "×".join(map(str, l.output_shape)),
-            "params": f"{l.params:,}",
-            "MACs": f"{l.macs:,}",
-            "RF": l.receptive_field,
-            "stride fits": "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO"),
-        }
+        dict(
+            zip(
+                COLUMNS,
+                (
+                    l.name,
+                    l.type,
+                    "×".join(map(str, l.output_shape)),
+                    f"{l.params:,}",
+                    f"{l.macs:,}",
+                    str(l.receptive_field),
+                    "—" if l.type in ("fc", "flatten") else ("yes" if l.fits else "NO"),
+                ),
+                strict=True,
+            )
+        )
         for l in layers
     ]
     if impossible:
-        rows.append(dict.fromkeys(rows[0] if rows else ["layer"], ""))
-        rows[-1].update({"layer": impossible, "type": "⛔", "output (C×H×W)": "impossible", "stride fits": "—"})
-    return pd.DataFrame(rows)
+        rows.append(dict.fromkeys(COLUMNS, "") | {"layer": impossible, "type": "⛔", "output (C×H×W)": "impossible"})
+        rows[-1]["stride fits"] = "—"
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _mark(row: pd.Series) -> list[str]:
@@ -38,7 +49,7 @@ def _mark(row: pd.Series) -> list[str]:
 
 def show_layers(draft: Draft) -> str | None:
     """Draw the layer table, totals, cost and formulas; returns why Launch must stay disabled (None if it may go)."""
-    if not draft.layers:
+    if not draft.layers and not draft.impossible:
         st.error(draft.problem)
         return draft.problem
     # A static table: it wraps instead of cutting its last column in a narrow column (st.dataframe scrolls).
@@ -47,6 +58,8 @@ def show_layers(draft: Draft) -> str | None:
         st.error(draft.problem)
         if draft.cause:
             st.warning(f"Made impossible by your change: {draft.cause}")
+    if not draft.layers:  # the first layer is the impossible one: nothing to count
+        return draft.problem
     problem = draft.problem
     m1, m2, m3 = st.columns(3)
     m1.metric("parameters", f"{total_params(draft.layers):,}")

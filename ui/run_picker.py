@@ -1,4 +1,4 @@
-"""Run pickers whose choice survives the labels changing (a rename, a status that moves on).
+"""Run (and sweep) pickers whose choice survives the labels changing (a rename, a status that moves on).
 
 Streamlit keeps a selectbox's value as the *label* it showed, and the browser sends that label back. When a
 label changes ("· running" becomes "· completed", or a rename), the old label is no longer among the options:
@@ -24,9 +24,9 @@ def select(key: str, value: str) -> None:
     st.session_state[key] = value
 
 
-def pick_run(label: str, runs: list[Run], key: str, format_func: Callable[[Run], str], container=st) -> str:
-    """A selectbox over ``runs`` that stays on the chosen run (newest first when none is chosen); its id."""
-    ids, labels = [r.id for r in runs], [format_func(r) for r in runs]
+def pick_one(label: str, ids: list[str], labels: list[str], key: str, container=st) -> str:
+    """A selectbox over ``ids`` shown as ``labels`` that stays on the chosen one (the first when none is
+    chosen) and shows its label as it is now; the id."""
     chosen = st.session_state.get(key)
     picked = container.selectbox(
         label,
@@ -37,6 +37,11 @@ def pick_run(label: str, runs: list[Run], key: str, format_func: Callable[[Run],
     )
     st.session_state[key] = picked
     return picked
+
+
+def pick_run(label: str, runs: list[Run], key: str, format_func: Callable[[Run], str], container=st) -> str:
+    """A selectbox over ``runs`` that stays on the chosen run (newest first when none is chosen); its id."""
+    return pick_one(label, [r.id for r in runs], [format_func(r) for r in runs], key, container)
 
 
 def pick_runs(label: str, runs: list[Run], key: str, format_func: Callable[[Run], str], container=st) -> list[str]:

@@ -11,25 +11,29 @@ from dataclasses import dataclass, field, replace
 import streamlit as st
 
 from cnn_core.config import RunConfig
-from cnn_core.config.sweep import DISTRIBUTIONS, SEARCHES, Invalid, SweepConfig
+from cnn_core.config.sweep import DISTRIBUTIONS, SEARCHES, Invalid, SweepConfig, parameter_words
 from cnn_core.errors import CnnLabError
 from cnn_core.sweeps.space import plan
 
 K = "sweep.form."
 KEPT = "sweep.kept"
-# path -> (what the learner sees, the values offered at first)
+# path -> the values offered at first (named on screen as the Train page names them: parameter_words)
 PARAMETERS = {
-    "model.conv.*.pool": ("pooling (every pooling layer)", "max, avg"),
-    "model.conv.0.kernel_size": ("conv1 filter size", "3, 5, 7"),
-    "model.conv.0.out_channels": ("conv1 filters", "6, 16"),
-    "model.conv.1.out_channels": ("conv2 filters", "16, 32"),
-    "model.activation": ("activation", "relu, tanh"),
-    "model.fc.0": ("fc1 width", "84, 128"),
-    "train.lr": ("learning rate", "0.001, 0.005"),
-    "train.batch_size": ("batch size", "64, 128"),
-    "train.optimizer": ("optimizer", "sgd, adamw"),
-    "train.weight_decay": ("weight decay", "0, 0.0005"),
+    "model.conv.*.pool": "max, avg",
+    "model.conv.0.kernel_size": "3, 5, 7",
+    "model.conv.0.out_channels": "6, 16",
+    "model.conv.1.out_channels": "16, 32",
+    "model.activation": "relu, tanh",
+    "model.fc.0": "84, 128",
+    "train.lr": "0.001, 0.005",
+    "train.batch_size": "64, 128",
+    "train.optimizer": "sgd, adamw",
+    "train.weight_decay": "0, 0.0005",
 }
+NOTHING_VARIED = (
+    "Pick the parameters to vary (or press the preset above): the number of trials, and any configuration that "
+    "cannot be built, show here before launch."
+)
 ARTICLE_PRESET = {  # the article's claim: max beats average pooling — with every filter size, over 3 seeds
     f"{K}vary": ["model.conv.*.pool", "model.conv.0.kernel_size"],
     f"{K}values.model.conv.*.pool": "max, avg",
@@ -49,6 +53,7 @@ class SweepDraft:
     invalid: list[Invalid] = field(default_factory=list)
     address: str | None = None
     storage: str | None = None
+    hint: str | None = None  # what to do first, when nothing is wrong yet
 
 
 def apply_preset() -> None:
@@ -103,6 +108,8 @@ def _draw(base: RunConfig, dataset: str) -> SweepDraft:
         **resources,
     }
     address, storage = spec.pop("address"), spec.pop("storage")
+    if not space:  # nothing chosen yet: a first visit is not a mistake
+        return SweepDraft(None, None, hint=NOTHING_VARIED)
     try:
         config = SweepConfig.from_dict(spec)
         invalid = plan(config).invalid
@@ -113,14 +120,12 @@ def _draw(base: RunConfig, dataset: str) -> SweepDraft:
 
 def _space_controls() -> dict:
     """Which paths vary, each with its values (a list, or lo, hi) and how they are drawn."""
-    vary = st.multiselect(
-        "parameters to vary", list(PARAMETERS), format_func=lambda p: PARAMETERS[p][0], key=f"{K}vary"
-    )
+    vary = st.multiselect("parameters to vary", list(PARAMETERS), format_func=parameter_words, key=f"{K}vary")
     space = {}
     for path in vary:
         c1, c2 = st.columns([3, 1])
-        st.session_state.setdefault(f"{K}values.{path}", PARAMETERS[path][1])
-        text = c1.text_input(f"{PARAMETERS[path][0]} — values (or lo, hi)", key=f"{K}values.{path}")
+        st.session_state.setdefault(f"{K}values.{path}", PARAMETERS[path])
+        text = c1.text_input(f"{parameter_words(path)} — values (or lo, hi)", key=f"{K}values.{path}")
         kind = c2.selectbox("as", DISTRIBUTIONS, key=f"{K}dist.{path}")
         space[path] = {kind: parse_values(text)}
     return space

@@ -22,7 +22,7 @@ def trial_table(store: RunStore, sweep: Sweep) -> None:
     st.caption(" · ".join(f"{n} {status}" for status, n in counts.items()) + f" of {sweep.config.trial_count}")
     shown = ["status", *results.varied(store, sweep.id), "seed", "epochs", "val_accuracy", "test_accuracy"]
     st.dataframe(
-        frame[[c for c in shown if c in frame]],
+        results.in_words(frame[[c for c in shown if c in frame]]),
         hide_index=True,
         width="stretch",
         column_config={

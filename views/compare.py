@@ -158,6 +158,8 @@ def rename(target: str) -> None:
 
 
 st.header("Manage runs")
+if "compare.deleted" in st.session_state:
+    st.success(st.session_state.pop("compare.deleted"))
 if not rows:
     st.info("No runs yet.")
 else:
@@ -168,10 +170,13 @@ else:
     if "compare.renamed" in st.session_state:
         kind, message = st.session_state.pop("compare.renamed")
         getattr(c1, kind)(message)
-    sure = c2.checkbox("yes, delete this run and its checkpoints", key=f"compare.sure.{target}")
+    label = by_id[target].label
+    sure = c2.checkbox(f"yes, delete “{label}” and its checkpoints", key=f"compare.sure.{target}")
     if c2.button("Delete", disabled=not sure, key="compare.delete"):
         try:
             store.delete(target)
-            st.rerun()
         except CnnLabError as err:
             c2.error(str(err))
+        else:  # said above the picker, which now shows another run
+            st.session_state["compare.deleted"] = f"Deleted “{label}” ({target}) and its checkpoints."
+            st.rerun()

@@ -11,6 +11,7 @@ from cnn_core.explain import filters as probe
 from cnn_core.model import build_model
 from cnn_core.model.checkpoint import load_checkpoint
 from ui import computed
+from ui.model_picker import pick_model
 from ui.playback import epoch_player
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
 
@@ -54,9 +55,7 @@ st.caption(
 )
 store = run_store_or_warn()
 choices = probe.model_choices(store)
-labels_ = list(choices)
-label = st.selectbox("Model", labels_, labels_.index(probe.default_model(choices)), key="embedding.model")
-choice = choices[label]
+label, choice = pick_model("embedding", choices, probe.default_model(choices))
 config = checkpoint_model(choice["source"]).config
 try:
     images, labels, classes = test_images(choice["dataset"], choice["data_dir"], config.input_size, config.in_channels)

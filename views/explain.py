@@ -1,6 +1,5 @@
 """Explain: what the model sees, what it answers, which pixels drove the answer, and which map to trust."""
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -14,6 +13,7 @@ from cnn_core.explain import faithfulness
 from cnn_core.explain import filters as probe
 from cnn_core.explain.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
+from ui.model_picker import pick_model
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view
 from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images, usable_checkpoint
@@ -141,14 +141,6 @@ def explanation(label: str, source: str, image: np.ndarray, predicted: int, clas
         show_scores(source, image, target, methods, options, classes[target])
 
 
-def highlighted(matrix: alt.LayerChart, cell: dict, classes: list[str]) -> alt.LayerChart:
-    """The confusion matrix with a frame around the clicked cell (drawn over ``confusion_chart``)."""
-    if not cell:
-        return matrix
-    frame = alt.Chart(pd.DataFrame([cell])).mark_rect(fill=None, stroke="#1f4e9c", strokeWidth=3)
-    return matrix + frame.encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-
-
 @st.fragment
 def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list[str]) -> None:
     """The confusion matrix and the misclassified digits of a clicked cell, each with a button to open it."""
@@ -158,7 +150,7 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
     st.caption(f"{accuracy:.2%} right on {len(test_y):,} test digits. Click a cell to list those mistakes.")
     state = st.session_state.get("explain.confusion") or {}  # the last click, known before the chart is drawn
     chosen = (state.get("selection", {}).get("cell") or [{}])[0]  # class names of the clicked cell
-    chart = highlighted(confusion_chart(counts, classes, select=True), chosen, classes)
+    chart = confusion_chart(counts, classes, select=True, highlight=chosen)
     st.altair_chart(chart, on_select="rerun", selection_mode="cell", key="explain.confusion", width="content")
     true, said = (classes.index(chosen[k]) if k in chosen else None for k in ("true", "predicted"))
     wrong = probe.misclassified(test_y, predictions, true, said)
@@ -183,8 +175,7 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
 
 st.title("💡 Explain")
 choices = probe.model_choices(run_store_or_warn())
-label = st.selectbox("Model", list(choices), key="explain.model")
-choice = choices[label]
+label, choice = pick_model("explain", choices)
 if not usable_checkpoint(choice["source"]):
     st.stop()
 model = checkpoint_model(choice["source"])

@@ -9,6 +9,7 @@ from cnn_core.errors import CnnLabError
 from cnn_core.explain import filters as probe
 from ui.digit_input import pick_digit
 from ui.favourite_images import favourite_images
+from ui.model_picker import pick_model
 from ui.playback import epoch_player
 from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images, usable_checkpoint
 
@@ -136,9 +137,7 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
 st.title("🔍 Filters & feature maps")
 store = run_store_or_warn()
 choices = probe.model_choices(store)
-labels = list(choices)
-label = st.selectbox("Model", labels, labels.index(probe.default_model(choices)), key="filters.model")
-choice = choices[label]
+label, choice = pick_model("filters", choices, probe.default_model(choices))
 if not usable_checkpoint(choice["source"]):
     st.stop()
 source, epoch = choice["source"], None

@@ -1,12 +1,13 @@
 """Sweep: many runs at once on Ray Tune (here or on a cluster), every trial an ordinary run."""
 
-import pandas as pd
 import streamlit as st
 
 from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import Sweep, SweepStatus
+from cnn_core.sweeps import results
 from ui.resources import job_manager_or_stop
+from ui.run_picker import pick_one
 from ui.sweep_form import sweep_controls
 from ui.sweep_results import analysis, trial_table
 
@@ -40,7 +41,9 @@ def launch(draft) -> None:
 sweeps = store.sweeps.list()  # read after the Launch callback: a sweep it queued is in the list
 with st.expander("New sweep", expanded=not sweeps):
     draft = sweep_controls(base, dataset)
-    if draft.config is None:
+    if draft.config is None and draft.hint:
+        st.info(draft.hint)
+    elif draft.config is None:
         st.error(draft.error)
     else:
         config = draft.config
@@ -52,11 +55,7 @@ with st.expander("New sweep", expanded=not sweeps):
             + (f", **{len(draft.invalid)} invalid configuration(s) skipped**:" if draft.invalid else "")
         )
         if draft.invalid:
-            st.dataframe(
-                pd.DataFrame([{**i.params, "reason": i.reason} for i in draft.invalid]),
-                hide_index=True,
-                width="stretch",
-            )
+            st.dataframe(results.invalid_frame(draft.invalid), hide_index=True, width="stretch")
     st.button(
         "🚀 Launch sweep",
         type="primary",
@@ -85,10 +84,7 @@ def sweep_label(sweep: Sweep) -> str:
     return f"{sweep.label} · {sweep.id[-6:]} · {sweep.status}{where}"
 
 
-ids = [s.id for s in sweeps]
-if st.session_state.get("sweep.pick") not in ids:
-    st.session_state["sweep.pick"] = ids[0]
-picked = st.selectbox("sweep", ids, format_func={s.id: sweep_label(s) for s in sweeps}.get, key="sweep.pick")
+picked = pick_one("sweep", [s.id for s in sweeps], [sweep_label(s) for s in sweeps], "sweep.pick")
 sweep = store.sweeps.get(picked)
 
 
@@ -110,7 +106,7 @@ if sweep.status in (SweepStatus.INTERRUPTED, SweepStatus.FAILED, SweepStatus.STO
     st.button("▶ Resume", key=f"sweep.resume.{picked}", on_click=manager.resume_sweep, args=(picked,))
 if sweep.invalid:
     with st.expander(f"{len(sweep.invalid)} invalid configuration(s), skipped"):
-        st.dataframe(pd.DataFrame([{**i.params, "reason": i.reason} for i in sweep.invalid]), hide_index=True)
+        st.dataframe(results.invalid_frame(sweep.invalid), hide_index=True)
 if not sweep.status.active:
     st.subheader("Results")
     analysis(store, sweep)

@@ -48,9 +48,12 @@ def curves_charts(
     return charts
 
 
-def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", select: bool = False) -> alt.Chart:
+def confusion_chart(
+    counts: np.ndarray, classes: list[str], title: str = "", select: bool = False, highlight: dict | None = None
+) -> alt.Chart:
     """A heatmap of counts[true, predicted] with the numbers written in the cells: mistakes coloured by how
-    many (with a legend), the diagonal of right answers in a calm green with bold numbers."""
+    many (with a legend), the diagonal of right answers in a calm green with bold numbers; ``highlight``
+    ({"true": name, "predicted": name}, a clicked cell) framed."""
     n = len(classes)
     frame = pd.DataFrame(
         [
@@ -77,7 +80,11 @@ def confusion_chart(counts: np.ndarray, classes: list[str], title: str = "", sel
     wrong = base.transform_filter("!datum.right").mark_text(fontSize=10)
     wrong = wrong.encode(text="count:Q", color=alt.condition("datum.dark", alt.value("white"), alt.value("black")))
     right = base.transform_filter("datum.right").mark_text(fontSize=11, fontWeight="bold").encode(text="count:Q")
-    return (cells + wrong + right).properties(width=300, height=300)
+    chart = cells + wrong + right
+    if highlight:
+        frame = alt.Chart(pd.DataFrame([highlight])).mark_rect(fill=None, stroke="#1f4e9c", strokeWidth=3)
+        chart += frame.encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
+    return chart.properties(width=300, height=300)
 
 
 def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerChart:

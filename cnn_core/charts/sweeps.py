@@ -9,6 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from cnn_core.config.sweep import parameter_words
 from cnn_core.sweeps.results import METRIC
 
 PALETTE = "viridis"
@@ -25,14 +26,14 @@ def parallel_coordinates(frame: pd.DataFrame, paths: list[str], metric: str = ME
                 {
                     "run_id": trial["run_id"],
                     "name": trial["name"],
-                    "axis": axis.removeprefix("model.").removeprefix("train."),
+                    "axis": _words(axis),
                     "position": _scaled(done[axis], trial[axis]),
                     "value": str(trial[axis] if axis != metric else round(trial[axis], 4)),
                     metric: trial[metric],
                 }
             )
     long = pd.DataFrame(rows, columns=["run_id", "name", "axis", "position", "value", metric])
-    order = [a.removeprefix("model.").removeprefix("train.") for a in axes]
+    order = [_words(a) for a in axes]
     base = alt.Chart(long).encode(
         x=alt.X("axis:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[0, 1])),
@@ -54,7 +55,7 @@ def mean_std_chart(table: pd.DataFrame, path: str, metric: str = METRIC) -> alt.
     data = table.assign(
         low=table["mean"] - table["std"], high=table["mean"] + table["std"], value=table["value"].astype(str)
     )
-    x = alt.X("value:N", title=path.removeprefix("model.").removeprefix("train."), sort=None)
+    x = alt.X("value:N", title=parameter_words(path), sort=None)
     bars = alt.Chart(data).mark_rule(strokeWidth=2).encode(x=x, y=alt.Y("low:Q", title=metric), y2="high:Q")
     points = (
         alt.Chart(data)
@@ -70,15 +71,16 @@ def mean_std_chart(table: pd.DataFrame, path: str, metric: str = METRIC) -> alt.
 
 def importance_chart(table: pd.DataFrame) -> alt.Chart:
     """Optuna's parameter importances (they sum to 1) as bars, most important first."""
+    table = table.assign(parameter=table["parameter"].map(_words))
     return (
         alt.Chart(table)
         .mark_bar()
         .encode(
             x=alt.X("importance:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("parameter:N", sort="-x", title=None),
+            y=alt.Y("parameter:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
             tooltip=["parameter:N", alt.Tooltip("importance:Q", format=".3f")],
         )
-        .properties(title="Which parameters mattered (fANOVA)", height=max(60, 28 * len(table)))
+        .properties(title="Which parameters mattered (fANOVA)", height=alt.Step(28))
     )
 
 
@@ -92,6 +94,11 @@ def best_so_far_chart(frame: pd.DataFrame, metric: str = METRIC) -> alt.Chart:
         .encode(x=alt.X("trials finished:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("best:Q", title=f"best {metric}"))
         .properties(title="Best so far", height=200)
     )
+
+
+def _words(column: str) -> str:
+    """A column of the trial frame as the page names it: a parameter path in the Train page's words."""
+    return parameter_words(column) if column.startswith(("model.", "train.")) else column
 
 
 def _scaled(column: pd.Series, value) -> float:

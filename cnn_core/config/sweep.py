@@ -31,6 +31,31 @@ class SweepRefused(InvalidConfig):
     """A sweep spec that cannot run: unknown path, no trials, too many, or every configuration invalid."""
 
 
+# The Train page's words for what a path sets, so a person reads "conv1 filter size", not "conv.0.kernel_size"
+BLOCK_WORDS = {
+    "out_channels": "filters",
+    "kernel_size": "filter size",
+    "stride": "stride",
+    "padding": "padding",
+    "pool": "pooling",
+    "pool_size": "pool size",
+    "pool_stride": "pool stride",
+}
+SETTING_WORDS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay"}
+
+
+def parameter_words(path: str) -> str:
+    """How the Train page names what ``path`` sets: ``model.conv.0.kernel_size`` → "conv1 filter size",
+    ``model.conv.*.pool`` → "pooling (every block)", ``model.fc.0`` → "fc1 width", ``train.lr`` → "learning rate"."""
+    parts = path.split(".")
+    if parts[:2] == ["model", "conv"] and len(parts) == 4:
+        field = BLOCK_WORDS.get(parts[3], parts[3].replace("_", " "))
+        return f"{field} (every block)" if parts[2] == "*" else f"conv{int(parts[2]) + 1} {field}"
+    if parts[:2] == ["model", "fc"] and len(parts) == 3 and parts[2].isdigit():
+        return f"fc{int(parts[2]) + 1} width"
+    return SETTING_WORDS.get(parts[-1], parts[-1].replace("_", " "))
+
+
 @dataclass(frozen=True)
 class Invalid:
     """A configuration of the space that breaks a rule, and which rule (shown beside the sweep's trials)."""
@@ -89,8 +114,8 @@ class Param:
 
     @property
     def label(self) -> str:
-        """A short name for tables and run names: ``conv.0.kernel_size`` rather than ``model.conv.0.kernel_size``."""
-        return self.path.removeprefix("model.").removeprefix("train.")
+        """The Train page's name for it: "conv1 filter size" rather than ``model.conv.0.kernel_size``."""
+        return parameter_words(self.path)
 
     def to_json(self) -> dict[str, list]:
         return {self.kind: list(self.values)}

@@ -27,6 +27,7 @@ from cnn_core.training.loop import evaluate
 FEATURE_LAYER_PREFIXES = ("conv", "act", "pool")  # not act_fc: the fully connected part has no maps
 OTHER_POOLING = {"max": "avg", "avg": "max"}
 BUNDLED_PAIR = tuple(BUNDLED)  # max and average pooling, one recipe: the pair when a run has no twin
+SWEEP_GROUP = "sweep-"  # a sweep's trials have its id, "sweep-…", as their group
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -225,26 +226,46 @@ def digit_at(images: torch.Tensor, index: int) -> np.ndarray:
 
 
 def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
-    """Models a page can offer: the bundled checkpoints, then finished runs that kept a checkpoint.
+    """Models a page can offer: the bundled checkpoints, finished runs that kept a checkpoint, and each sweep
+    as one entry whose trials (best first) are under ``"trials"``, so twelve trials do not flood the picker.
 
     ``store`` None (a page whose run store is broken) offers the bundled checkpoints alone.
 
     label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None, "dataset": name,
-    "data_dir": folder or None} (the data it was trained on). The default checkpoint comes first.
+    "data_dir": folder or None, "accuracy": test accuracy or None} (the data it was trained on); a sweep's entry
+    is its best trial's, plus "trials": label -> such a choice. The default checkpoint comes first.
     """
     choices = {
-        name: {"source": name, "run_id": None, "dataset": "mnist", "data_dir": None}
+        name: {"source": name, "run_id": None, "dataset": "mnist", "data_dir": None, "accuracy": None}
         for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)
     }
-    for run in store.list() if store is not None else []:
-        if _has_weights(run):
-            choices[run_label(run)] = {
-                "source": run.checkpoint,
-                "run_id": run.id,
-                "dataset": run.dataset,
-                "data_dir": run.data_dir,
-            }
+    runs = [r for r in store.list() if _has_weights(r)] if store is not None else []
+    sweeps: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.group_id and run.group_id.startswith(SWEEP_GROUP):
+            sweeps.setdefault(run.group_id, []).append(run)
+        else:
+            choices[run_label(run)] = _choice(run)
+    names = {s.id: s.label for s in store.sweeps.list()} if sweeps else {}
+    for sweep_id, trials in sweeps.items():
+        ranked = sorted(trials, key=_accuracy, reverse=True)  # best first; ties keep the newest first
+        label = f"sweep: {names.get(sweep_id, sweep_id)} ({len(trials)} trials)"
+        choices[label] = _choice(ranked[0]) | {"trials": {run_label(t): _choice(t) for t in ranked}}
     return choices
+
+
+def _choice(run: Run) -> dict[str, Any]:
+    return {
+        "source": run.checkpoint,
+        "run_id": run.id,
+        "dataset": run.dataset,
+        "data_dir": run.data_dir,
+        "accuracy": run.test_accuracy,
+    }
+
+
+def _accuracy(run: Run) -> float:
+    return run.test_accuracy if run.test_accuracy is not None else -1.0
 
 
 def run_label(run: Run) -> str:
@@ -253,9 +274,13 @@ def run_label(run: Run) -> str:
 
 
 def default_model(choices: dict[str, dict[str, Any]]) -> str:
-    """The label a model picker opens on: the newest finished run (``model_choices`` lists runs newest
-    first, after the bundled models), or the bundled default when there is none."""
-    return next((label for label, choice in choices.items() if choice["run_id"]), next(iter(choices)))
+    """The label a model picker opens on: the run (or the sweep holding the trial) with the best test accuracy
+    (the newest of equals), or the bundled default when there is none. Not simply the newest: that is often a
+    one-epoch trial of a sweep."""
+    runs = [(label, c) for label, c in choices.items() if c["run_id"]]
+    if not runs:
+        return next(iter(choices))
+    return max(runs, key=lambda item: item[1]["accuracy"] if item[1]["accuracy"] is not None else -1.0)[0]
 
 
 def _has_weights(run: Run) -> bool:

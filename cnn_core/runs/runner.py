@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -17,8 +18,9 @@ import torch
 from cnn_core.config import RunConfig, budget
 from cnn_core.data import Dataset, check_fits, load_dataset
 from cnn_core.errors import CnnLabError, storage_error
+from cnn_core.files import atomic_write
 from cnn_core.model import ConvNet
-from cnn_core.model.checkpoint import atomic_write, save_checkpoint
+from cnn_core.model.checkpoint import HASH_KEY, load_checkpoint, save_checkpoint
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.training.loop import Event, TrainResult, run_device_label, train
 
@@ -48,7 +50,7 @@ def execute_run(
             data,
             on_event=_recorder(store, run_id, on_event),
             should_stop=_stop_checker(store, run_id, should_stop),
-            on_epoch_end=_epoch_saver(store, record),
+            on_epoch_end=_epoch_saver(store, record, data),
         )
     except CnnLabError as err:
         store.fail(run_id, str(err))
@@ -116,9 +118,7 @@ def final_metadata(
     """What a run's final checkpoint says about itself: a worker's run and a sweep's trial save the same keys
     (``classes`` and ``preprocess`` let Explain and predict treat outside images the way the data was made)."""
     return {
-        "dataset": data.name,
-        "classes": data.classes,
-        "preprocess": data.preprocess,
+        **data_records(data.name, data.classes, data.preprocess),
         "run_id": run_id,
         "epochs": epochs,
         "test_accuracy": test_accuracy,
@@ -127,9 +127,49 @@ def final_metadata(
     }
 
 
-def epoch_metadata(event: Event) -> dict[str, Any]:
-    """What each epoch's checkpoint says about itself (the Filters page scrubs through them)."""
-    return {"epoch": event.epoch, "val_accuracy": event.val_accuracy}
+def epoch_metadata(event: Event, data: Dataset) -> dict[str, Any]:
+    """What each epoch's checkpoint says about itself (the Filters page scrubs through them): like the final
+    checkpoint, the data's classes and preprocessing, so an outside photo reaches an epoch as it would the end."""
+    return {
+        "epoch": event.epoch,
+        "val_accuracy": event.val_accuracy,
+        **data_records(data.name, data.classes, data.preprocess),
+    }
+
+
+def data_records(dataset: str, classes: list[str], preprocess: str) -> dict[str, Any]:
+    return {"dataset": dataset, "classes": classes, "preprocess": preprocess}
+
+
+def repair_epoch_records(store: RunStore) -> list[str]:
+    """Give the epoch checkpoints that older versions saved without them (every epoch read as an MNIST digit
+    model) the classes and preprocessing of their run's final checkpoint; the ids of the runs repaired.
+
+    Only sidecars are read to decide, so a store whose records are right costs one small read per run."""
+    repaired = []
+    for run in store.list():
+        epochs = store.epoch_checkpoints(run.id)
+        final = _sidecar(Path(run.checkpoint)) if run.checkpoint else {}
+        if not epochs or "preprocess" not in final or "preprocess" in _sidecar(epochs[0]):
+            continue
+        records = data_records(final.get("dataset", run.dataset), final.get("classes", []), final["preprocess"])
+        try:
+            for path in epochs:
+                old = load_checkpoint(path)
+                kept = {k: v for k, v in old.metadata.items() if k != HASH_KEY}
+                save_checkpoint(path, old.model, old.config, kept | records)
+        except CnnLabError:  # a damaged file stays as it is: loading it says what is wrong
+            continue
+        repaired.append(run.id)
+    return repaired
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def predictions_record(data: Dataset, predictions: torch.Tensor, confidences: torch.Tensor) -> dict[str, Any]:
@@ -166,10 +206,10 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
     return should_stop
 
 
-def _epoch_saver(store: RunStore, record: Run) -> Callable[[ConvNet, Event], None]:
+def _epoch_saver(store: RunStore, record: Run, data: Dataset) -> Callable[[ConvNet, Event], None]:
     def save(model: ConvNet, event: Event) -> None:
         path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
-        save_checkpoint(path, model, record.config.model, epoch_metadata(event))
+        save_checkpoint(path, model, record.config.model, epoch_metadata(event, data))
         store.record_epoch(record.id, event.epoch, path)
 
     return save

@@ -331,12 +331,20 @@ class RunStore:
         return changed
 
     def rename(self, run_id: str, name: str) -> str:
-        """Rename a run; returns the name as stored (trimmed, at most 100 characters)."""
+        """Rename a run; returns the name as stored (trimmed, at most 100 characters). A name another run has
+        (ignoring case) is refused: two runs called the same cannot be told apart in a picker or a chart."""
         if not name.strip():
             raise InvalidRunName("a run name cannot be empty")
         name = _clean_name(name)
-        if not self._set(run_id, None, name=name):
-            raise RunNotFound(f"no run {run_id!r}")
+        with self.transaction(write=True) as con:  # checked and written in one transaction: no twin slips in between
+            taken = con.execute(
+                "SELECT id FROM runs WHERE name = ? COLLATE NOCASE AND id != ? LIMIT 1", (name, run_id)
+            ).fetchone()
+            if taken:
+                shown = escape_controls(name)
+                raise InvalidRunName(f"another run is already called “{shown}” ({taken[0]}): choose another name")
+            if con.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount == 0:
+                raise RunNotFound(f"no run {run_id!r}")
         self._save_record(run_id)
         return name
 

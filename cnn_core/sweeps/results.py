@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from cnn_core.config.sweep import parameter_words
 from cnn_core.runs import RunStore, Status
 
 METRIC = "val_accuracy"  # what the sweep optimises (and ASHA prunes on): the test set stays for the end
@@ -119,3 +120,14 @@ def _elapsed(sweep) -> float | None:
     if sweep.started is None:
         return None
     return (sweep.ended or sweep.heartbeat or sweep.started) - sweep.started
+
+
+def invalid_frame(invalid) -> pd.DataFrame:
+    """The skipped configurations (``space.Invalid``) as a table: each parameter in the Train page's words, and
+    the reason."""
+    return pd.DataFrame([{**{parameter_words(k): v for k, v in i.params.items()}, "reason": i.reason} for i in invalid])
+
+
+def in_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """A trial table with its parameter columns named as the Train page names them."""
+    return frame.rename(columns={c: parameter_words(c) for c in frame.columns if c.startswith(("model.", "train."))})

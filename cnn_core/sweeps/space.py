@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn_core.config import RunConfig
-from cnn_core.config.sweep import Invalid, SweepConfig, SweepRefused
+from cnn_core.config.sweep import Invalid, SweepConfig, SweepRefused, parameter_words
 from cnn_core.errors import InvalidConfig
 
 
@@ -105,9 +105,9 @@ def tune_space(sweep: SweepConfig) -> dict[str, Any]:
 
 
 def trial_name(params: dict[str, Any], seed: int) -> str:
-    """A run name that says what differs: ``conv.0.kernel_size=3 conv.*.pool=avg seed=1``."""
-    shown = [f"{path.removeprefix('model.').removeprefix('train.')}={_short(v)}" for path, v in params.items()]
-    return " ".join([*shown, f"seed={seed}"])[:100]
+    """A run name that says what differs, in the Train page's words: ``conv1 filter size 3 · pooling avg · seed 1``."""
+    shown = [f"{parameter_words(path)} {_short(v)}" for path, v in params.items()]
+    return " · ".join([*shown, f"seed {seed}"])[:100]
 
 
 def _short(value: Any) -> str:

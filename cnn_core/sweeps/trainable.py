@@ -85,7 +85,7 @@ class _EpochReporter:
         metrics.pop("status", None)
         with tempfile.TemporaryDirectory(prefix="cnn-lab-trial-") as tmp:
             folder = Path(tmp)
-            save_checkpoint(folder / "epoch.safetensors", model, self.run.model, epoch_metadata(event))
+            save_checkpoint(folder / "epoch.safetensors", model, self.run.model, epoch_metadata(event, self.data))
             if event.epoch == self.run.train.epochs:  # the last epoch: evaluate now, as train() will after it
                 test_loss, test_acc, preds, confidences = evaluate(model, self.data.test_x, self.data.test_y)
                 meta = final_metadata("", self.run, self.data, event.epoch, test_acc, event.val_accuracy)

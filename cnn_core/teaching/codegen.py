@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from cnn_core.config import ONECYCLE_MIN_STEPS, ONECYCLE_PCT_START, ModelConfig, RunConfig, TrainConfig, load_config
-from cnn_core.errors import InvalidConfig
+from cnn_core.errors import CnnLabError, InvalidConfig
 from cnn_core.shapes import layer_table
 
 # The three lines that put a CNN Lab checkpoint into the exported Net (safetensors ships with CNN Lab).
@@ -59,25 +59,39 @@ def layer_lines(model: ModelConfig) -> list[str]:
 
 
 def data_lines(dataset: str, model: ModelConfig) -> list[str]:
-    """How the script reads its images: a torchvision dataset by name, else a folder of class folders."""
+    """How the script's ``main`` reads its images: from ``--data-dir`` in the format the dataset came in (IDX
+    files for the MNIST family, class folders otherwise), else, for a torchvision dataset, its download."""
     from cnn_core.data import TORCHVISION_CLASS  # imports torch: only when a script is written
 
-    if dataset in TORCHVISION_CLASS:
-        name = TORCHVISION_CLASS[dataset]
+    if dataset in TORCHVISION_CLASS or dataset == "idx":
+        name = TORCHVISION_CLASS.get(dataset, "MNIST")
         return [
-            "to_tensor = transforms.ToTensor()  # uint8 pixels -> floats in [0, 1]; Net normalises them itself",
-            f"train_set = datasets.{name}(args.data_root, train=True, download=True, transform=to_tensor)",
-            f"test_set = datasets.{name}(args.data_root, train=False, download=True, transform=to_tensor)",
+            "if args.data_dir:  # your own copy of the IDX files: nothing is downloaded",
+            "    train_set, test_set = idx_sets(args.data_dir)",
+            "else:  # torchvision downloads it into --data-root",
+            "    to_tensor = transforms.ToTensor()  # uint8 pixels -> floats in [0, 1]; Net normalises them itself",
+            f"    train_set = datasets.{name}(args.data_root, train=True, download=True, transform=to_tensor)",
+            f"    test_set = datasets.{name}(args.data_root, train=False, download=True, transform=to_tensor)",
         ]
     grey = "transforms.Grayscale(), " if model.in_channels == 1 else ""
     size = model.input_size
     return [
-        "# One subfolder per class under train/ and test/ (the layout CNN Lab's image-folder datasets use)",
+        "if not args.data_dir:",
+        '    parser.error("--data-dir DIR is needed: the class folders this network learns from")',
         f"to_tensor = transforms.Compose([{grey}transforms.Resize({size}), transforms.CenterCrop({size}), "
         "transforms.ToTensor()])",
-        'train_set = datasets.ImageFolder(os.path.join(args.data_root, "train"), transform=to_tensor)',
-        'test_set = datasets.ImageFolder(os.path.join(args.data_root, "test"), transform=to_tensor)',
+        "train_set, test_set = folder_sets(args.data_dir, to_tensor)",
     ]
+
+
+def class_names(dataset: str) -> list[str] | None:
+    """The dataset's classes in CNN Lab's order (so the script's label 3 is CNN Lab's label 3), when known."""
+    from cnn_core.data import dataset_spec
+
+    try:
+        return list(dataset_spec(dataset).classes)
+    except CnnLabError:
+        return None
 
 
 def training_script(run: RunConfig, dataset: str = "mnist", epochs: int | None = None) -> str:
@@ -86,6 +100,7 @@ def training_script(run: RunConfig, dataset: str = "mnist", epochs: int | None =
     indent = "\n" + " " * 12
     return SCRIPT.format(
         dataset=dataset,
+        classes=repr(class_names(dataset)),
         layers=indent.join(layer_lines(run.model)),
         data="\n    ".join(data_lines(dataset, run.model)),
         optimizer=OPTIMIZER_LINES[train.optimizer].format(
@@ -123,11 +138,13 @@ Its layers carry CNN Lab's names, so a CNN Lab checkpoint loads into Net:
     model = Net()
     model.load_state_dict(load_file("model.safetensors"))
 
-Run:  python this_script.py --epochs 2 --data-root ./data
+Run:  python this_script.py --epochs 2 --data-dir DIR   (your copy of the data; without it, a download)
 """
 
 import argparse
+import gzip
 import os
+import struct
 from collections import OrderedDict
 
 import torch
@@ -154,6 +171,66 @@ class Net(nn.Sequential):
             {layers}
             ])
         )
+
+
+CLASSES = {classes}  # CNN Lab's order of the classes (None: the folders' alphabetical order)
+SPLIT_SEED = 0  # which images are held out for testing does not change with --seed
+
+
+def read_idx(folder, stem):
+    """One IDX file (MNIST's format, gzipped or not) from ``folder`` as a uint8 tensor; None when it is not there."""
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with (gzip.open if name.endswith(".gz") else open)(path, "rb") as fh:
+                data = fh.read()
+            dims = data[3]
+            shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+            return torch.frombuffer(bytearray(data[4 + 4 * dims :]), dtype=torch.uint8).reshape(shape)
+    return None
+
+
+def held_out(labels, fraction=0.2):
+    """A mask of a fifth of each class, kept apart for testing when the data has no test split of its own."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    test = torch.zeros(len(labels), dtype=torch.bool)
+    for label in labels.unique():
+        members = order[labels[order] == label]
+        test[members[: max(1, round(len(members) * fraction))]] = True
+    return test
+
+
+def idx_sets(folder):
+    """Train and test sets from IDX files: the t10k files test when the folder has them, else a held-out fifth."""
+    x, y = read_idx(folder, "train-images-idx3-ubyte"), read_idx(folder, "train-labels-idx1-ubyte")
+    if x is None or y is None:
+        raise SystemExit(f"error: no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in {{folder}}")
+    test_x, test_y = read_idx(folder, "t10k-images-idx3-ubyte"), read_idx(folder, "t10k-labels-idx1-ubyte")
+    if test_x is None or test_y is None:  # never test on the training images
+        test = held_out(y.long())
+        x, y, test_x, test_y = x[~test], y[~test], x[test], y[test]
+    tensors = torch.utils.data.TensorDataset
+    return tensors(x.unsqueeze(1).float() / 255, y.long()), tensors(test_x.unsqueeze(1).float() / 255, test_y.long())
+
+
+class ClassFolders(datasets.ImageFolder):
+    """One subfolder of images per class, labelled in CNN Lab's order of the classes."""
+
+    def find_classes(self, directory):
+        found = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+        order = [c for c in CLASSES or [] if c in found] + [c for c in found if c not in (CLASSES or [])]
+        return order, {{name: i for i, name in enumerate(order)}}
+
+
+def folder_sets(folder, to_tensor):
+    """Train and test sets from class folders: train/ and test/ when the folder has them, else a held-out fifth."""
+    train, test = os.path.join(folder, "train"), os.path.join(folder, "test")
+    if os.path.isdir(train) and os.path.isdir(test):
+        return ClassFolders(train, transform=to_tensor), ClassFolders(test, transform=to_tensor)
+    images = ClassFolders(folder, transform=to_tensor)
+    test = held_out(torch.tensor(images.targets))
+    subset = torch.utils.data.Subset
+    return subset(images, (~test).nonzero().flatten().tolist()), subset(images, test.nonzero().flatten().tolist())
 
 
 def augment(x, generator):
@@ -204,13 +281,15 @@ def main():
     parser.add_argument("--epochs", type=int, default={t.epochs})
     parser.add_argument("--batch-size", type=int, default={t.batch_size})
     parser.add_argument("--seed", type=int, default={t.seed})
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-dir", help="a folder with the data in the format it came in (no download)")
+    parser.add_argument("--data-root", default="data", help="where torchvision downloads it without --data-dir")
     parser.add_argument("--save", default="model.pt", help="where to save the trained weights")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     {data}
+    print(f"{{len(train_set):,}} training images, {{len(test_set):,}} test images")
     order = torch.Generator().manual_seed(args.seed)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=order)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000)

@@ -65,9 +65,23 @@ def test_rename_and_delete_with_confirmation(small_data):
     at.button(key="compare.rename").click().run()
     assert RunStore().get(run_id).name == "my best run"
     assert at.button(key="compare.delete").disabled
-    at.checkbox(key=f"compare.sure.{run_id}").check().run()
+    sure = at.checkbox(key=f"compare.sure.{run_id}")
+    assert sure.label == "yes, delete “my best run” and its checkpoints"  # says which run goes
+    sure.check().run()
     at.button(key="compare.delete").click().run()
     assert RunStore().list() == []
+    assert [s.value for s in at.success] == [f"Deleted “my best run” ({run_id}) and its checkpoints."]
+
+
+def test_rename_refuses_a_name_another_run_has_and_says_so(small_data):
+    first, second = _finished_run(small_data), _finished_run(small_data)
+    RunStore().rename(first, "baseline")
+    at = _page()
+    next(s for s in at.selectbox if s.label == "run").set_value(second).run()
+    at.text_input(key=f"compare.rename.{second}").set_value("baseline").run()
+    at.button(key="compare.rename").click().run()
+    assert RunStore().get(second).name != "baseline"
+    assert any(e.value.startswith("another run is already called “baseline”") for e in at.error)
 
 
 @pytest.mark.slow
@@ -82,3 +96,19 @@ def test_invariance_of_the_bundled_pair_is_measured_on_demand_and_then_kept():
     assert summary.startswith("Shift 4 px: max ") and ", avg " in summary and "Rotation 30°" in summary
     again = _page()  # another session: measured once for the whole app, shown without a click
     assert len([c for c in again.get("vega_lite_chart") if "test accuracy" in c.proto.spec]) == 3
+
+
+def _comparison_group(group: str = "pool-20261202-120000") -> None:
+    """A max-vs-avg pair as Compare groups it (failed at once: nothing trains)."""
+    store = RunStore()
+    for pool in ("max", "avg"):
+        run_id = store.create(RunConfig(), dataset="mnist", name=f"{pool}-seed0", group_id=group, claim=True)
+        store.fail(run_id, "stopped by the test")
+
+
+def test_invariance_measures_the_new_comparison_once_there_is_one():
+    at = _page()
+    assert at.radio(key="compare.invariance.what").value == "the bundled max and avg models"
+    _comparison_group()
+    at.run()
+    assert at.radio(key="compare.invariance.what").value == "the comparison above"

@@ -141,13 +141,13 @@ def test_a_trained_run_gets_an_epoch_slider_that_shows_each_epochs_filters(small
     assert at.button(key="filters.play").label == "▶ Play" and at.slider(key="filters.epoch").value == 1
 
 
-def _finished_run(store: RunStore, name: str, pooling: str = "max", group: str | None = "cmp") -> str:
+def _finished_run(store: RunStore, name: str, pooling: str = "max", group: str | None = "cmp", accuracy=None) -> str:
     """A completed run with a final checkpoint, made without training (its weights are a fresh init)."""
     config = RunConfig(model=ModelConfig().with_pooling(pooling), train=TrainConfig(seed=3))
     run_id = store.create(config, dataset="mnist", name=name, group_id=group)
     path = save_checkpoint(store.run_dir(run_id) / "model.safetensors", build_model(config.model, seed=1), config.model)
     store.claim(run_id)
-    store.finish(run_id, Status.COMPLETED, checkpoint=str(path))
+    store.finish(run_id, Status.COMPLETED, checkpoint=str(path), test_accuracy=accuracy)
     return run_id
 
 
@@ -209,3 +209,19 @@ def test_a_colour_model_shows_its_first_filters_as_rgb_pictures_and_colour_featu
     show.set_value("input channel 2").run()
     assert filter_caption(at).startswith("6 filters of conv1, input channel 2 of 3")
     assert len(favourite_captions(at)) == 18
+
+
+def test_a_sweeps_trials_are_one_entry_and_the_picker_opens_on_the_best_run():
+    from cnn_core.config.sweep import SweepConfig
+
+    store = RunStore()
+    sweep = store.sweeps.create(SweepConfig.from_dict({"space": {"train.lr": {"grid": [0.01, 0.1]}}, "name": "lr"}))
+    best = _finished_run(store, "good trial", group=sweep, accuracy=0.98)
+    _finished_run(store, "one-epoch trial", group=sweep, accuracy=0.31)  # the newest: it used to be the default
+    _finished_run(store, "my run", accuracy=0.95)
+    at = open_page()
+    picker = at.selectbox(key="filters.model")
+    assert picker.options == ["lenet5-mnist-max", "lenet5-mnist-avg", picker.options[2], "sweep: lr (2 trials)"]
+    assert picker.value == "sweep: lr (2 trials)"
+    trial = at.selectbox(key="filters.trial")
+    assert trial.value == f"run: good trial ({best})" and len(trial.options) == 2

@@ -1,15 +1,12 @@
 """AppTest: the Sweep page counts trials (and names the invalid ones) before launch, and draws a finished
 sweep's results with links to its best trial."""
 
-from dataclasses import replace
-
 from streamlit.testing.v1 import AppTest
 
-from cnn_core.config import RunConfig
 from cnn_core.config.sweep import SweepConfig
-from cnn_core.runs import RunStore, Status, SweepStatus
-from cnn_core.sweeps.space import plan, trial_name
+from cnn_core.runs import RunStore, SweepStatus
 from tests.conftest import ROOT
+from tests.sweeps import finished_sweep
 
 PAGE = str(ROOT / "views" / "sweep.py")
 
@@ -22,11 +19,21 @@ def _count_line(at: AppTest) -> str:
     return next(m.value for m in at.markdown if "trials**" in m.value)
 
 
-def test_an_empty_space_is_refused_before_launch():
+def test_a_first_visit_says_what_to_do_first_without_an_error_and_cannot_launch():
     at = _page()
     assert not at.exception
-    assert "the space is empty" in at.error[0].value
+    assert not at.error
+    assert any(i.value.startswith("Pick the parameters to vary") for i in at.info)
     assert at.button(key="sweep.launch").disabled
+
+
+def test_parameters_are_named_as_the_train_page_names_them():
+    at = _page()
+    vary = at.multiselect(key="sweep.form.vary")
+    assert [vary.format_func(p) for p in vary.options[:2]] == ["pooling (every block)", "conv1 filter size"]
+    next(b for b in at.button if b.label.startswith("🧪 Preset")).click().run()
+    at.toggle(key="sweep.form.same_pad").set_value(False).run()
+    assert list(at.dataframe[0].value.columns) == ["pooling (every block)", "conv1 filter size", "reason"]
 
 
 def test_the_article_preset_counts_its_trials_and_names_the_invalid_ones():
@@ -56,22 +63,14 @@ def test_changing_values_and_seeds_updates_the_count():
 
 def test_a_finished_sweep_shows_its_charts_and_its_best_trial():
     store = RunStore()
-    config = SweepConfig.from_dict(
-        {"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "seeds": [0, 1], "name": "pool"}
+    spec = {"space": {"model.conv.*.pool": {"grid": ["max", "avg"]}}, "seeds": [0, 1], "name": "pool"}
+    sweep_id = finished_sweep(
+        store, spec, lambda i, params: 0.9 + 0.02 * (params["model.conv.*.pool"] == "max") + 0.005 * i
     )
-    sweep_id = store.sweeps.create(config, claim=True)
-    for i, trial in enumerate(plan(config).trials):  # what the driver's callback records, written directly
-        run = replace(trial.run, train=replace(trial.run.train, epochs=1))
-        name = trial_name(trial.params, trial.seed)
-        run_id = store.create(RunConfig.from_dict(run.to_dict()), "mnist", name, group_id=sweep_id, claim=True)
-        acc = 0.9 + 0.02 * (trial.params["model.conv.*.pool"] == "max") + 0.005 * i
-        store.finish(run_id, Status.COMPLETED, epochs_done=1, val_accuracy=acc, test_accuracy=acc - 0.01)
-        store.sweeps.add_trial(sweep_id, f"t{i}", run_id, trial.params, trial.seed)
-    store.sweeps.finish(sweep_id, SweepStatus.COMPLETED)
     at = _page()
     assert not at.exception
-    assert at.selectbox(key="sweep.pick").value == sweep_id
-    assert any("Best trial" in s.value and "conv.*.pool=max seed=1" in s.value for s in at.success)
+    assert next(s for s in at.selectbox if s.label == "sweep").value == sweep_id
+    assert any("Best trial" in s.value and "pooling (every block) max · seed 1" in s.value for s in at.success)
     assert len(at.get("vega_lite_chart")) == 4  # best so far, parallel coordinates, mean ± std, importance
     assert {b.label for b in at.button} >= {"Open on Compare", "Open on Filters", "Open on Explain"}
 

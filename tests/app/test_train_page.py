@@ -215,3 +215,45 @@ def test_show_the_code_follows_the_config_and_offers_the_script():
     assert '("pool1", nn.MaxPool2d(2, stride=2)),' in code[1]
     at.slider(key="train.conv1.stride").set_value(2).run()  # a network that cannot be built has no code
     assert not at.code and any("no code for a network" in i.value for i in at.info)
+
+
+def test_same_padding_with_stride_2_is_the_impossible_layer_and_the_table_stays():
+    for blocks, before in ((3, ["conv1", "pool1"]), (2, ["conv1", "pool1"])):
+        at = _page()
+        at.slider(key="train.blocks").set_value(blocks).run()
+        at.selectbox(key="train.conv2.padmode").set_value("same").run()
+        at.slider(key="train.conv2.stride").set_value(2).run()
+        table = at.table[0].value
+        assert list(table["layer"]) == [*before, "conv2"] and table["type"].iloc[-1] == "⛔"
+        assert at.error[0].value.startswith("conv2: 'same' padding needs stride 1")
+        assert at.button(key="train.launch").disabled
+
+
+def test_an_impossible_first_layer_still_shows_the_table_with_its_row():
+    at = _page()
+    at.selectbox(key="train.conv1.padmode").set_value("same").run()
+    at.slider(key="train.conv1.stride").set_value(2).run()
+    table = at.table[0].value
+    assert list(table["layer"]) == ["conv1"] and "output (C×H×W)" in table.columns
+    assert at.error[0].value.startswith("conv1: 'same' padding needs stride 1")
+
+
+def test_the_run_name_survives_a_visit_to_another_page_and_back():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/train.py").run()
+    at.text_input(key="train.name").set_value("wide filters").run()
+    at.switch_page("views/compare.py").run()
+    at.switch_page("views/train.py").run()
+    assert at.text_input(key="train.name").value == "wide filters"
+
+
+def test_the_layer_table_with_an_impossible_row_converts_to_arrow_as_streamlit_sends_it():
+    """A blank in a column of numbers made Arrow refuse the column: a traceback in the server log each time."""
+    import pyarrow as pa
+
+    from cnn_core.config import ModelConfig
+    from cnn_core.shapes import layer_table
+    from ui.layer_preview import layer_frame
+
+    frame = layer_frame(layer_table(ModelConfig())[:3], impossible="conv2")
+    assert pa.Table.from_pandas(frame).num_rows == 4

@@ -23,6 +23,7 @@ from cnn_core.charts import (
 )
 from cnn_core.compare import smooth
 from cnn_core.explain import filters as probe
+from tests.conftest import ROOT
 
 
 def _long(epochs: int = 5) -> pd.DataFrame:
@@ -178,3 +179,20 @@ def test_the_seed_chart_legend_lists_only_the_poolings_compared():
     summary = pd.DataFrame({"pooling": ["max", "avg"], "mean": [0.98, 0.97], "std": [0.0, 0.0]})
     spec = seed_points_chart(runs, summary).to_dict()
     assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["max", "avg"]
+
+
+def test_the_confusion_matrix_frames_the_clicked_cell():
+    counts = np.array([[5, 1], [2, 7]])
+    plain = confusion_chart(counts, ["cat", "dog"], select=True).to_dict()
+    framed = confusion_chart(counts, ["cat", "dog"], select=True, highlight={"true": "dog", "predicted": "cat"})
+    layers = framed.to_dict()["layer"]
+    assert len(layers) == len(plain["layer"]) + 1
+    frame = layers[-1]
+    assert frame["mark"]["stroke"] and frame["mark"]["fill"] is None
+
+
+def test_no_page_builds_a_chart_itself():
+    """Charts live in cnn_core.charts: a view or a ui helper that imports Altair is drawing one of its own."""
+    pages = sorted((ROOT / "views").glob("*.py")) + sorted((ROOT / "ui").glob("*.py"))
+    drawing = [p.name for p in pages if p.name != "charts.py" and "import altair" in p.read_text()]
+    assert drawing == []

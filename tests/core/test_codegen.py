@@ -145,3 +145,41 @@ def test_the_cli_prints_the_script_and_reports_a_bad_config_as_one_error_line(tm
     assert main(["export-code", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: train.optimizer: expected one of sgd, adam, adamw") and err.count("\n") == 1
+
+
+def run_script(tmp_path, dataset: str, run: RunConfig, *args: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "train_cnn.py"
+    script.write_text(training_script(run, dataset, epochs=1))
+    nowhere = tmp_path / "no-downloads-here"
+    done = subprocess.run(
+        [sys.executable, str(script), "--data-root", str(nowhere), "--save", str(tmp_path / "m.pt"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert not nowhere.exists()  # nothing was downloaded
+    return done
+
+
+@pytest.mark.slow
+def test_the_exported_script_trains_offline_on_the_idx_files_of_a_data_dir_testing_on_a_held_out_fifth(tmp_path):
+    run = RunConfig(train=TrainConfig(batch_size=64))
+    done = run_script(tmp_path, "mnist", run, "--data-dir", str(SAMPLE))  # the sample has no t10k files
+    assert done.returncode == 0, done.stderr
+    assert "4,000 training images, 1,000 test images" in done.stdout  # never tested on what it trained on
+    assert float(done.stdout.split("test accuracy ")[1].split("%")[0]) > 80
+
+
+@pytest.mark.slow
+def test_the_exported_script_trains_offline_on_class_folders_in_cnn_labs_class_order(tmp_path):
+    from tests.imagesets import make_image_folder
+
+    folder = make_image_folder(tmp_path / "shapes", per_class=10, classes=("red-disc", "blue-disc"))
+    model = ModelConfig(in_channels=3, input_size=28, num_classes=2)
+    done = run_script(
+        tmp_path, "folder", RunConfig(model=model, train=TrainConfig(batch_size=8)), "--data-dir", str(folder)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "16 training images, 4 test images" in done.stdout
+    refused = run_script(tmp_path, "folder", RunConfig(model=model))
+    assert refused.returncode == 2 and "--data-dir DIR is needed" in refused.stderr

@@ -135,11 +135,14 @@ def test_model_choices_list_bundled_models_first_then_finished_runs_with_a_check
         "run_id": done,
         "dataset": "mnist",
         "data_dir": None,
+        "accuracy": None,
     }
     assert len(choices) == 3
 
 
-def _finished_run(store: RunStore, name: str, pooling: str = "max", seed: int = 0, group: str | None = "g1") -> str:
+def _finished_run(
+    store: RunStore, name: str, pooling: str = "max", seed: int = 0, group: str | None = "g1", accuracy=None
+) -> str:
     """A completed run with a final checkpoint and two epoch checkpoints."""
     config = RunConfig(model=ModelConfig().with_pooling(pooling), train=TrainConfig(seed=seed))
     run_id = store.create(config, dataset="mnist", name=name, group_id=group)
@@ -148,7 +151,7 @@ def _finished_run(store: RunStore, name: str, pooling: str = "max", seed: int = 
         save_checkpoint(path, build_model(config.model, seed=epoch), config.model)
     final = save_checkpoint(store.run_dir(run_id) / "model.safetensors", build_model(config.model), config.model)
     store.claim(run_id)
-    store.finish(run_id, Status.COMPLETED, checkpoint=str(final))
+    store.finish(run_id, Status.COMPLETED, checkpoint=str(final), test_accuracy=accuracy)
     return run_id
 
 
@@ -185,15 +188,30 @@ def test_pooling_checkpoints_are_the_run_and_its_twin_at_the_same_epoch_else_the
     assert probe.pooling_checkpoints(None, None) == bundled  # a broken run store
 
 
-def test_model_pickers_open_on_the_newest_finished_run_or_the_bundled_default():
+def test_model_pickers_open_on_the_best_finished_run_or_the_bundled_default():
     store = RunStore()
     assert probe.default_model(probe.model_choices(store)) == "lenet5-mnist-max"
-    older = _finished_run(store, "older")
-    newer = _finished_run(store, "newer")
+    better = _finished_run(store, "better", accuracy=0.97)
+    newer = _finished_run(store, "newer", accuracy=0.91)  # the newest is not the best: not the default
     store.create(RunConfig(), dataset="mnist", name="still queued")
     choices = probe.model_choices(store)
-    assert probe.default_model(choices) == f"run: newer ({newer})" != f"run: older ({older})"
+    assert probe.default_model(choices) == f"run: better ({better})" != f"run: newer ({newer})"
     assert probe.default_model(probe.model_choices(None)) == "lenet5-mnist-max"
+
+
+def test_a_sweeps_trials_are_one_entry_best_first_and_its_best_can_be_the_default():
+    from cnn_core.config.sweep import SweepConfig
+
+    store = RunStore()
+    sweep = store.sweeps.create(SweepConfig.from_dict({"space": {"train.lr": {"grid": [0.01, 0.1]}}, "name": "lr"}))
+    _finished_run(store, "alone", group=None, accuracy=0.95)
+    trials = [_finished_run(store, f"t{i}", group=sweep, accuracy=a) for i, a in enumerate((0.90, 0.98, 0.40))]
+    choices = probe.model_choices(store)
+    assert list(choices)[2:] == [f"run: alone ({store.list()[-1].id})", "sweep: lr (3 trials)"]
+    entry = choices["sweep: lr (3 trials)"]
+    assert [c["run_id"] for c in entry["trials"].values()] == [trials[1], trials[0], trials[2]]  # best first
+    assert entry["run_id"] == trials[1]
+    assert probe.default_model(choices) == "sweep: lr (3 trials)"  # it holds the best run of all
 
 
 def test_a_fresh_rgb_network_has_colour_pictures_of_its_filters():

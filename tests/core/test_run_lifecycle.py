@@ -136,3 +136,13 @@ def test_opening_a_healthy_store_writes_nothing(private_runs_dir):
     before = {p.name: p.read_bytes() for p in private_runs_dir.glob("runs.db*")}
     RunStore().list()
     assert {p.name: p.read_bytes() for p in private_runs_dir.glob("runs.db*") if p.name in before} == before
+
+
+def test_a_run_cannot_be_renamed_to_a_name_another_run_has():
+    store = RunStore()
+    first = store.create(RunConfig(), dataset="mnist", name="baseline")
+    second = store.create(RunConfig(), dataset="mnist", name="trial")
+    with pytest.raises(InvalidRunName, match="another run is already called “Baseline”"):
+        store.rename(second, " Baseline ")  # names are compared as a person reads them: case and spaces aside
+    assert store.get(second).name == "trial"
+    assert store.rename(first, "baseline") == "baseline"  # its own name again is no clash

@@ -90,7 +90,13 @@ def test_refusals_are_typed():
 
 
 def test_trial_names_say_what_differs():
-    assert trial_name({"model.conv.*.pool": "avg", "train.lr": 0.00312}, 2) == "conv.*.pool=avg lr=0.00312 seed=2"
+    assert trial_name({"model.conv.*.pool": "avg", "train.lr": 0.00312}, 2) == (
+        "pooling (every block) avg · learning rate 0.00312 · seed 2"  # the Train page's words, not config paths
+    )
+    assert (
+        trial_name({"model.conv.0.kernel_size": 3, "model.fc.0": 128}, 0)
+        == "conv1 filter size 3 · fc1 width 128 · seed 0"
+    )
 
 
 def test_sweeps_lists_recorded_sweeps_and_marks_a_dead_drivers_sweep_interrupted(tmp_path, capsys):

@@ -27,10 +27,16 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def app_runs_dir(tmp_path_factory):
+    """The run store of the app the browser tests drive (a test may write runs or sweeps there first)."""
+    return tmp_path_factory.mktemp("e2e-runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_runs_dir):
     """Start the app once per session with its own run store; yields its base URL."""
     try:
-        proc, url = start_app(tmp_path_factory.mktemp("e2e-runs"))
+        proc, url = start_app(app_runs_dir)
     except RuntimeError as err:
         pytest.fail(str(err))
     yield url
