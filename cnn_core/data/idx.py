@@ -151,7 +151,7 @@ def _read_idx_header(fh: _Reader, name: str) -> tuple[int, ...]:
 def _read_promised(fh: _Reader, size: int, name: str) -> np.ndarray:
     """Exactly ``size`` bytes, in chunks, then one more read to make sure nothing follows."""
     buffer = np.empty(size + 1, np.uint8)  # untouched pages cost no memory if the file turns out short
-    view, got = memoryview(buffer), 0  # type: ignore[arg-type]  # numpy's stubs give ndarray __buffer__ on 3.12+ only
+    view, got = memoryview(buffer), 0  # type: ignore[arg-type]  # numpy: no __buffer__ before 3.12
     while got <= size:
         n = fh.readinto(view[got : min(got + _READ_CHUNK, size + 1)])
         if not n:
