@@ -113,7 +113,7 @@ class Layer:
     dropped: int = 0  # rows/columns PyTorch drops because the stride does not fit
     formula: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,

@@ -29,7 +29,7 @@ from torch import nn
 from cnn_core import safejson
 from cnn_core.config import ModelConfig, budget
 from cnn_core.errors import BadCheckpoint, InvalidConfig
-from cnn_core.files import atomic_write
+from cnn_core.files import atomic_write as atomic_write  # also for the run and sweep records
 from cnn_core.model import ConvNet, build_model
 from cnn_core.settings import checkpoints_dir
 
@@ -101,12 +101,13 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         tensor = tensors[name].detach().to("cpu").contiguous()
         shape = "x".join(str(d) for d in tensor.shape)
         digest.update(f"{name} {str(tensor.dtype).removeprefix('torch.')} {shape}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        # type: ignore below: numpy's stubs give ndarray __buffer__ (a Buffer) on Python 3.12+ only
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
     return digest.hexdigest()
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, config: ModelConfig, metadata: dict[str, Any] | None = None
+    path: str | os.PathLike[str], model: nn.Module, config: ModelConfig, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Save weights + config + their SHA-256 atomically; refuses non-finite weights (a diverged model is not kept)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
@@ -123,7 +124,7 @@ def save_checkpoint(
     return path
 
 
-def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
+def resolve_checkpoint(name_or_path: str | os.PathLike[str] | None) -> Path:
     """A bundled name (``lenet5-mnist-max``) or a path to a ``.safetensors`` file."""
     name = os.fspath(name_or_path) if name_or_path is not None else DEFAULT_CHECKPOINT
     if name in BUNDLED:
@@ -174,7 +175,7 @@ def _read_checkpoint_file(path: Path) -> bytes:
     return data
 
 
-def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str = "cpu") -> Checkpoint:
+def load_checkpoint(source: str | os.PathLike[str] | bytes | None = None, device: str = "cpu") -> Checkpoint:
     """Load and validate a checkpoint from a bundled name, a path or raw bytes (an upload)."""
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), "uploaded checkpoint"

@@ -71,7 +71,9 @@ class ConvNet(nn.Sequential):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return speed.forward(self, x, self.pool_after) if self.fast else super().forward(x)
+        if self.fast:
+            return speed.forward(self, x, self.pool_after)
+        return super().forward(x)  # type: ignore[no-untyped-call]  # torch leaves Sequential.forward unannotated
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
