@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 
@@ -20,7 +20,7 @@ from cnn_core.errors import CnnLabError
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import atomic_write, save_checkpoint
 from cnn_core.runs import Run, RunStore, Status
-from cnn_core.training.loop import Event, TrainResult, run_device_label, train
+from cnn_core.training.loop import Event, Outcome, TrainResult, run_device_label, train
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
 
@@ -74,7 +74,7 @@ def execute_run(
 
 def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
     folder, checkpoint = store.run_dir(record.id), None
-    if result.status != Status.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
+    if result.status != Outcome.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
         checkpoint = str(
             save_checkpoint(
                 folder / "model.safetensors",
@@ -85,7 +85,9 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
                 ),
             )
         )
-        predictions = predictions_record(data, result.test_predictions, result.test_confidences)
+        # train() evaluates the test set whenever the run did not diverge
+        tested, confidences = cast(torch.Tensor, result.test_predictions), cast(torch.Tensor, result.test_confidences)
+        predictions = predictions_record(data, tested, confidences)
         atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
     elif store.epoch_checkpoints(record.id):
         checkpoint = str(store.epoch_checkpoints(record.id)[-1])
@@ -159,7 +161,7 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
         now = time.monotonic()
         if now - last[0] >= STOP_POLL_SECONDS:
             last[0], last[1] = now, store.stop_requested(run_id)
-        return last[1]
+        return cast(bool, last[1])
 
     return should_stop
 

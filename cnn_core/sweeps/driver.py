@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Stopper
 
@@ -23,6 +23,12 @@ from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweeps.callback import LISTENERS, Progress, TrialRecorder
 from cnn_core.sweeps.space import plan, tune_space
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid, Tuner
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
 
 EXPERIMENT = "tune"  # Tune's experiment folder name inside the storage path
 STOP_POLL_SECONDS = 1.0
@@ -104,8 +110,9 @@ def start_ray(address: str | None) -> dict[str, Any]:
             ) from None
     else:  # "local": a new embedded Ray, never one a `ray start` on this machine left its address for
         ray.init(address="local", **options)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    resources = ray.cluster_resources()
+    # type: ignore below: Ray leaves nodes() and cluster_resources() unannotated
+    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
     return {
         "joined": bool(address),
         "address": address,
@@ -124,7 +131,7 @@ def _stop_ray() -> None:
         ray.shutdown()  # embedded: stops the processes this driver started; joined: only disconnects
 
 
-def _tuner(store: RunStore, sweep: Sweep):
+def _tuner(store: RunStore, sweep: Sweep) -> Tuner:
     from ray import tune
 
     cfg = sweep.config
@@ -161,11 +168,11 @@ def _tuner(store: RunStore, sweep: Sweep):
     )
 
 
-def _trial_dirname(trial) -> str:
+def _trial_dirname(trial: Trial) -> str:
     return trial.trial_id
 
 
-def _trainable():
+def _trainable() -> Callable[..., None]:
     from cnn_core.sweeps.trainable import train_trial
 
     return train_trial
@@ -179,7 +186,7 @@ def _param_space(cfg: SweepConfig, n_trials: int) -> dict[str, Any]:
     return {"index": tune.grid_search(list(range(n_trials)))}  # the plan's trials, validated up front
 
 
-def _searcher(cfg: SweepConfig):
+def _searcher(cfg: SweepConfig) -> Searcher | None:
     if cfg.search != "optuna":
         return None
     from ray.tune.search import Repeater
@@ -189,7 +196,7 @@ def _searcher(cfg: SweepConfig):
     return Repeater(OptunaSearch(seed=cfg.search_seed), repeat=len(cfg.seeds), set_index=True)
 
 
-def _scheduler(cfg: SweepConfig):
+def _scheduler(cfg: SweepConfig) -> TrialScheduler | None:
     if cfg.early_stop is None:
         return None
     from ray.tune.schedulers import ASHAScheduler
@@ -208,7 +215,7 @@ class _StopFlag(Stopper):
     def __init__(self, root: str, sweep_id: str) -> None:
         self.root, self.sweep_id, self._last, self._stop = root, sweep_id, 0.0, False
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return self.stop_all()
 
     def stop_all(self) -> bool:
@@ -218,7 +225,7 @@ class _StopFlag(Stopper):
         return self._stop
 
 
-def _errors(results) -> str | None:
+def _errors(results: ResultGrid) -> str | None:
     failed = sum(1 for r in results if r.error is not None)
     return f"{failed} trial(s) failed; see their runs" if failed else None
 
