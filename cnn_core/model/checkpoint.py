@@ -101,7 +101,7 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         tensor = tensors[name].detach().to("cpu").contiguous()
         shape = "x".join(str(d) for d in tensor.shape)
         digest.update(f"{name} {str(tensor.dtype).removeprefix('torch.')} {shape}\n".encode())
-        # type: ignore below: numpy's stubs give ndarray __buffer__ (a Buffer) on Python 3.12+ only
+        # Ignored below: numpy's stubs give ndarray __buffer__ (a Buffer) on Python 3.12+ only
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
     return digest.hexdigest()
 

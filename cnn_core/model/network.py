@@ -9,6 +9,7 @@ Guided Backprop and DeepLift replace or hook them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
@@ -73,7 +74,8 @@ class ConvNet(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fast:
             return speed.forward(self, x, self.pool_after)
-        return super().forward(x)  # type: ignore[no-untyped-call]  # torch leaves Sequential.forward unannotated
+        # Ignored: torch leaves nn.Sequential.forward unannotated
+        return cast(torch.Tensor, super().forward(x))  # type: ignore[no-untyped-call]
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

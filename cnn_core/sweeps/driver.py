@@ -110,7 +110,7 @@ def start_ray(address: str | None) -> dict[str, Any]:
             ) from None
     else:  # "local": a new embedded Ray, never one a `ray start` on this machine left its address for
         ray.init(address="local", **options)
-    # type: ignore below: Ray leaves nodes() and cluster_resources() unannotated
+    # Ignored below: Ray leaves nodes() and cluster_resources() unannotated
     nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
     return {
@@ -226,7 +226,8 @@ class _StopFlag(Stopper):
 
 
 def _errors(results: ResultGrid) -> str | None:
-    failed = sum(1 for r in results if r.error is not None)
+    # Ignored: ResultGrid iterates through __getitem__ (it has no __iter__), which mypy does not follow
+    failed = sum(1 for r in results if r.error is not None)  # type: ignore[attr-defined, misc]
     return f"{failed} trial(s) failed; see their runs" if failed else None
 
 

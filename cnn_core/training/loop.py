@@ -186,7 +186,7 @@ def train(
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
     # channels_last: measured +10-35 % images/s for LeNet-5 on a 2-core CPU (oneDNN picks faster kernels).
-    # type: ignore below: torch's Module.to overloads omit device and memory_format together, which it accepts
+    # Ignored below: torch's Module.to overloads omit device and memory_format together, which it accepts
     model = build_model(run.model, seed=cfg.seed)
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     order_gen = torch.Generator().manual_seed(cfg.seed)  # data order: CPU generator, same on every device

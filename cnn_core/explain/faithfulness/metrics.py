@@ -243,11 +243,10 @@ def randomisation_check(
     made once for several methods)."""
     options = options or {}
     trained = attribution if attribution is not None else explain.attribute(method, model, x, target, **options)
-    random_model: nn.Module | RememberedForward = (
-        random_private if random_private is not None else explain.private_copy(randomised_copy(model))
-    )
+    random_model = random_private if random_private is not None else explain.private_copy(randomised_copy(model))
+    forward: nn.Module | RememberedForward = random_model
     if method in explain.FORWARD_ONLY:
-        random_model = remembered_forward(random_model, memory, "random")
-    random = explain.run_method(method, random_model, x, target, options)
+        forward = remembered_forward(random_model, memory, "random")
+    random = explain.run_method(method, forward, x, target, options)
     trained_map, random_map = as_map(trained), as_map(random)
     return rank_correlation(trained_map, random_map), rank_correlation(np.abs(trained_map), np.abs(random_map))
