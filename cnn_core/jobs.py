@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import torch
 
@@ -24,7 +26,18 @@ from cnn_core.config import RunConfig, budget
 from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
 from cnn_core.runs.runner import repair_epoch_records
 
+if TYPE_CHECKING:
+    from cnn_core.config.sweep import SweepConfig
+
 POLL_SECONDS = 0.5
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> object: ...
+
+
+_Item = TypeVar("_Item", bound=_HasStatus)  # a run or a sweep
 
 
 def default_concurrency() -> int:
@@ -42,8 +55,8 @@ class JobManager:
     ) -> None:
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or default_concurrency()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._drivers: dict[str, subprocess.Popen] = {}  # sweep id -> its driver
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._drivers: dict[str, subprocess.Popen[bytes]] = {}  # sweep id -> its driver
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -78,7 +91,7 @@ class JobManager:
         self.store.request_stop(run_id)
         self._wake.set()
 
-    def submit_sweep(self, sweep, address: str | None = None, storage: str | None = None) -> str:
+    def submit_sweep(self, sweep: SweepConfig, address: str | None = None, storage: str | None = None) -> str:
         """Queue a sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget here);
         its driver starts when no other sweep runs. Returns the sweep id."""
         from cnn_core.sweeps.preflight import check_sweep
@@ -166,7 +179,7 @@ class JobManager:
                     continue
                 return
 
-    def _spawn_driver(self, sweep_id: str) -> subprocess.Popen:
+    def _spawn_driver(self, sweep_id: str) -> subprocess.Popen[bytes]:
         folder = self.store.sweeps.folder(sweep_id)
         folder.mkdir(parents=True, exist_ok=True)
         log = open(folder / "driver.log", "ab")
@@ -179,7 +192,7 @@ class JobManager:
             start_new_session=True,  # as a worker: a page rerun or Ctrl-C in the app's terminal never reaches it
         )
 
-    def _spawn(self, run_id: str) -> subprocess.Popen:
+    def _spawn(self, run_id: str) -> subprocess.Popen[bytes]:
         log = open(self.store.run_dir(run_id) / "worker.log", "ab")
         # Its own session: a Ctrl-C in the app's terminal or a page rerun never reaches the worker.
         return subprocess.Popen(
@@ -212,7 +225,9 @@ class JobManager:
         """Block until a run ends (for scripts and tests); returns it."""
         return self._wait_until(lambda: self.store.get(run_id), lambda r: r.finished, f"run {run_id}", timeout, 0.1)
 
-    def _wait_until(self, get, done, what: str, timeout: float, interval: float):
+    def _wait_until(
+        self, get: Callable[[], _Item], done: Callable[[_Item], bool], what: str, timeout: float, interval: float
+    ) -> _Item:
         """Poll ``get()`` (pumping the queue when no manager thread does) until ``done`` says it ended; returns it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ show something other than what is there. Like ``safejson`` for JSON, this is the
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 
 
 def escape_controls(text: str) -> str:
@@ -12,6 +13,6 @@ def escape_controls(text: str) -> str:
     return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
-def escape_skipped(skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def escape_skipped(skipped: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
     """A list of (file name, why it was skipped) with both escaped: the reason may quote the name's suffix."""
     return [(escape_controls(name), escape_controls(why)) for name, why in skipped]

@@ -33,6 +33,7 @@ class Block(Protocol):
     def pool_size(self) -> int: ...
     @property
     def pool_stride(self) -> int: ...
+    def check(self, name: str) -> None: ...
 
 
 class Network(Protocol):
@@ -113,7 +114,7 @@ class Layer:
     dropped: int = 0  # rows/columns PyTorch drops because the stride does not fit
     formula: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,

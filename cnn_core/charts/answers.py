@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import altair as alt
 import numpy as np
@@ -14,7 +15,8 @@ from cnn_core.charts.colours import diverging
 def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
     """One bar per class on a 0-100 % axis; the top class (or tied top classes) in its own colour."""
     bars = pd.DataFrame({"class": classes, "probability": probs, "top": probs == probs.max()})
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(bars)
         .mark_bar()
         .encode(
@@ -23,7 +25,7 @@ def probability_chart(probs: np.ndarray, classes: list[str]) -> alt.Chart:
             color=alt.Color("top:N", legend=None),
             tooltip=[alt.Tooltip("class:N"), alt.Tooltip("probability:Q", format=".2%")],
         )
-        .properties(height=220)
+        .properties(height=220),
     )
 
 
@@ -31,7 +33,8 @@ def deletion_chart(curves: pd.DataFrame) -> alt.Chart:
     """Deletion curves (``faithfulness.deletion_frame`` rows), one line per method; the random order,
     the curve to beat, is dashed."""
     dashed = alt.condition("datum.method == 'random order'", alt.value([4, 4]), alt.value([1, 0]))
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(curves)
         .mark_line()
         .encode(
@@ -40,7 +43,7 @@ def deletion_chart(curves: pd.DataFrame) -> alt.Chart:
             color=alt.Color("method:N"),
             strokeDash=dashed,
         )
-        .properties(height=260)
+        .properties(height=260),
     )
 
 

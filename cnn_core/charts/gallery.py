@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import altair as alt
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from cnn_core import heatmap
@@ -18,7 +21,8 @@ def class_counts_chart(classes: list[str], train: list[int], test: list[int]) ->
         [{"class": c, "split": "train", "images": n} for c, n in zip(classes, train, strict=True)]
         + [{"class": c, "split": "test", "images": n} for c, n in zip(classes, test, strict=True) if n]
     )
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(frame, title="images per class")
         .mark_bar()
         .encode(
@@ -27,13 +31,15 @@ def class_counts_chart(classes: list[str], train: list[int], test: list[int]) ->
             color=alt.Color("split:N", scale=alt.Scale(domain=["train", "test"], range=["#4c78a8", "#f58518"])),
             tooltip=["class:N", "split:N", "images:Q"],
         )
-        .properties(height=max(80, 22 * len(classes)), width="container")
+        .properties(height=max(80, 22 * len(classes)), width="container"),
     )
 
 
-def class_samples(images: np.ndarray, labels: np.ndarray, classes: list[str], per_class: int = SAMPLES) -> dict:
+def class_samples(
+    images: np.ndarray, labels: np.ndarray, classes: list[str], per_class: int = SAMPLES
+) -> dict[str, npt.NDArray[np.uint8]]:
     """For each class, its first ``per_class`` images side by side as one RGB strip (uint8, H × W × 3)."""
-    strips = {}
+    strips: dict[str, npt.NDArray[np.uint8]] = {}
     for index, name in enumerate(classes):
         picked = np.flatnonzero(labels == index)[:per_class]
         tiles = [heatmap.thumbnail(heatmap.grey_rgb(images[i], 1), side=TILE, fill=255) for i in picked]

@@ -3,6 +3,8 @@ curves, and the clickable digit of Predict first."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -14,7 +16,8 @@ def embedding_chart(points: pd.DataFrame, classes: list[str], title: str = "") -
     """Test images as dots at their 2-D projection (``embedding`` rows: index, x, y, class), one colour per
     class. A click selects one dot (selection ``point``, field ``index``): the page shows that image."""
     pick = alt.selection_point(name="point", fields=["index"], on="click", clear="dblclick")
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(points, title=title)
         .mark_circle(size=28)
         .encode(
@@ -27,7 +30,7 @@ def embedding_chart(points: pd.DataFrame, classes: list[str], title: str = "") -
             tooltip=[alt.Tooltip("index:Q", title="test image"), alt.Tooltip("class:N")],
         )
         .add_params(pick)
-        .properties(height=480)
+        .properties(height=480),
     )
 
 
@@ -47,7 +50,7 @@ def separation_chart(scores: pd.DataFrame, epoch: int | None = None) -> alt.Laye
         layers.append(
             alt.Chart(pd.DataFrame({"epoch": [epoch]})).mark_rule(color="#888", strokeWidth=2).encode(x="epoch:Q")
         )
-    return alt.layer(*layers).properties(height=160)
+    return cast(alt.LayerChart, alt.layer(*layers).properties(height=160))
 
 
 INVARIANCE_AXES = {
@@ -73,7 +76,7 @@ def invariance_charts(curves: pd.DataFrame) -> list[alt.LayerChart]:
     std, seeds), one line per run with a band of ± one standard deviation over its seeds."""
     curves = curves.assign(low=curves["mean"] - curves["std"], high=curves["mean"] + curves["std"])
     legend = alt.Legend(orient="bottom", direction="horizontal", title=None)
-    charts = []
+    charts: list[alt.LayerChart] = []
     for kind, title in INVARIANCE_AXES.items():
         data = curves[curves["kind"] == kind]
         # Ticks on the measured amounts only (no "0.5 px"); accuracy from the lowest point up, not from 0, so a
@@ -93,7 +96,7 @@ def invariance_charts(curves: pd.DataFrame) -> list[alt.LayerChart]:
                 alt.Tooltip("seeds:Q"),
             ],
         )
-        charts.append(alt.layer(band, line).properties(height=240, title=kind, width="container"))
+        charts.append(cast(alt.LayerChart, alt.layer(band, line).properties(height=240, title=kind, width="container")))
     return charts
 
 
@@ -130,4 +133,4 @@ def region_chart(image: np.ndarray, regions: int, chosen: str | None = None) -> 
     if chosen is not None:
         marked = frame[frame["region"] == chosen]
         layers.append(alt.Chart(marked).mark_rect(color="#ffb000", opacity=0.45).encode(**encoding))
-    return alt.layer(*layers).properties(width=280, height=280)
+    return cast(alt.LayerChart, alt.layer(*layers).properties(width=280, height=280))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -30,7 +32,7 @@ def curves_charts(
     # Whole-number ticks: with few epochs, name each one (a rendered SVG otherwise labels 1, 1.5, 2 as "1 2 2").
     ticks = [int(v) for v in xs] if 0 < len(xs) <= 20 and x == "epoch" else alt.Undefined
     legend = alt.Legend(orient="bottom", direction="horizontal")
-    charts = []
+    charts: list[alt.LayerChart] = []
     for panel in ("loss", "accuracy"):
         data = long[long["metric"].astype(str).str.endswith(panel)]
         base = alt.Chart(data).encode(
@@ -44,13 +46,17 @@ def curves_charts(
         layers = [raw.encode(y=alt.Y("value:Q", title=panel, scale=alt.Scale(zero=False)))]
         if smoothing > 0:
             layers.append(base.mark_line().encode(y=alt.Y("smoothed:Q", title=panel, scale=alt.Scale(zero=False))))
-        charts.append(alt.layer(*layers).properties(height=220, title=panel, width="container"))
+        charts.append(cast(alt.LayerChart, alt.layer(*layers).properties(height=220, title=panel, width="container")))
     return charts
 
 
 def confusion_chart(
-    counts: np.ndarray, classes: list[str], title: str = "", select: bool = False, highlight: dict | None = None
-) -> alt.Chart:
+    counts: np.ndarray,
+    classes: list[str],
+    title: str = "",
+    select: bool = False,
+    highlight: dict[str, Any] | None = None,
+) -> alt.LayerChart:
     """A heatmap of counts[true, predicted] with the numbers written in the cells: mistakes coloured by how
     many (with a legend), the diagonal of right answers in a calm green with bold numbers; ``highlight``
     ({"true": name, "predicted": name}, a clicked cell) framed."""
@@ -84,7 +90,7 @@ def confusion_chart(
     if highlight:
         frame = alt.Chart(pd.DataFrame([highlight])).mark_rect(fill=None, stroke="#1f4e9c", strokeWidth=3)
         chart += frame.encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-    return chart.properties(width=300, height=300)
+    return cast(alt.LayerChart, chart.properties(width=300, height=300))
 
 
 def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerChart:
@@ -106,11 +112,14 @@ def seed_points_chart(runs: pd.DataFrame, summary: pd.DataFrame) -> alt.LayerCha
         .encode(x="pooling:N", y=alt.Y("low:Q", title="test accuracy"), y2="high:Q")
     )
     means = alt.Chart(summary).mark_tick(size=30, thickness=2, color="black").encode(x="pooling:N", y="mean:Q")
-    return (points + bars + means).properties(height=260, title="test accuracy per seed, mean ± std")
+    return cast(
+        alt.LayerChart, (points + bars + means).properties(height=260, title="test accuracy per seed, mean ± std")
+    )
 
 
 def per_class_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(frame)
         .mark_bar()
         .encode(
@@ -119,7 +128,7 @@ def per_class_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
             color=alt.condition(alt.datum[value] > 0, alt.value("#1f77b4"), alt.value("#ff7f0e")),
             tooltip=["class", alt.Tooltip(f"{value}:Q", format=".2f")],
         )
-        .properties(height=220)
+        .properties(height=220),
     )
 
 
@@ -128,7 +137,8 @@ def bundled_accuracy_chart(rows: pd.DataFrame) -> alt.Chart:
     sample and, where it was measured, the official MNIST test set."""
     long = rows.melt(id_vars="name", value_vars=list(TEST_SETS), var_name="test set", value_name="accuracy").dropna()
     long["test set"] = long["test set"].map(TEST_SETS)
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(long)
         .mark_circle(size=160)
         .encode(
@@ -137,5 +147,5 @@ def bundled_accuracy_chart(rows: pd.DataFrame) -> alt.Chart:
             color="test set:N",
             tooltip=["name", "test set", alt.Tooltip("accuracy:Q", format=".2%")],
         )
-        .properties(height=120)
+        .properties(height=120),
     )

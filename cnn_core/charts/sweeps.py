@@ -6,16 +6,18 @@ Parallel coordinates put every varied parameter and the metric on its own vertic
 
 from __future__ import annotations
 
+from typing import Any, Final, cast
+
 import altair as alt
 import pandas as pd
 
 from cnn_core.config.sweep import parameter_words
 from cnn_core.sweeps.results import METRIC
 
-PALETTE = "viridis"
+PALETTE: Final = "viridis"
 
 
-def parallel_coordinates(frame: pd.DataFrame, paths: list[str], metric: str = METRIC) -> alt.Chart:
+def parallel_coordinates(frame: pd.DataFrame, paths: list[str], metric: str = METRIC) -> alt.LayerChart:
     """One line per finished trial across the varied parameters, the seed and the metric."""
     done = frame.dropna(subset=[metric])
     axes = [*paths, "seed", metric]
@@ -47,10 +49,12 @@ def parallel_coordinates(frame: pd.DataFrame, paths: list[str], metric: str = ME
     ticks = ticks.transform_aggregate(position="mean(position)", groupby=["axis", "value"])
     rules = alt.Chart(pd.DataFrame({"axis": order})).mark_rule(color="#999").encode(x=alt.X("axis:N", sort=order))
     chart = rules + lines + ticks
-    return chart.properties(title="Trials across the varied parameters", height=300, width=150 * len(axes))
+    return cast(
+        alt.LayerChart, chart.properties(title="Trials across the varied parameters", height=300, width=150 * len(axes))
+    )
 
 
-def mean_std_chart(table: pd.DataFrame, path: str, metric: str = METRIC) -> alt.Chart:
+def mean_std_chart(table: pd.DataFrame, path: str, metric: str = METRIC) -> alt.LayerChart:
     """The metric against one parameter: mean ± std over the trials sharing each value (``results.mean_std``)."""
     data = table.assign(
         low=table["mean"] - table["std"], high=table["mean"] + table["std"], value=table["value"].astype(str)
@@ -66,13 +70,14 @@ def mean_std_chart(table: pd.DataFrame, path: str, metric: str = METRIC) -> alt.
             tooltip=["value:N", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("std:Q", format=".4f"), "n:Q"],
         )
     )
-    return (bars + points).properties(title=f"{metric}: mean ± std", height=220)
+    return cast(alt.LayerChart, (bars + points).properties(title=f"{metric}: mean ± std", height=220))
 
 
 def importance_chart(table: pd.DataFrame) -> alt.Chart:
     """Optuna's parameter importances (they sum to 1) as bars, most important first."""
     table = table.assign(parameter=table["parameter"].map(_words))
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(table)
         .mark_bar()
         .encode(
@@ -80,7 +85,7 @@ def importance_chart(table: pd.DataFrame) -> alt.Chart:
             y=alt.Y("parameter:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
             tooltip=["parameter:N", alt.Tooltip("importance:Q", format=".3f")],
         )
-        .properties(title="Which parameters mattered (fANOVA)", height=alt.Step(28))
+        .properties(title="Which parameters mattered (fANOVA)", height=alt.Step(28)),
     )
 
 
@@ -88,11 +93,12 @@ def best_so_far_chart(frame: pd.DataFrame, metric: str = METRIC) -> alt.Chart:
     """The best metric after each finished trial, in the order they finished."""
     done = frame.dropna(subset=[metric, "ended"]).sort_values("ended", kind="stable").reset_index(drop=True)
     data = pd.DataFrame({"trials finished": range(1, len(done) + 1), "best": done[metric].cummax()})
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(data)
         .mark_line(point=True, interpolate="step-after")
         .encode(x=alt.X("trials finished:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("best:Q", title=f"best {metric}"))
-        .properties(title="Best so far", height=200)
+        .properties(title="Best so far", height=200),
     )
 
 
@@ -101,7 +107,7 @@ def _words(column: str) -> str:
     return parameter_words(column) if column.startswith(("model.", "train.")) else column
 
 
-def _scaled(column: pd.Series, value) -> float:
+def _scaled(column: pd.Series, value: Any) -> float:
     """``value``'s place on its axis in [0, 1]: numbers by value, anything else by its sorted order."""
     values = column.dropna()
     if pd.api.types.is_numeric_dtype(values):

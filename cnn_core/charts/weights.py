@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -19,7 +21,8 @@ def filter_chart(frame: pd.DataFrame, scale: float) -> alt.Chart:
     width, height = int(frame["x"].max()) + 1, int(frame["y"].max()) + 1
     cell = int(np.clip(120 // height, 6, 20))  # px per weight: a row of 6 filters is not a thin strip
     legend = alt.Legend(gradientLength=max(40, height * cell - 30))
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(frame)
         .mark_rect()
         .transform_calculate(x_end="datum.x + 1", y_end="datum.y + 1")
@@ -31,24 +34,26 @@ def filter_chart(frame: pd.DataFrame, scale: float) -> alt.Chart:
             color=alt.Color("weight:Q", scale=diverging(scale), legend=legend),
             tooltip=[alt.Tooltip("filter:Q"), alt.Tooltip("weight:Q", format=".3f")],
         )
-        .properties(width=width * cell, height=height * cell)
+        .properties(width=width * cell, height=height * cell),
     )
 
 
 def weight_histogram_chart(hist: pd.DataFrame, layer: str) -> alt.Chart:
     """A layer's weight distribution from ``probe.weight_histogram`` bins (start, end, count)."""
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(hist)
         .mark_bar()
         .encode(x=alt.X("start:Q", title=f"{layer} weight"), x2=alt.X2("end:Q"), y=alt.Y("count:Q"), y2=alt.Y2Datum(0))
-        .properties(height=180)
+        .properties(height=180),
     )
 
 
 def filter_change_chart(change: pd.DataFrame) -> alt.Chart:
     """How far the filters moved in each epoch (``probe.filter_change``, from epoch 2 on: epoch 1 has
     nothing before it), as a percentage of their size."""
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(change)
         .mark_line(point=True)
         .encode(
@@ -56,7 +61,7 @@ def filter_change_chart(change: pd.DataFrame) -> alt.Chart:
             y=alt.Y("relative change:Q", title="moved since the epoch before", axis=alt.Axis(format="%")),
             tooltip=[alt.Tooltip("epoch:O"), alt.Tooltip("relative change:Q", format=".1%")],
         )
-        .properties(height=180)
+        .properties(height=180),
     )
 
 
@@ -78,4 +83,4 @@ def layer_change_chart(changes: pd.DataFrame, epoch: int | None = None) -> alt.L
         layers.append(
             alt.Chart(pd.DataFrame({"epoch": [epoch]})).mark_rule(color="#888", strokeWidth=2).encode(x="epoch:Q")
         )
-    return alt.layer(*layers).properties(height=180)
+    return cast(alt.LayerChart, alt.layer(*layers).properties(height=180))

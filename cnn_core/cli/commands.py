@@ -13,7 +13,8 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from cnn_core.cli import data as data_cli
 from cnn_core.cli import sweeps as sweep_cli
@@ -23,6 +24,9 @@ from cnn_core.errors import CnnLabError, storage_error
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.teaching import codegen
+
+if TYPE_CHECKING:
+    from cnn_core.training.loop import Event
 
 
 def run() -> NoReturn:
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.func not in (cmd_train, cmd_worker):  # those two call it once torch and the data are in
         startup_done()
     try:
-        return args.func(args)
+        return cast(int, args.func(args))
     except CnnLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _interrupt(signum: int, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -246,7 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         dynamic_ncols=True,
     )
 
-    def on_event(event) -> None:
+    def on_event(event: Event) -> None:
         bar.update(event.step - bar.n)
         if event.kind == "epoch":
             bar.set_postfix(
@@ -290,7 +294,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(run: Run) -> dict:
+def _summary(run: Run) -> dict[str, Any]:
     keys = ("test_accuracy", "val_accuracy", "seconds", "device", "images_per_s", "checkpoint", "error")
     return {"run_id": run.id, "name": run.name, "status": run.status, **{k: getattr(run, k) for k in keys}}
 

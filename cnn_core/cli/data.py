@@ -11,7 +11,7 @@ from cnn_core.config import PHOTO_FITS as FITS
 from cnn_core.config import PHOTO_SIZES as SIZES
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("data", help="your own image datasets: add (a folder or .zip of class folders), list, remove")
     data = p.add_subparsers(dest="data_command", required=True)
     a = data.add_parser("add", help="add a folder or .zip with one subfolder of images per class")

@@ -13,12 +13,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnn_core.errors import InvalidConfig
 from cnn_core.runs import RunStore, SweepStatus
 
+if TYPE_CHECKING:
+    from cnn_core.sweeps.callback import Progress
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``sweep``, ``sweep-driver`` and ``sweeps`` on the CLI's subparsers."""
     p = sub.add_parser("sweep", help="run many runs at once on Ray Tune (embedded here, or a cluster)")
     p.add_argument("spec", nargs="?", metavar="SPEC.json", help="sweep spec JSON (see README: Sweeps)")
@@ -75,7 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     bar = tqdm(total=sweep.config.trial_count, unit="trial", file=sys.stderr, dynamic_ncols=True)
 
-    def on_progress(p) -> None:
+    def on_progress(p: Progress) -> None:
         bar.update(p.done + p.invalid - bar.n)
         best = f"{p.best:.4f}" if p.best is not None else "-"
         bar.set_postfix(running=p.running, pruned=p.pruned, failed=p.failed, best=best, refresh=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from statistics import mean, stdev
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -109,13 +109,17 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 
 def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     counts = confusion_matrix(labels, predictions, num_classes)
-    return np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
+    return cast(np.ndarray, np.diag(counts) / np.maximum(counts.sum(axis=1), 1))
 
 
 def summed_confusion(predictions: list[dict[str, Any]]) -> np.ndarray:
     """One confusion matrix over several runs' saved test predictions (for example every seed of a pooling)."""
-    return sum(
-        confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"])) for p in predictions
+    # sum() starts from 0: callers pass at least one run, so the result is an array
+    return cast(
+        np.ndarray,
+        sum(
+            confusion_matrix(np.array(p["labels"]), np.array(p["predictions"]), len(p["classes"])) for p in predictions
+        ),
     )
 
 
@@ -150,7 +154,7 @@ def confident_mistakes(predictions: dict[str, Any], limit: int = 12) -> list[int
     wrong = np.flatnonzero(labels != predicted)
     if "confidences" in predictions:
         wrong = wrong[np.argsort(-np.array(predictions["confidences"])[wrong], kind="stable")]
-    return wrong[:limit].tolist()
+    return cast(list[int], wrong[:limit].tolist())
 
 
 def load_predictions(store: RunStore, run_id: str) -> dict[str, Any] | None:

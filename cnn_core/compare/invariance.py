@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from statistics import mean, stdev
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ def transform(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def variants(kind: str, amount: float) -> list[dict]:
+def variants(kind: str, amount: float) -> list[dict[str, Any]]:
     """The moves averaged for one point of a curve: a shift in four directions, a rotation both ways."""
     if kind == "shift":
         if amount == 0:
@@ -59,7 +60,7 @@ def variants(kind: str, amount: float) -> list[dict]:
 
 @torch.no_grad()
 def accuracy_under(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, move: dict, batch_size: int = 1000
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, move: dict[str, Any], batch_size: int = 1000
 ) -> float:
     """Accuracy on uint8 ``images`` after ``move`` (keyword arguments of ``transform``). The model's
     train/eval mode is restored afterwards: a shared model is not changed."""
@@ -73,7 +74,9 @@ def accuracy_under(
     return correct / max(len(labels), 1)
 
 
-def curve(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, on_pass: Callable[[], None] | None = None):
+def curve(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, on_pass: Callable[[], None] | None = None
+) -> pd.DataFrame:
     """Rows (kind, amount, accuracy) for one model over every amount of every kind, sorted by amount."""
     rows = []
     for kind, amounts in AMOUNTS.items():

@@ -132,8 +132,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for key, (low, high) in MODEL_INTEGERS.items():
             _integer(f"model.{key}", getattr(self, key), low, high)
-        for key, (low, high, brackets) in MODEL_NUMBERS.items():
-            _number(f"model.{key}", getattr(self, key), low, high, brackets)
+        for key, (lowest, highest, brackets) in MODEL_NUMBERS.items():
+            _number(f"model.{key}", getattr(self, key), lowest, highest, brackets)
         _choice("model.activation", self.activation, ACTIVATIONS)
         object.__setattr__(self, "conv", _sequence("model.conv", self.conv, 1, MAX_CONV_BLOCKS, "conv blocks"))
         object.__setattr__(self, "fc", _sequence("model.fc", self.fc, 0, MAX_FC_LAYERS, "widths"))
@@ -199,8 +199,8 @@ class TrainConfig:
         _choice("train.precision", self.precision, PRECISIONS)
         for key, (low, high) in TRAIN_INTEGERS.items():
             _integer(f"train.{key}", getattr(self, key), low, high)
-        for key, (low, high, brackets) in TRAIN_NUMBERS.items():
-            _number(f"train.{key}", getattr(self, key), low, high, brackets)
+        for key, (lowest, highest, brackets) in TRAIN_NUMBERS.items():
+            _number(f"train.{key}", getattr(self, key), lowest, highest, brackets)
         if not (isinstance(self.augment, bool) or (isinstance(self.augment, str) and self.augment == "auto")):
             raise InvalidConfig(f"train.augment: expected true, false or 'auto', got {_shown(self.augment)}")
 
@@ -258,7 +258,7 @@ class RunConfig:
         return cls.from_dict(safejson.loads(text, what))  # safejson turns every failure into InvalidConfig
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
     """Read a run config JSON file; missing sections or keys take the defaults."""
     where = f"config {os.fspath(path)!r}"
     try:
@@ -325,7 +325,7 @@ def _choice(where: str, value: Any, options: tuple[str, ...]) -> None:
         raise InvalidConfig(f"{where}: expected one of {', '.join(options)}, got {_shown(value)}")
 
 
-def _sequence(where: str, value: Any, low: int, high: int, what: str) -> tuple:
+def _sequence(where: str, value: Any, low: int, high: int, what: str) -> tuple[Any, ...]:
     """A list or tuple of low..high items, as a tuple (a string or a dict is refused, not iterated)."""
     if not isinstance(value, (list, tuple)) or not low <= len(value) <= high:
         raise InvalidConfig(f"{where}: expected a list of {low} to {high} {what}, got {_shown(value)}")

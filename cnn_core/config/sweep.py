@@ -12,11 +12,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnn_core import safejson
 from cnn_core.config import SEED_MAX, RunConfig
 from cnn_core.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SEARCHES = ("grid", "random", "optuna")  # optuna: Tree-structured Parzen Estimator through Ray Tune
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "int")
@@ -90,7 +93,7 @@ class Param:
 
     path: str
     kind: str  # one of DISTRIBUTIONS
-    values: tuple  # the list for grid/choice, (lo, hi) otherwise
+    values: tuple[Any, ...]  # the list for grid/choice, (lo, hi) otherwise
 
     def __post_init__(self) -> None:
         where = f"space.{self.path}"
@@ -117,7 +120,7 @@ class Param:
         """The Train page's name for it: "conv1 filter size" rather than ``model.conv.0.kernel_size``."""
         return parameter_words(self.path)
 
-    def to_json(self) -> dict[str, list]:
+    def to_json(self) -> dict[str, list[Any]]:
         return {self.kind: list(self.values)}
 
 
@@ -255,7 +258,7 @@ class SweepConfig:
         return cls.from_dict(safejson.loads(text, what))  # safejson turns every failure into InvalidConfig
 
 
-def load_sweep(path: str | os.PathLike) -> SweepConfig:
+def load_sweep(path: str | os.PathLike[str]) -> SweepConfig:
     """Read a sweep spec JSON file."""
     try:
         with open(path, "rb") as fh:
@@ -277,7 +280,7 @@ def _space(data: Any) -> tuple[Param, ...]:
     return tuple(params)
 
 
-def _object(where: str, data: Any, cls: type) -> dict:
+def _object(where: str, data: Any, cls: type[DataclassInstance]) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) - set(cls.__dataclass_fields__):
         raise InvalidConfig(f"{where}: expected an object with {', '.join(cls.__dataclass_fields__)}")
     return data

@@ -57,7 +57,7 @@ def _ignored(name: str) -> bool:
     return any(part.startswith(".") or part in IGNORED_NAMES for part in name.replace("\\", "/").split("/"))
 
 
-def extract_zip(source: str | os.PathLike | bytes | BinaryIO, dest: Path) -> list[tuple[str, str]]:
+def extract_zip(source: str | os.PathLike[str] | bytes | BinaryIO, dest: Path) -> list[tuple[str, str]]:
     """Extract a zip's image files into the empty folder ``dest``; returns the skipped members and why."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)

@@ -12,9 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-import numpy as np
-
-from cnn_core.data.idx import IDX_STEMS, find_idx, load_idx_folder
+from cnn_core.data.idx import IDX_STEMS, IdxArrays, find_idx, load_idx_folder
 from cnn_core.errors import BadDataset, DatasetNotFound
 from cnn_core.settings import data_root
 
@@ -40,7 +38,7 @@ CLASS_NAMES = {
 TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
-def _torchvision_arrays(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
+def _torchvision_arrays(name: str, root: Path, download: bool) -> IdxArrays:
     import torchvision.datasets as tvd  # imported lazily: only this path needs torchvision
 
     cls = getattr(tvd, TORCHVISION_CLASS[name])
@@ -63,7 +61,7 @@ def _local_folders(name: str, root: Path) -> list[tuple[Path, str]]:
     return local
 
 
-def unavailable_reason(name: str, root: str | os.PathLike | None = None) -> str | None:
+def unavailable_reason(name: str, root: str | os.PathLike[str] | None = None) -> str | None:
     """None when ``name`` can be loaded here without a download (a local copy, or MNIST's bundled sample);
     otherwise one line saying that it is missing and how to get it. Only looks for the files: cheap."""
     if name == "mnist":
@@ -78,7 +76,7 @@ def unavailable_reason(name: str, root: str | os.PathLike | None = None) -> str 
     )
 
 
-def locate(name: str, root: Path, download: bool) -> tuple[tuple, str]:
+def locate(name: str, root: Path, download: bool) -> tuple[IdxArrays, str]:
     """Local copies first (no network, no torchvision import), then a download, then the bundled sample."""
     tried = []
     for folder, label in _local_folders(name, root):

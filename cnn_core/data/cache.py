@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def _write(path: Path, images: FolderImages) -> None:
 
 
 def load_image_folder(
-    folder: str | Path,
+    folder: str | os.PathLike[str],
     size: int,
     channels: int | str = "auto",
     fit: str = "crop",

@@ -89,7 +89,9 @@ def local_folder(name: str, root: Path) -> Path | None:
     return folder if all((folder / f).is_file() for f in (*CIFAR[name].train, CIFAR[name].test)) else None
 
 
-def load_cifar(name: str, root: Path, download: bool) -> tuple[tuple[np.ndarray, ...], list[str], str]:
+def load_cifar(
+    name: str, root: Path, download: bool
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], list[str], str]:
     """(train_x, train_y, test_x, test_y), class names and where they came from."""
     files = CIFAR[name]
     folder = local_folder(name, root)

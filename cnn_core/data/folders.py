@@ -81,7 +81,7 @@ def data_root_of(folder: Path) -> Path:
             return folder
 
 
-def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> Listing:
+def list_images(folder: str | os.PathLike[str], max_images: int = MAX_IMAGES) -> Listing:
     """Find every class folder and image file; refuses a folder with no or one class, or too many files.
 
     A folder that changes while it is read (a file vanishes, a folder cannot be opened) is one line."""
@@ -131,7 +131,15 @@ def _check_classes(classes: list[str], root: Path) -> None:
         raise BadDataset(f"{len(classes):,} class folders; at most {MAX_CLASSES:,} classes are supported")
 
 
-def _walk(class_dir, root, label, is_test, files, skipped, max_images) -> None:
+def _walk(
+    class_dir: Path,
+    root: Path,
+    label: int,
+    is_test: bool,
+    files: list[tuple[str, int, bool, int, int]],
+    skipped: list[tuple[str, str]],
+    max_images: int,
+) -> None:
     """Add a class folder's images (sub-folders included, symbolic links never followed)."""
     for here, dirs, names in os.walk(class_dir, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not _hidden(d))
@@ -202,7 +210,9 @@ def decode(
     return _checked(listing, pictures[ok], ok, channels, skipped)
 
 
-def _checked(listing: Listing, pictures: np.ndarray, ok: np.ndarray, channels, skipped) -> FolderImages:
+def _checked(
+    listing: Listing, pictures: np.ndarray, ok: np.ndarray, channels: int | str, skipped: list[tuple[str, str]]
+) -> FolderImages:
     skipped = escape_skipped(skipped)  # file names from the user's folder: shown, never obeyed
     labels = np.array([f[1] for f in listing.files], np.int64)[ok]
     is_test = np.array([f[2] for f in listing.files], bool)[ok]
@@ -215,7 +225,7 @@ def _checked(listing: Listing, pictures: np.ndarray, ok: np.ndarray, channels, s
             f"class {listing.classes[small]!r} has {counts[small]} training image(s); each class needs at least "
             f"{MIN_PER_CLASS}{skipped_note(skipped)}"
         )
-    if channels == "auto":
+    if isinstance(channels, str):  # "auto": decode lets no other string through
         channels = 1 if is_grey(pictures) else 3
     is_test = is_test if listing.split else None
     return FolderImages(to_channels(pictures, channels), labels, is_test, listing.classes, skipped)

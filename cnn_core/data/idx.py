@@ -12,11 +12,14 @@ import struct
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol, TypeAlias, cast
 
 import numpy as np
 
 from cnn_core.errors import BadDataset, DatasetNotFound
+
+# Train images, train labels, and test images and labels (both None when there is no test set).
+IdxArrays: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IDX_TYPES = {0x08: np.uint8}  # the MNIST family is all unsigned bytes; other IDX types are refused
@@ -30,10 +33,10 @@ _ZLIB_REASONS = {
     "incorrect length check": "length check failed: the data is not as long as its trailer says",
     "incorrect header check": "not a gzip file",
 }
-_prefetched: dict[str, Future] = {}  # folder (real path) -> its arrays being read on a thread
+_prefetched: dict[str, Future[IdxArrays]] = {}  # folder (real path) -> its arrays being read on a thread
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (gzipped or not), the format MNIST and its cousins ship in.
 
     Only what the header promises is read (plus one byte, to notice trailing data), so a small ``.gz`` that
@@ -55,13 +58,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.reshape(dims)
 
 
+class _Reader(Protocol):
+    """What the IDX reader needs of a file: an open file, or a ``_GzipStream``."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def readinto(self, view: memoryview, /) -> int: ...
+
+
 class _GzipStream:
     """A gzip file read through zlib in big calls, the members one after another (NUL padding between or after
     them skipped) as ``gzip`` reads them. ``gzip.GzipFile`` inflates 128 KB at a time and takes Python's lock back
     between pieces; calls of up to 4 MB of input and ``_READ_CHUNK`` of output let a reading thread run beside the
     main one (``prefetch_idx_folder``). The compressed file is read whole: at most ``MAX_IDX_BYTES`` plus 1 MiB."""
 
-    def __init__(self, path: str | os.PathLike, mode: str = "rb") -> None:
+    pending: bytes | memoryview  # compressed input not yet given to zlib
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "rb") -> None:
         limit = MAX_IDX_BYTES + (1 << 20)
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -74,7 +87,7 @@ class _GzipStream:
     def __enter__(self) -> _GzipStream:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.data, self.pending = memoryview(b""), b""
 
     def _next_input(self) -> bytes | memoryview:
@@ -113,7 +126,7 @@ class _GzipStream:
         return len(data)
 
 
-def _read_idx_header(fh: BinaryIO, name: str) -> tuple[int, ...]:
+def _read_idx_header(fh: _Reader, name: str) -> tuple[int, ...]:
     """The dimensions an IDX header declares, after checking its magic number, type and promised size."""
     magic = fh.read(4)
     if len(magic) < 4:
@@ -135,10 +148,10 @@ def _read_idx_header(fh: BinaryIO, name: str) -> tuple[int, ...]:
     return dims
 
 
-def _read_promised(fh: BinaryIO, size: int, name: str) -> np.ndarray:
+def _read_promised(fh: _Reader, size: int, name: str) -> np.ndarray:
     """Exactly ``size`` bytes, in chunks, then one more read to make sure nothing follows."""
     buffer = np.empty(size + 1, np.uint8)  # untouched pages cost no memory if the file turns out short
-    view, got = memoryview(buffer), 0
+    view, got = memoryview(buffer), 0  # type: ignore[arg-type]  # numpy: no __buffer__ before 3.12
     while got <= size:
         n = fh.readinto(view[got : min(got + _READ_CHUNK, size + 1)])
         if not n:
@@ -156,7 +169,7 @@ def _one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write a uint8 array as a gzipped IDX file (used to build the bundled sample)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -171,14 +184,14 @@ def find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def load_idx_folder(folder: str | os.PathLike[str]) -> IdxArrays:
     """Train images/labels and, when present, test images/labels from the four standard IDX files (what
     ``prefetch_idx_folder`` started reading, when it did: its errors are raised here, as if read now)."""
     pending = _prefetched.pop(os.path.realpath(folder), None)
     return pending.result() if pending is not None else _read_idx_folder(folder)
 
 
-def prefetch_idx_folder(folder: str | os.PathLike) -> None:
+def prefetch_idx_folder(folder: str | os.PathLike[str]) -> None:
     """Start reading ``folder``'s IDX files on a thread, for the next ``load_idx_folder(folder)`` to take. zlib
     inflates without Python's lock, so the files are read while the command imports torch (0.35 s of a
     Fashion-MNIST training process on a 2-core CPU). A folder without IDX files is left to the usual loader."""
@@ -188,7 +201,7 @@ def prefetch_idx_folder(folder: str | os.PathLike) -> None:
         pool.shutdown(wait=False)
 
 
-def _read_idx_folder(folder: str | os.PathLike) -> tuple:
+def _read_idx_folder(folder: str | os.PathLike[str]) -> IdxArrays:
     folder = Path(folder)
     paths = [find_idx(folder, stem) for stem in IDX_STEMS]
     if paths[0] is None or paths[1] is None:
@@ -197,9 +210,10 @@ def _read_idx_folder(folder: str | os.PathLike) -> tuple:
         paths[2] = paths[3] = None  # test images without labels (or labels without images) are no test set
     arrays = [read_idx(p) if p is not None else None for p in paths]
     for i in (0, 2):
-        if paths[i] is not None:
-            _check_idx_pair(paths[i], arrays[i], paths[i + 1], arrays[i + 1])
-    return arrays[0], arrays[1], arrays[2], arrays[3]
+        images_path, labels_path, images, labels = paths[i], paths[i + 1], arrays[i], arrays[i + 1]
+        if images_path is not None and labels_path is not None and images is not None and labels is not None:
+            _check_idx_pair(images_path, images, labels_path, labels)
+    return cast(IdxArrays, (arrays[0], arrays[1], arrays[2], arrays[3]))  # the training pair is always there
 
 
 def _check_idx_pair(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
@@ -212,6 +226,6 @@ def _check_idx_pair(images_path: Path, images: np.ndarray, labels_path: Path, la
         raise BadDataset(f"{images_path} has {len(images):,} images but {labels_path} has {len(labels):,} labels")
 
 
-def has_idx_files(folder: str | os.PathLike) -> bool:
+def has_idx_files(folder: str | os.PathLike[str]) -> bool:
     """Whether ``folder`` holds at least the training images and labels as IDX files."""
     return all(find_idx(Path(folder), stem) for stem in IDX_STEMS[:2])

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def folder_of(name: str) -> Path:
 
 def add_dataset(
     name: str,
-    source: str | os.PathLike | bytes | BinaryIO,
+    source: str | os.PathLike[str] | bytes | BinaryIO,
     size: int = 32,
     channels: int | str = "auto",
     fit: str = "crop",
@@ -127,7 +127,7 @@ def _remove_leftovers(min_age_s: float = 3600) -> None:
             continue
 
 
-def _fill(source, images: Path) -> list[tuple[str, str]]:
+def _fill(source: str | os.PathLike[str] | bytes | BinaryIO, images: Path) -> list[tuple[str, str]]:
     """Unzip an upload or a .zip path, or copy a folder's image files, into ``images``."""
     images.mkdir()
     is_folder = isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
@@ -138,7 +138,7 @@ def _fill(source, images: Path) -> list[tuple[str, str]]:
         if not any(path.is_file() for path in images.rglob("*")):
             raise BadDataset(f"no image files in the zip ({', '.join(IMAGE_EXTENSIONS)}){skipped_note(skipped)}")
         return skipped
-    listing = list_images(source)
+    listing = list_images(cast("str | os.PathLike[str]", source))  # a folder: is_folder above
     total = sum(f[3] for f in listing.files)
     if total > MAX_UNPACKED_BYTES:
         raise BadDataset(f"the folder's images are {total / 2**30:.1f} GiB; at most 2 GiB is accepted")
@@ -148,11 +148,19 @@ def _fill(source, images: Path) -> list[tuple[str, str]]:
     return listing.skipped
 
 
-def _source_label(source) -> str:
+def _source_label(source: str | os.PathLike[str] | bytes | BinaryIO) -> str:
     return Path(source).name if isinstance(source, (str, os.PathLike)) else "an uploaded zip"
 
 
-def _describe(name, images: FolderImages, skipped, size, channels, fit, source) -> LibraryDataset:
+def _describe(
+    name: str,
+    images: FolderImages,
+    skipped: list[tuple[str, str]],
+    size: int,
+    channels: int | str,
+    fit: str,
+    source: str,
+) -> LibraryDataset:
     train = images.labels if images.is_test is None else images.labels[~images.is_test]
     test = np.zeros(0, np.int64) if images.is_test is None else images.labels[images.is_test]
     n = len(images.classes)

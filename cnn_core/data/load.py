@@ -6,15 +6,17 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
+import numpy as np
 import torch
 
 from cnn_core.config import LENET5_CONV, MNIST_MEAN, MNIST_STD, ModelConfig
 from cnn_core.data import builtin, cifar, library
 from cnn_core.data.builtin import BUNDLED_DIR, CLASS_NAMES, DATASETS, DEBIAN_FASHION_DIR, TORCHVISION_CLASS
 from cnn_core.data.cache import load_image_folder
-from cnn_core.data.folders import Progress, list_images, suggested_size
-from cnn_core.data.idx import IDX_STEMS, MAX_IDX_BYTES, has_idx_files, load_idx_folder, read_idx, write_idx
+from cnn_core.data.folders import FolderImages, Progress, list_images, suggested_size
+from cnn_core.data.idx import IDX_STEMS, MAX_IDX_BYTES, IdxArrays, has_idx_files, load_idx_folder, read_idx, write_idx
 from cnn_core.data.tensors import SPLIT_SEED, as_images, as_labels, augment, stratified_split, to_float
 from cnn_core.errors import BadDataset, DatasetNotFound
 from cnn_core.settings import data_root
@@ -23,7 +25,8 @@ __all__ = [
     "BUNDLED_DIR", "CLASS_NAMES", "DATASETS", "DEBIAN_FASHION_DIR", "IDX_STEMS", "MAX_IDX_BYTES", "SPLIT_SEED",
     "TORCHVISION_CLASS", "Dataset", "DatasetSpec", "adapt_model", "as_images", "as_labels", "augment", "check_fits",
     "dataset_names", "dataset_spec", "default_data_root", "load_dataset", "load_idx_folder", "read_idx",
-    "stratified_split", "to_float", "unavailable_reason", "write_idx",
+    "stratified_split", "to_float", "unavailable_reason", "write_idx", "Progress", "has_idx_files", "list_images",
+    "load_image_folder", "suggested_size",
 ]  # fmt: skip
 
 PUBLIC = DATASETS + tuple(cifar.CIFAR)  # every dataset known by name before the user adds any
@@ -91,7 +94,7 @@ def dataset_spec(name: str) -> DatasetSpec:
     return DatasetSpec(name, tuple(entry.classes), entry.channels, entry.size, entry.mean, entry.std, fit)
 
 
-def unavailable_reason(name: str, root: str | os.PathLike | None = None) -> str | None:
+def unavailable_reason(name: str, root: str | os.PathLike[str] | None = None) -> str | None:
     """None when ``name`` can be loaded here without a download; otherwise one line on how to get it. Cheap."""
     root = Path(root) if root is not None else data_root()
     if name in DATASETS:
@@ -107,8 +110,8 @@ def unavailable_reason(name: str, root: str | os.PathLike | None = None) -> str 
 
 def load_dataset(
     name: str = "mnist",
-    data_dir: str | os.PathLike | None = None,
-    root: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
     val_fraction: float = 0.1,
     download: bool = True,
     size: int | None = None,
@@ -120,6 +123,8 @@ def load_dataset(
     ``size`` and ``channels`` apply to a class-folder ``data_dir`` (default: a size suited to its images,
     grey or colour as the images are); named datasets keep the ones they were added with."""
     root = Path(root) if root is not None else data_root()
+    arrays: IdxArrays
+    spec: dict[str, Any]  # the dataset's own pixel statistics (mean, std), where it has them
     kind, spec = "digit", {}
     if data_dir is not None and has_idx_files(data_dir):
         arrays, classes, source = load_idx_folder(data_dir), None, f"IDX files in {os.fspath(data_dir)}"
@@ -151,7 +156,9 @@ def _named(name: str) -> library.LibraryDataset:
         ) from None
 
 
-def _folder_arrays(folder, size, channels, progress) -> tuple[tuple, list[str], str]:
+def _folder_arrays(
+    folder: str | os.PathLike[str], size: int | None, channels: int | str, progress: Progress | None
+) -> tuple[IdxArrays, list[str], str]:
     """Class folders given by path: decoded once, then cached under the data root by what they hold."""
     if Path(folder).is_dir() and not any(p.is_dir() for p in Path(folder).iterdir()):
         raise DatasetNotFound(
@@ -165,19 +172,19 @@ def _folder_arrays(folder, size, channels, progress) -> tuple[tuple, list[str], 
     return _with_test(images), images.classes, f"class folders in {os.fspath(folder)}" + (" (cached)" * cached)
 
 
-def _library_arrays(entry: library.LibraryDataset, progress) -> tuple[tuple, list[str], str]:
+def _library_arrays(entry: library.LibraryDataset, progress: Progress | None) -> tuple[IdxArrays, list[str], str]:
     images = library.library_images(entry, progress)
     return _with_test(images), images.classes, f"dataset {entry.name} ({entry.source})"
 
 
-def _with_test(images) -> tuple:
+def _with_test(images: FolderImages) -> IdxArrays:
     if images.is_test is None or not images.is_test.any():
         return images.images, images.labels, None, None
     train, test = ~images.is_test, images.is_test
     return images.images[train], images.labels[train], images.images[test], images.labels[test]
 
 
-def _split(name: str, arrays: tuple, classes: list[str] | None, source: str, val_fraction: float) -> Dataset:
+def _split(name: str, arrays: IdxArrays, classes: list[str] | None, source: str, val_fraction: float) -> Dataset:
     train_x, train_y, test_x, test_y = arrays
     if len(train_x) != len(train_y):
         raise BadDataset(f"{source}: {len(train_x)} images but {len(train_y)} labels")
@@ -185,6 +192,7 @@ def _split(name: str, arrays: tuple, classes: list[str] | None, source: str, val
         kept, held = stratified_split(train_y, TEST_FRACTION)
         test_x, test_y, train_x, train_y = train_x[held], train_y[held], train_x[kept], train_y[kept]
         source += f"; test = {len(held):,} held-out images"
+    test_y = cast(np.ndarray, test_y)  # there whenever test_x is: sources give both test arrays or neither
     if not len(train_x) or not len(test_x):
         raise BadDataset(
             f"{source}: {len(train_x):,} training and {len(test_x):,} test images after the split; a dataset needs "
@@ -195,11 +203,11 @@ def _split(name: str, arrays: tuple, classes: list[str] | None, source: str, val
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     if classes is None:
         classes = CLASS_NAMES.get(name, [str(c) for c in range(n_classes)])[: max(n_classes, 10)]
-    tensors = [as_images(train_x[kept]), as_labels(train_y[kept]), as_images(train_x[held]), as_labels(train_y[held])]
+    tensors = (as_images(train_x[kept]), as_labels(train_y[kept]), as_images(train_x[held]), as_labels(train_y[held]))
     return Dataset(name, list(classes), *tensors, as_images(test_x), as_labels(test_y), source=source)
 
 
-def check_trainable(source: str, train_labels) -> None:
+def check_trainable(source: str, train_labels: torch.Tensor) -> None:
     """Refuse a training split too small to learn from: a run on it would "complete" at chance or at 0 %."""
     classes = len(set(train_labels.tolist()))
     if len(train_labels) < MIN_TRAIN_IMAGES or classes < 2:

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -163,8 +163,8 @@ def _check_header(im: Image.Image) -> None:
         raise _too_large(f"{width}×{height}")
     # GIF and TIFF count frames only by walking the whole file, the very cost to avoid; since we
     # decode frame 0 alone, only formats that declare their count up front are checked.
-    if im.format in _DECLARED_FRAMES and getattr(im, "n_frames", 1) > MAX_FRAMES:
-        raise _bad(f"too many frames: {im.n_frames} (limit {MAX_FRAMES})")
+    if im.format in _DECLARED_FRAMES and (frames := getattr(im, "n_frames", 1)) > MAX_FRAMES:
+        raise _bad(f"too many frames: {frames} (limit {MAX_FRAMES})")
 
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -278,7 +278,7 @@ def _fit_box(cropped: np.ndarray) -> np.ndarray:
     boxed = _resize(cropped, (max(1, round(width * scale)), max(1, round(height * scale))))
     if boxed.max() <= 0:
         raise _bad("no digit found: the image is blank")
-    return boxed / boxed.max()
+    return cast(np.ndarray, boxed / boxed.max())
 
 
 def _centre_by_mass(boxed: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -71,12 +71,13 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}  # filled in by @method below, in the order the page shows them
+_Function = TypeVar("_Function", bound=Callable[..., torch.Tensor])
 
 
-def method(title: str, *options: Option) -> Callable:
+def method(title: str, *options: Option) -> Callable[[_Function], _Function]:
     """Register an attribution function under its name, with a title and options (defaults from its signature)."""
 
-    def register(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def register(function: _Function) -> _Function:
         about = (function.__doc__ or "").strip()
         declared = tuple(replace(o, default=_signature_default(function, o.name)) for o in options)
         METHODS[function.__name__] = Method(function.__name__, title, function, declared, about)
@@ -85,7 +86,7 @@ def method(title: str, *options: Option) -> Callable:
     return register
 
 
-def _signature_default(function: Callable, name: str) -> Any:
+def _signature_default(function: Callable[..., Any], name: str) -> Any:
     parameter = inspect.signature(function).parameters.get(name)
     if parameter is None or parameter.default is inspect.Parameter.empty:
         raise TypeError(f"{function.__name__}: option {name!r} needs a keyword parameter with a default")
@@ -150,13 +151,16 @@ def integrated_gradients(
     model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black", n_steps: int = 32
 ) -> torch.Tensor:
     """Gradients averaged along a straight path from the baseline to the digit, times the difference."""
-    return IntegratedGradients(model).attribute(x, make_baseline(x, baseline), target=target, n_steps=n_steps)
+    return cast(
+        torch.Tensor,
+        IntegratedGradients(model).attribute(x, make_baseline(x, baseline), target=target, n_steps=n_steps),
+    )
 
 
 @method("Saliency", _ABSOLUTE)
 def saliency(model: nn.Module, x: torch.Tensor, target: Any, absolute: bool = True) -> torch.Tensor:
     """The gradient of the class score for each pixel."""
-    return Saliency(model).attribute(x, target=target, abs=absolute)
+    return cast(torch.Tensor, Saliency(model).attribute(x, target=target, abs=absolute))
 
 
 # Sums exactly to f(x) − f(baseline) with average pooling; Captum's max-pooling rule is an
@@ -164,20 +168,20 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Any, absolute: bool = Tr
 @method("DeepLift", _BASELINE)
 def deeplift(model: nn.Module, x: torch.Tensor, target: Any, baseline: str = "black") -> torch.Tensor:
     """Each pixel's share of the change in score from the baseline, by DeepLift's rescale rule."""
-    return DeepLift(model).attribute(x, make_baseline(x, baseline), target=target)
+    return cast(torch.Tensor, DeepLift(model).attribute(x, make_baseline(x, baseline), target=target))
 
 
 @method("Guided Backprop")
 def guided_backprop(model: nn.Module, x: torch.Tensor, target: Any) -> torch.Tensor:
     """Gradients with negative signals stopped at every ReLU on the way back."""
-    return GuidedBackprop(model).attribute(x, target=target)
+    return cast(torch.Tensor, GuidedBackprop(model).attribute(x, target=target))
 
 
 @method("Guided Grad-CAM", _LAYER)
 def guided_gradcam(model: nn.Module, x: torch.Tensor, target: Any, layer: str | None = None) -> torch.Tensor:
     """Guided Backprop multiplied by the upsampled Grad-CAM map."""
     cam_layer = named_layer(model, layer or default_cam_layer(model))
-    return GuidedGradCam(model, cam_layer).attribute(x, target=target, interpolate_mode="bilinear")
+    return cast(torch.Tensor, GuidedGradCam(model, cam_layer).attribute(x, target=target, interpolate_mode="bilinear"))
 
 
 @method("Layer Grad-CAM", _LAYER)
@@ -186,7 +190,7 @@ def layer_gradcam(model: nn.Module, x: torch.Tensor, target: Any, layer: str | N
     cam = LayerGradCam(model, named_layer(model, layer or default_cam_layer(model)))
     coarse = cam.attribute(x, target=target, relu_attributions=True)  # (N, 1, h, w)
     fine = LayerAttribution.interpolate(coarse, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-    return fine.expand_as(x).contiguous()
+    return cast(torch.Tensor, fine.expand_as(x).contiguous())
 
 
 # 4×4 windows every 2 px: 13×13 = 169 positions that tile 28 px exactly, run as one batch; a window
@@ -200,13 +204,16 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Any, window: int = 4, s
     """How much the class score drops when a black square hides each region."""
     channels, height, width = x.shape[1:]
     positions = ((height - window) // stride + 1) * ((width - window) // stride + 1)
-    return Occlusion(model).attribute(
-        x,
-        sliding_window_shapes=(channels, window, window),
-        strides=(channels, stride, stride),
-        baselines=0.0,
-        target=target,
-        perturbations_per_eval=max(positions, 1),
+    return cast(
+        torch.Tensor,
+        Occlusion(model).attribute(
+            x,
+            sliding_window_shapes=(channels, window, window),
+            strides=(channels, stride, stride),
+            baselines=0.0,
+            target=target,
+            perturbations_per_eval=max(positions, 1),
+        ),
     )
 
 
@@ -223,14 +230,17 @@ def smoothgrad(
     """Saliency averaged over noisy copies of the digit (NoiseTunnel), which removes gradient speckle."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(NOISE_SEED)
-        return NoiseTunnel(Saliency(model)).attribute(
-            x,
-            nt_type="smoothgrad",
-            nt_samples=samples,
-            nt_samples_batch_size=samples,
-            stdevs=noise_percent / 100,
-            target=target,
-            abs=absolute,
+        return cast(
+            torch.Tensor,
+            NoiseTunnel(Saliency(model)).attribute(
+                x,
+                nt_type="smoothgrad",
+                nt_samples=samples,
+                nt_samples_batch_size=samples,
+                stdevs=noise_percent / 100,
+                target=target,
+                abs=absolute,
+            ),
         )
 
 
@@ -248,6 +258,10 @@ def default_options(name: str, model: nn.Module) -> dict[str, Any]:
     return {o.name: o.default for o in options_for(name, model)}
 
 
+# A shared memory of forward passes: (model name, input shape, dtype, SHA-256 of the input) -> output.
+ForwardMemory: TypeAlias = dict[tuple[str, tuple[int, ...], str, bytes], torch.Tensor]
+
+
 class RememberedForward:
     """A model's forward passes without gradients, remembered by their input (a hash of its values).
 
@@ -257,21 +271,22 @@ class RememberedForward:
     costs ~40 % less to explain and score. Passes that need a gradient go straight to the model.
     """
 
-    def __init__(self, model: nn.Module, memory: dict, name: str) -> None:
+    def __init__(self, model: nn.Module, memory: ForwardMemory, name: str) -> None:
         self.model, self.memory, self.name = model, memory, name  # name: which model, in a shared memory
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and inputs.requires_grad:
-            return self.model(inputs)
+            return cast(torch.Tensor, self.model(inputs))
         values = inputs.detach().cpu().contiguous()  # SHA-256: faster than BLAKE2 here (bench_explain)
-        key = (self.name, tuple(values.shape), str(values.dtype), hashlib.sha256(values.numpy()).digest())
+        digest = hashlib.sha256(values.numpy()).digest()  # type: ignore[arg-type]  # numpy: no __buffer__ before 3.12
+        key = (self.name, tuple(values.shape), str(values.dtype), digest)
         if key not in self.memory:
             with torch.no_grad():
                 self.memory[key] = self.model(inputs).detach()
         return self.memory[key].clone()
 
 
-def predicted_class(model: nn.Module, x: torch.Tensor) -> int:
+def predicted_class(model: nn.Module | RememberedForward, x: torch.Tensor) -> int:
     with torch.no_grad():
         return int(model(x[:1]).argmax(1).item())
 
@@ -300,21 +315,25 @@ def attribute_all(
     target: int | None = None,
     methods: tuple[str, ...] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
 ) -> dict[str, torch.Tensor]:
     """Attributions by several methods (all by default) for one target, from one private copy of the model
     (``memory``: see ``RememberedForward``)."""
     private = private_copy(model)
     target = predicted_class(private, x) if target is None else target
     options = options or {}
-    remembered = RememberedForward(private, memory, "copy") if memory is not None else private
+    remembered: nn.Module | RememberedForward = (
+        RememberedForward(private, memory, "copy") if memory is not None else private
+    )
     return {
         name: run_method(name, remembered if name in FORWARD_ONLY else private, x, target, options.get(name, {}))
         for name in (methods or tuple(METHODS))
     }
 
 
-def run_method(name: str, model: nn.Module, x: torch.Tensor, target: Any, options: dict[str, Any]) -> torch.Tensor:
+def run_method(
+    name: str, model: nn.Module | RememberedForward, x: torch.Tensor, target: Any, options: dict[str, Any]
+) -> torch.Tensor:
     """Like ``attribute`` but on ``model`` itself, hooks and all: pass a ``private_copy``.
 
     ``target`` may also be a tensor of one class per input (Captum's metrics call it that way).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,12 +57,12 @@ def strongest_activations(
     """
     model = copy.deepcopy(model).eval()
     names = conv_layers(model)
-    peaks: dict[str, list] = {name: [] for name in names}
-    wheres: dict[str, list] = {name: [] for name in names}
+    peaks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    wheres: dict[str, list[np.ndarray]] = {name: [] for name in names}
     width: dict[str, int] = {}
 
-    def catch(name: str) -> Callable:
-        def hook(_module, _inputs, out: torch.Tensor) -> None:
+    def catch(name: str) -> Callable[[nn.Module, tuple[Any, ...], torch.Tensor], None]:
+        def hook(_module: nn.Module, _inputs: tuple[Any, ...], out: torch.Tensor) -> None:
             flat = out.detach().flatten(2)  # (batch, filters, H·W)
             value, index = flat.max(dim=2)
             peaks[name].append(value.float().numpy())
@@ -136,7 +137,7 @@ def _rgb(image: np.ndarray, zoom: int) -> np.ndarray:
     """(C, H, W) floats in [0, 1] as (H·zoom, W·zoom, 3) uint8 (grey repeated on three channels)."""
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
     pixels = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-    return pixels.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    return cast(np.ndarray, pixels.repeat(zoom, axis=0).repeat(zoom, axis=1))
 
 
 def favourite_picture(image: np.ndarray, field: Field, zoom: int = 3) -> np.ndarray:

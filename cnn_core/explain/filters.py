@@ -12,7 +12,7 @@ import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cnn_core.data import to_float
+from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
 from cnn_core.runs import Run, RunStore
 from cnn_core.training.loop import evaluate
@@ -41,7 +42,7 @@ def _is_feature_layer(name: str) -> bool:
 
 def feature_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """(C, H, W) of every feature layer's output, found by one forward pass of a blank input."""
-    config = model.config  # a ConvNet knows its input
+    config = cast(ConvNet, model).config  # a ConvNet knows its input
     blank = torch.zeros(
         1, config.in_channels, config.input_size, config.input_size, device=next(model.parameters()).device
     )
@@ -72,7 +73,7 @@ def filter_grid(model: nn.Module, name: str, in_channel: int | None = None) -> F
     A first-layer filter is one k×k image. A deeper filter has one k×k slice per input channel;
     ``in_channel`` picks one slice, ``None`` averages them (the summary a grid can show at once).
     """
-    weight = layer(model, name).weight.detach().cpu().float().numpy()  # (out, in, k, k)
+    weight = cast(torch.Tensor, layer(model, name).weight).detach().cpu().float().numpy()  # (out, in, k, k)
     n_in = weight.shape[1]
     if n_in == 1:
         tiles, view = weight[:, 0], "the only input channel"
@@ -101,7 +102,7 @@ def colour_filters(model: nn.Module, name: str) -> ColourFilters:
     One scale per filter, not per layer: a filter with small weights would otherwise be a flat grey, and it
     is the pattern of colours within a filter (red against green, a blue blob) that shows what it looks for.
     """
-    weight = layer(model, name).weight.detach().cpu().float().numpy()  # (out, in, k, k)
+    weight = cast(torch.Tensor, layer(model, name).weight).detach().cpu().float().numpy()  # (out, in, k, k)
     if weight.shape[1] != 3:
         raise ValueError(f"{name} reads {weight.shape[1]} channels; colour pictures need 3 (RGB)")
     scales = np.abs(weight).reshape(len(weight), -1).max(axis=1)
@@ -130,7 +131,7 @@ def filter_frame(grid: FilterGrid, columns: int | None = None) -> pd.DataFrame:
 
 def weight_histogram(model: nn.Module, name: str, bins: int = 40) -> pd.DataFrame:
     """Counts of a layer's weights per bin (columns start, end, count), for a distribution chart."""
-    weights = layer(model, name).weight.detach().cpu().float().numpy().ravel()
+    weights = cast(torch.Tensor, layer(model, name).weight).detach().cpu().float().numpy().ravel()
     counts, edges = np.histogram(weights, bins=bins)
     return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "count": counts})
 
@@ -147,11 +148,12 @@ def filter_change(paths: list[str | Path], name: str) -> pd.DataFrame:
 def filter_changes(paths: list[str | Path], names: list[str] | None = None) -> pd.DataFrame:
     """``filter_change`` of several conv layers (all by default) from one pass over the checkpoints:
     rows (layer, epoch, relative change)."""
-    rows, previous = [], {}
+    rows: list[dict[str, Any]] = []
+    previous: dict[str, torch.Tensor] = {}
     for epoch, path in enumerate(paths, start=1):
         model = load_checkpoint(path).model
         for name in names or conv_layers(model):
-            weight = layer(model, name).weight.detach()
+            weight = cast(torch.Tensor, layer(model, name).weight).detach()
             if name in previous:
                 change = float((weight - previous[name]).norm() / weight.norm().clamp_min(1e-12))
                 rows.append({"layer": name, "epoch": epoch, "relative change": change})
@@ -246,7 +248,7 @@ def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
             sweeps.setdefault(run.group_id, []).append(run)
         else:
             choices[run_label(run)] = _choice(run)
-    names = {s.id: s.label for s in store.sweeps.list()} if sweeps else {}
+    names = {s.id: s.label for s in store.sweeps.list()} if sweeps and store is not None else {}
     for sweep_id, trials in sweeps.items():
         ranked = sorted(trials, key=_accuracy, reverse=True)  # best first; ties keep the newest first
         label = f"sweep: {names.get(sweep_id, sweep_id)} ({len(trials)} trials)"
@@ -285,7 +287,7 @@ def default_model(choices: dict[str, dict[str, Any]]) -> str:
 
 def _has_weights(run: Run) -> bool:
     """Runs whose weights are worth looking at: finished (stopped and interrupted too) with a checkpoint kept."""
-    return run.finished and bool(run.checkpoint) and Path(run.checkpoint).is_file()
+    return run.finished and bool(run.checkpoint) and Path(cast(str, run.checkpoint)).is_file()
 
 
 def pooling_twin(runs: list[Run], run_id: str) -> Run | None:
@@ -293,7 +295,7 @@ def pooling_twin(runs: list[Run], run_id: str) -> Run | None:
     max ↔ avg, finished with a checkpoint. None when there is none (or the run has no such pooling)."""
     run = next((r for r in runs if r.id == run_id), None)
     other = OTHER_POOLING.get(run.pooling) if run is not None else None
-    if other is None or run.group_id is None:
+    if run is None or other is None or run.group_id is None:
         return None
     return next(
         (
@@ -314,8 +316,9 @@ def pooling_checkpoints(store: RunStore | None, run_id: str | None, epoch: int |
     the chosen run and its pooling twin when it has one — both after ``epoch`` when each kept that epoch's
     checkpoint, else their final weights — and the bundled pair otherwise."""
     runs = store.list() if store is not None and run_id is not None else []
-    run, twin = next((r for r in runs if r.id == run_id), None), pooling_twin(runs, run_id)
-    if run is None or twin is None:
+    run = next((r for r in runs if r.id == run_id), None)
+    twin = pooling_twin(runs, run_id) if run_id is not None else None
+    if run is None or twin is None or store is None:  # store and run_id are set when runs is not empty
         return {name: name for name in BUNDLED_PAIR}
     pair = sorted((run, twin), key=lambda r: r.pooling != "max")
     saved = [store.epoch_checkpoints(r.id) for r in pair]
@@ -324,4 +327,5 @@ def pooling_checkpoints(store: RunStore | None, run_id: str | None, epoch: int |
             f"{r.label} ({r.pooling}, epoch {epoch})": str(paths[epoch - 1])
             for r, paths in zip(pair, saved, strict=True)
         }
-    return {f"{r.label} ({r.pooling})": r.checkpoint for r in pair}
+    # Both have weights: the twin is checked, the chosen run came from ``model_choices``.
+    return {f"{r.label} ({r.pooling})": cast(str, r.checkpoint) for r in pair}

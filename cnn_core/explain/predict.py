@@ -25,19 +25,19 @@ def probabilities(model: ConvNet, image: np.ndarray) -> np.ndarray:
     return model.predict_proba(x.to(device))[0].cpu().numpy()
 
 
-def prepare(model: ConvNet, source: str | os.PathLike | bytes, preprocess: str = "digit") -> np.ndarray:
+def prepare(model: ConvNet, source: str | os.PathLike[str] | bytes, preprocess: str = "digit") -> np.ndarray:
     """An image file made into the model's input: MNIST's recipe for digit models, square-and-resize for photos."""
     size = model.config.input_size
     if preprocess.startswith("photo:"):
-        steps = photo_steps(load_image(source, draft=size), size, model.config.in_channels, preprocess[6:])
-        return steps.model_input
+        photo = photo_steps(load_image(source, draft=size), size, model.config.in_channels, preprocess[6:])
+        return photo.model_input
     steps = digit_steps(load_image(source))
     return steps.centred if size == 28 else _resize(steps.centred, size)
 
 
 def predict_file(
     model: ConvNet,
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike[str] | bytes,
     label: str | None = None,
     preprocess: str = "digit",
     classes: list[str] | None = None,

@@ -9,12 +9,15 @@ the most positive attribution (Integrated Gradients for the model's own answer).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 
 from cnn_core import explain
+
+if TYPE_CHECKING:
+    from cnn_core.model import ConvNet
 
 REGIONS = 3  # a 3 × 3 grid: coarse enough to click, fine enough to tell a loop from a stem
 MISTAKE_SHARE = 0.5  # of the questions, those the model answers wrongly (when it makes any mistakes)
@@ -53,7 +56,7 @@ def looked_at(attribution: np.ndarray, regions: int = REGIONS) -> str:
     return f"{row},{col}"
 
 
-def reveal(model: nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reveal(model: ConvNet, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The model's probabilities and its Integrated Gradients map (H, W, or C, H, W) for its own answer."""
     x = torch.as_tensor(image, dtype=torch.float32)
     x = x.reshape(1, -1, *x.shape[-2:])

@@ -29,7 +29,7 @@ from torch import nn
 from cnn_core import safejson
 from cnn_core.config import ModelConfig, budget
 from cnn_core.errors import BadCheckpoint, InvalidConfig
-from cnn_core.files import atomic_write
+from cnn_core.files import atomic_write as atomic_write  # also for the run and sweep records
 from cnn_core.model import ConvNet, build_model
 from cnn_core.safetext import escape_controls
 from cnn_core.settings import checkpoints_dir
@@ -109,12 +109,13 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         tensor = tensors[name].detach().to("cpu").contiguous()
         shape = "x".join(str(d) for d in tensor.shape)
         digest.update(f"{name} {str(tensor.dtype).removeprefix('torch.')} {shape}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        # Ignored below: numpy's stubs give ndarray __buffer__ (a Buffer) on Python 3.12+ only
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
     return digest.hexdigest()
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, config: ModelConfig, metadata: dict[str, Any] | None = None
+    path: str | os.PathLike[str], model: nn.Module, config: ModelConfig, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Save weights + config + their SHA-256 atomically; refuses non-finite weights (a diverged model is not kept)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
@@ -131,7 +132,7 @@ def save_checkpoint(
     return path
 
 
-def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
+def resolve_checkpoint(name_or_path: str | os.PathLike[str] | None) -> Path:
     """A bundled name (``lenet5-mnist-max``) or a path to a ``.safetensors`` file."""
     name = os.fspath(name_or_path) if name_or_path is not None else DEFAULT_CHECKPOINT
     if name in BUNDLED:
@@ -182,7 +183,7 @@ def _read_checkpoint_file(path: Path) -> bytes:
     return data
 
 
-def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str = "cpu") -> Checkpoint:
+def load_checkpoint(source: str | os.PathLike[str] | bytes | None = None, device: str = "cpu") -> Checkpoint:
     """Load and validate a checkpoint from a bundled name, a path or raw bytes (an upload)."""
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), "uploaded checkpoint"
@@ -194,7 +195,8 @@ def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise BadCheckpoint(f"{label}: not a valid safetensors file ({str(err).splitlines()[0]})") from None
-    verified = _verify(tensors, metadata.get(HASH_KEY), BUNDLED_SHA256.get(_bundled_name(source)), label)
+    bundled = _bundled_name(source)
+    verified = _verify(tensors, metadata.get(HASH_KEY), BUNDLED_SHA256.get(bundled) if bundled else None, label)
     config_json = safejson.loads(metadata["config"], f"{label}'s saved config", error=BadCheckpoint)
     try:
         config = ModelConfig.from_dict(config_json or {})
@@ -208,13 +210,13 @@ def load_checkpoint(source: str | os.PathLike | bytes | None = None, device: str
     return Checkpoint(model, config, _extra_metadata(metadata), verified)
 
 
-def unverified_note(source: str | os.PathLike | None) -> str:
+def unverified_note(source: str | os.PathLike[str] | None) -> str:
     """What the CLI and the pages say of a checkpoint that records no SHA-256 of its weights."""
     name = escape_controls(Path(os.fspath(source)).name if source is not None else DEFAULT_CHECKPOINT)
     return f"{name} is unverified: it records no SHA-256 of its weights, so damage to it cannot be detected"
 
 
-def _bundled_name(source) -> str | None:
+def _bundled_name(source: str | os.PathLike[str] | bytes | None) -> str | None:
     name = DEFAULT_CHECKPOINT if source is None else source if isinstance(source, str) else None
     return name if name in BUNDLED else None
 

@@ -20,6 +20,7 @@ exact type); only the order and the kernels of a pass change.
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +62,7 @@ def commutes(act: nn.Module, pool: nn.Module | None) -> bool:
 def pool_2x2(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``pool(x)``, as two element-wise maxima for a plain 2×2 max pool at stride 2 where no gradient is wanted."""
     if torch.is_grad_enabled() or hooked(pool):  # a training step's check ends here
-        return pool(x)
+        return cast(torch.Tensor, pool(x))
     plain = (
         type(pool) is nn.MaxPool2d
         and pool.kernel_size in (2, (2, 2))

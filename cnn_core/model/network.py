@@ -9,6 +9,7 @@ Guided Backprop and DeepLift replace or hook them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
@@ -71,7 +72,10 @@ class ConvNet(nn.Sequential):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return speed.forward(self, x, self.pool_after) if self.fast else super().forward(x)
+        if self.fast:
+            return speed.forward(self, x, self.pool_after)
+        # Ignored: torch leaves nn.Sequential.forward unannotated
+        return cast(torch.Tensor, super().forward(x))  # type: ignore[no-untyped-call]
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

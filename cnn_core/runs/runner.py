@@ -11,7 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 
@@ -22,7 +22,7 @@ from cnn_core.files import atomic_write
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import HASH_KEY, load_checkpoint, save_checkpoint
 from cnn_core.runs import Run, RunStore, Status
-from cnn_core.training.loop import Event, TrainResult, run_device_label, train
+from cnn_core.training.loop import Event, Outcome, TrainResult, run_device_label, train
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
 
@@ -78,7 +78,7 @@ def execute_run(
 
 def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
     folder, checkpoint = store.run_dir(record.id), None
-    if result.status != Status.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
+    if result.status != Outcome.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
         checkpoint = str(
             save_checkpoint(
                 folder / "model.safetensors",
@@ -89,7 +89,9 @@ def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) ->
                 ),
             )
         )
-        predictions = predictions_record(data, result.test_predictions, result.test_confidences)
+        # train() evaluates the test set whenever the run did not diverge
+        tested, confidences = cast(torch.Tensor, result.test_predictions), cast(torch.Tensor, result.test_confidences)
+        predictions = predictions_record(data, tested, confidences)
         atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
     elif store.epoch_checkpoints(record.id):
         checkpoint = str(store.epoch_checkpoints(record.id)[-1])
@@ -201,7 +203,7 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
         now = time.monotonic()
         if now - last[0] >= STOP_POLL_SECONDS:
             last[0], last[1] = now, store.stop_requested(run_id)
-        return last[1]
+        return cast(bool, last[1])
 
     return should_stop
 

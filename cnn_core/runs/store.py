@@ -12,6 +12,7 @@ sweeps). Each transition is one method here and writes only what it owns. Every 
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import secrets
@@ -27,10 +28,11 @@ from cnn_core import settings
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound, RunStoreLost
 from cnn_core.runs.record import read_folder, read_metrics, write_json
-from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status, escape_controls
+from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status
 from cnn_core.runs.sweep_table import SCHEMA as SWEEP_SCHEMA
 from cnn_core.runs.sweep_table import TABLES as SWEEP_TABLES
 from cnn_core.runs.sweep_table import SweepTable
+from cnn_core.safetext import escape_controls
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MAX_NAME = 100
@@ -53,11 +55,13 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, step);
 """
     + SWEEP_SCHEMA
 )
+METRIC_FIELDS: tuple[str, ...]
 METRIC_FIELDS = ("kind", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s")
 METRIC_FIELDS += ("elapsed", "total_steps")
 _INSERT_METRIC = (
     f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES (?, {', '.join('?' * len(METRIC_FIELDS))})"
 )
+RESULT_FIELDS: tuple[str, ...]
 RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
 RESULT_FIELDS += ("checkpoint", "error")
 # Columns added after the first release: (table, column, type). A store made by an older version gains them.
@@ -87,7 +91,7 @@ class RunStore:
     then ``reimport()`` brings the folders back).
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, reimport: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, reimport: bool = False) -> None:
         self.root = Path(root) if root is not None else default_runs_dir()
         self.db_path = self.root / "runs.db"
         self.sweeps = SweepTable(self)  # sweeps and their trials, in the same database
@@ -199,7 +203,8 @@ class RunStore:
 
     def list(self, status: tuple[Status, ...] | None = None, group: str | None = None) -> list[Run]:
         """All runs, newest first (optionally only those with the given statuses, or of one group: a sweep)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str] = []  # statuses are strings too
         if status:
             where.append(f"status IN ({', '.join('?' * len(status))})")
             args += list(status)
@@ -211,7 +216,8 @@ class RunStore:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         return [self._located(Run.from_row(r)) for r in rows]
 
-    def metrics(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    def metrics(self, run_id: str, kind: str | None = None) -> builtins.list[dict[str, Any]]:
+        args: tuple[str, ...]
         query, args = "SELECT * FROM metrics WHERE run_id = ?", (run_id,)
         if kind:
             query, args = query + " AND kind = ?", (run_id, kind)
@@ -231,13 +237,13 @@ class RunStore:
             row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
-    def remove_partial_writes(self) -> list[Path]:
+    def remove_partial_writes(self) -> builtins.list[Path]:
         """Temp files of checkpoint writes a crash interrupted, in the run folders only (never a user's files)."""
         from cnn_core.model.checkpoint import remove_partial_writes  # late: checkpoint imports torch
 
         return [path for folder in self.run_folders() for path in remove_partial_writes(folder)]
 
-    def epoch_checkpoints(self, run_id: str) -> list[Path]:
+    def epoch_checkpoints(self, run_id: str) -> builtins.list[Path]:
         """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
         return sorted((self.run_dir(run_id) / "epochs").glob("epoch_*.safetensors"))
 
@@ -317,7 +323,9 @@ class RunStore:
             with open(self.run_dir(run_id) / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({k: event.get(k) for k in METRIC_FIELDS}) + "\n")
 
-    def mark_orphans(self, is_alive: Callable[[int], bool] = pid_alive, stale_after: float = 120.0) -> list[str]:
+    def mark_orphans(
+        self, is_alive: Callable[[int], bool] = pid_alive, stale_after: float = 120.0
+    ) -> builtins.list[str]:
         """Runs left ``running`` by a dead process become ``interrupted`` (keeping their last checkpoint)."""
         changed, now = [], time.time()
         for run in self.list(status=(Status.RUNNING,)):
@@ -385,7 +393,7 @@ class RunStore:
 
     # -- rebuilding ----------------------------------------------------------------------------------------------
 
-    def reimport(self) -> list[str]:
+    def reimport(self) -> builtins.list[str]:
         """Add every run folder the database does not know, from its own files; returns the ids added."""
         with self.transaction() as con:
             known = {r[0] for r in con.execute("SELECT id FROM runs")}
@@ -402,7 +410,7 @@ class RunStore:
         self.restore(run, read_metrics(folder / "metrics.jsonl"))
         return True
 
-    def restore(self, run: Run, metrics: list[dict[str, Any]]) -> None:
+    def restore(self, run: Run, metrics: builtins.list[dict[str, Any]]) -> None:
         """Insert a run read back from its folder, with its epoch metrics (what ``reimport`` does per folder)."""
         row = {_column(k): v for k, v in run.record().items() if k != "ended"}
         row.update(finished=run.ended, config=run.config.to_json())
@@ -428,7 +436,7 @@ def _clean_name(name: str) -> str:
     return name.strip()[:MAX_NAME]
 
 
-def in_store(path: str | os.PathLike, run_id: str) -> str:
+def in_store(path: str | os.PathLike[str], run_id: str) -> str:
     """A run's checkpoint path as the database keeps it: from the run's own folder on (``RUN_ID/model.safetensors``).
 
     An absolute path, as stores before this one kept, is cut at its last ``RUN_ID`` segment, so a store that

@@ -16,7 +16,7 @@ from typing import Any
 
 from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import BadRunStore, CnnLabError
-from cnn_core.runs.run import escape_controls
+from cnn_core.safetext import escape_controls
 
 SWEEP_ID = re.compile(r"sweep-\d{8}-\d{6}-[0-9a-f]{6}")
 

@@ -6,6 +6,7 @@ SQLite rules as the runs: short ``BEGIN IMMEDIATE`` writes through ``RunStore.tr
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import sqlite3
@@ -16,8 +17,8 @@ from typing import Any, Callable, Protocol
 
 from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import RunNotFound
-from cnn_core.runs.run import escape_controls
 from cnn_core.runs.sweep_record import SWEEP_ACTIVE, SWEEP_ID, SWEEP_RESUMABLE, Sweep, SweepStatus, SweepTrial
+from cnn_core.safetext import escape_controls
 
 
 class Runs(Protocol):
@@ -69,13 +70,14 @@ class SweepTable:
 
     def list(self, status: tuple[SweepStatus, ...] | None = None) -> list[Sweep]:
         """All sweeps, newest first."""
+        args: tuple[SweepStatus, ...]
         query, args = "SELECT * FROM sweeps", ()
         if status:
             query, args = query + f" WHERE status IN ({', '.join('?' * len(status))})", tuple(status)
         with self.store.transaction() as con:
             return [Sweep.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
 
-    def trials(self, sweep_id: str) -> list[SweepTrial]:
+    def trials(self, sweep_id: str) -> builtins.list[SweepTrial]:
         with self.store.transaction() as con:
             rows = con.execute("SELECT * FROM sweep_trials WHERE sweep_id = ? ORDER BY rowid", (sweep_id,))
             return [SweepTrial(r["trial_id"], r["run_id"], json.loads(r["params"]), r["seed"], r["node"]) for r in rows]
@@ -117,7 +119,7 @@ class SweepTable:
     def beat(self, sweep_id: str) -> None:
         self._set(sweep_id, SWEEP_ACTIVE, heartbeat=time.time())
 
-    def add_invalid(self, sweep_id: str, invalid: list[Invalid]) -> None:
+    def add_invalid(self, sweep_id: str, invalid: builtins.list[Invalid]) -> None:
         """Configurations skipped with their reason (all at once for a grid; as drawn for Optuna)."""
         known = list(self.get(sweep_id).invalid)
         rows = [{"params": i.params, "reason": i.reason} for i in [*known, *invalid]]
@@ -166,7 +168,7 @@ class SweepTable:
         )
         self._set(sweep_id, None, stop_requested=0, pid=None)
 
-    def mark_orphans(self, is_alive: Callable[[int], bool], stale_after: float = 120.0) -> list[str]:
+    def mark_orphans(self, is_alive: Callable[[int], bool], stale_after: float = 120.0) -> builtins.list[str]:
         """Sweeps left ``running`` by a dead driver become ``interrupted``."""
         changed, now = [], time.time()
         for sweep in self.list(status=(SweepStatus.RUNNING,)):

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Callback
 
@@ -23,6 +23,11 @@ from cnn_core.runs import RunStore, Status
 from cnn_core.sweeps.space import apply, trial_name
 from cnn_core.sweeps.trainable import FINAL, INVALID, trial_of
 
+if TYPE_CHECKING:
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial
+
+EPOCH_FIELDS: tuple[str, ...]
 EPOCH_FIELDS = ("epoch", "step", "total_steps", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
 EPOCH_FIELDS += ("images_per_s", "elapsed")
 
@@ -38,7 +43,7 @@ class Progress:
     failed: int = 0
     invalid: int = 0
     best: float | None = None
-    counted: set = field(default_factory=set)
+    counted: set[str] = field(default_factory=set)
 
 
 # Progress listeners by sweep id. Tune pickles its callbacks into the experiment state (``Tuner.restore`` brings
@@ -78,7 +83,7 @@ class TrialRecorder(Callback):
 
     # -- Tune's hooks --------------------------------------------------------------------------------------------
 
-    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         params, seed = trial_of(self.sweep, self.plan, trial.config)
         old = self._runs.pop(trial.trial_id, None)
         if old is not None:  # restarted after an interruption: it trains from scratch, so its record does too
@@ -104,7 +109,9 @@ class TrialRecorder(Callback):
         self.progress.running += 1
         self.on_progress(self.progress)
 
-    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         if INVALID in result:
             params, _ = trial_of(self.sweep, self.plan, trial.config)
             self.store.sweeps.add_invalid(self.sweep_id, [Invalid(params, result[INVALID])])
@@ -123,7 +130,9 @@ class TrialRecorder(Callback):
             self.progress.best = max(self.progress.best or 0.0, result["val_accuracy"])
         self.store.sweeps.beat(self.sweep_id)
 
-    def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
+    def on_checkpoint(
+        self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Checkpoint, **info: Any
+    ) -> None:
         run_id = self._runs.get(trial.trial_id)
         if run_id is None:
             return
@@ -142,7 +151,7 @@ class TrialRecorder(Callback):
                 save_checkpoint(folder / "model.safetensors", final.model, final.config, metadata)
                 atomic_write(folder / "predictions.json", (src / "predictions.json").read_bytes())
 
-    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         run_id = self._runs.get(trial.trial_id)
         if run_id is None:
             return
@@ -169,7 +178,7 @@ class TrialRecorder(Callback):
         )
         self._settle(run_id)
 
-    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         run_id = self._runs.get(trial.trial_id)
         if run_id is None:
             return
@@ -192,7 +201,7 @@ class TrialRecorder(Callback):
         self.progress.failed += status in (Status.FAILED, Status.DIVERGED)
 
 
-def _error_of(trial) -> str:
+def _error_of(trial: Trial) -> str:
     """The trial's exception as one line: its type and message, without Ray's wrapping traceback."""
     text = ""
     path = getattr(trial, "error_file", None) or getattr(getattr(trial, "run_metadata", None), "error_filename", None)

@@ -17,8 +17,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Stopper
 
@@ -28,6 +29,12 @@ from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweeps.callback import LISTENERS, Progress, TrialRecorder
 from cnn_core.sweeps.preflight import check_resources
 from cnn_core.sweeps.space import plan, tune_space
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid, Tuner
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
 
 EXPERIMENT = "tune"  # Tune's experiment folder name inside the storage path
 STOP_POLL_SECONDS = 1.0
@@ -136,8 +143,9 @@ def start_ray(address: str | None) -> dict[str, Any]:
     began = time.perf_counter()
     with _own_signal_handlers():
         _init_ray(address)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    resources = ray.cluster_resources()
+    # Ignored below: Ray leaves nodes() and cluster_resources() unannotated
+    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
     return {
         "joined": bool(address),
         "address": address,
@@ -168,7 +176,7 @@ def _init_ray(address: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _own_signal_handlers():
+def _own_signal_handlers() -> Iterator[None]:
     """Keep this process's SIGTERM, SIGHUP and SIGINT handlers through ``ray.init``: Ray's C++ core installs
     a failure handler that prints a stack dump for a plain ``kill``; the CLI's handlers end the sweep as
     ``interrupted`` instead."""
@@ -191,7 +199,7 @@ def _stop_ray() -> None:
         ray.shutdown()  # embedded: stops the processes this driver started; joined: only disconnects
 
 
-def _tuner(store: RunStore, sweep: Sweep):
+def _tuner(store: RunStore, sweep: Sweep) -> Tuner:
     from ray import tune
 
     cfg = sweep.config
@@ -228,11 +236,11 @@ def _tuner(store: RunStore, sweep: Sweep):
     )
 
 
-def _trial_dirname(trial) -> str:
+def _trial_dirname(trial: Trial) -> str:
     return trial.trial_id
 
 
-def _trainable():
+def _trainable() -> Callable[..., None]:
     from cnn_core.sweeps.trainable import train_trial
 
     return train_trial
@@ -246,7 +254,7 @@ def _param_space(cfg: SweepConfig, n_trials: int) -> dict[str, Any]:
     return {"index": tune.grid_search(list(range(n_trials)))}  # the plan's trials, validated up front
 
 
-def _searcher(cfg: SweepConfig):
+def _searcher(cfg: SweepConfig) -> Searcher | None:
     if cfg.search != "optuna":
         return None
     from ray.tune.search import Repeater
@@ -256,7 +264,7 @@ def _searcher(cfg: SweepConfig):
     return Repeater(OptunaSearch(seed=cfg.search_seed), repeat=len(cfg.seeds), set_index=True)
 
 
-def _scheduler(cfg: SweepConfig):
+def _scheduler(cfg: SweepConfig) -> TrialScheduler | None:
     if cfg.early_stop is None:
         return None
     from ray.tune.schedulers import ASHAScheduler
@@ -275,7 +283,7 @@ class _StopFlag(Stopper):
     def __init__(self, root: str, sweep_id: str) -> None:
         self.root, self.sweep_id, self._last, self._stop = root, sweep_id, 0.0, False
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return self.stop_all()
 
     def stop_all(self) -> bool:
@@ -285,17 +293,18 @@ class _StopFlag(Stopper):
         return self._stop
 
 
-def _end_status(results, stopped: bool) -> SweepStatus:
+def _end_status(results: ResultGrid, stopped: bool) -> SweepStatus:
     """Stopped when asked to; failed when every trial failed (whatever Tune says of the experiment)."""
     if stopped:
         return SweepStatus.STOPPED
-    errors = [r.error is not None for r in results]
+    # Ignored: ResultGrid iterates through __getitem__ (it has no __iter__), which mypy does not follow
+    errors = [r.error is not None for r in results]  # type: ignore[attr-defined]
     return SweepStatus.FAILED if errors and all(errors) else SweepStatus.COMPLETED
 
 
-def _errors(results) -> str | None:
+def _errors(results: ResultGrid) -> str | None:
     """How many trials failed, with the first one's reason (the last line of Ray's error)."""
-    errors = [r.error for r in results if r.error is not None]
+    errors = [r.error for r in results if r.error is not None]  # type: ignore[attr-defined]
     if not errors:
         return None
     first = (str(errors[0]).strip().splitlines() or ["?"])[-1][:300]

@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cnn_core.config import ModelConfig, budget
 from cnn_core.config.sweep import SweepConfig, SweepRefused
 from cnn_core.errors import BadDataset, DatasetNotFound, InvalidConfig
 from cnn_core.sweeps.space import plan
+
+if TYPE_CHECKING:
+    from cnn_core.data import DatasetSpec
 
 # What ``ray.init(address=...)`` joins: HOST:PORT as `ray start --head` prints it, a Ray Client ray://HOST:PORT,
 # or "auto" (the cluster this machine's `ray start` left its address for). An IPv6 host comes in brackets.
@@ -40,7 +44,7 @@ def check_sweep(config: SweepConfig, address: str | None = None) -> None:
         check_model_fits(spec, trial.run.model, config.dataset)
 
 
-def check_resources(config: SweepConfig, cluster: dict, where: str) -> None:
+def check_resources(config: SweepConfig, cluster: dict[str, Any], where: str) -> None:
     """A trial must fit on the cluster (``cpus``, ``gpus`` as ``start_ray`` reports them): Ray would otherwise
     keep it pending forever, and the sweep would wait without a word."""
     want = config.resources
@@ -86,7 +90,7 @@ def check_data_dir(folder: str) -> None:
     )
 
 
-def check_model_fits(spec, model: ModelConfig, name: str) -> None:
+def check_model_fits(spec: DatasetSpec, model: ModelConfig, name: str) -> None:
     """The network's input and classes against a dataset's metadata (what ``check_fits`` finds after loading)."""
     have = f"{model.input_size}×{model.input_size}×{model.in_channels}"
     want = f"{spec.size}×{spec.size}×{spec.channels}"
@@ -96,7 +100,7 @@ def check_model_fits(spec, model: ModelConfig, name: str) -> None:
         raise BadDataset(f"dataset {name} has {len(spec.classes)} classes, the sweep's network {model.num_classes}")
 
 
-def _named_spec(name: str):
+def _named_spec(name: str) -> DatasetSpec:
     from cnn_core.data import dataset_names, dataset_spec, unavailable_reason
 
     if name not in dataset_names():

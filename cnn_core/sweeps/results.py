@@ -5,12 +5,13 @@ The same functions feed ``cnn-lab sweep --json``, the Sweep page's tables and it
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from cnn_core.config.sweep import parameter_words
-from cnn_core.runs import RunStore, Status
+from cnn_core.config.sweep import Invalid, parameter_words
+from cnn_core.runs import RunStore, Status, Sweep
 
 METRIC = "val_accuracy"  # what the sweep optimises (and ASHA prunes on): the test set stays for the end
 
@@ -99,7 +100,9 @@ def importance(frame: pd.DataFrame, paths: list[str], metric: str = METRIC) -> p
     choices = {p: sorted(done[p].unique().tolist(), key=str) for p in moving}
     for _, row in done.iterrows():
         params = {p: row[p] for p in moving}
-        dists = {p: optuna.distributions.CategoricalDistribution(choices[p]) for p in moving}
+        dists: dict[str, optuna.distributions.BaseDistribution] = {
+            p: optuna.distributions.CategoricalDistribution(choices[p]) for p in moving
+        }
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row[metric])))
     scores = optuna.importance.get_param_importances(study)
     return pd.DataFrame({"parameter": list(scores), "importance": list(scores.values())})
@@ -116,13 +119,13 @@ def _shown(value: Any) -> Any:
     return str(value) if isinstance(value, (list, tuple, dict)) else value
 
 
-def _elapsed(sweep) -> float | None:
+def _elapsed(sweep: Sweep) -> float | None:
     if sweep.started is None:
         return None
     return (sweep.ended or sweep.heartbeat or sweep.started) - sweep.started
 
 
-def invalid_frame(invalid) -> pd.DataFrame:
+def invalid_frame(invalid: Iterable[Invalid]) -> pd.DataFrame:
     """The skipped configurations (``space.Invalid``) as a table: each parameter in the Train page's words, and
     the reason."""
     return pd.DataFrame([{**{parameter_words(k): v for k, v in i.params.items()}, "reason": i.reason} for i in invalid])

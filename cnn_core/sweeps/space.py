@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn_core.config import RunConfig
-from cnn_core.config.sweep import Invalid, SweepConfig, SweepRefused, parameter_words
+from cnn_core.config.sweep import Invalid, Param, SweepConfig, SweepRefused, parameter_words
 from cnn_core.errors import InvalidConfig
 
 
@@ -46,6 +46,7 @@ def apply(base: RunConfig, params: dict[str, Any], seed: int) -> RunConfig:
 
 def _set(node: Any, parts: list[str], value: Any) -> None:
     head, rest = parts[0], parts[1:]
+    keys: list[int | str]
     if head == "*":  # every block; for ``pool`` only those that pool
         keys = [i for i, n in enumerate(node) if not (rest == ["pool"] and n.get("pool") == "none")]
     else:
@@ -92,7 +93,7 @@ def tune_space(sweep: SweepConfig) -> dict[str, Any]:
     """The space in Ray Tune's own terms, for the Optuna searcher (a grid becomes a categorical choice)."""
     from ray import tune
 
-    def dist(p):
+    def dist(p: Param) -> Any:  # a Ray Tune search domain
         if p.kind in ("grid", "choice"):
             return tune.choice(list(p.values))
         if p.kind == "uniform":
@@ -114,12 +115,12 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _product(pairs: list[tuple[str, tuple]]) -> list[dict[str, Any]]:
+def _product(pairs: list[tuple[str, tuple[Any, ...]]]) -> list[dict[str, Any]]:
     paths = [path for path, _ in pairs]
     return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*(values for _, values in pairs))]
 
 
-def _sample(p, rng: random.Random) -> Any:
+def _sample(p: Param, rng: random.Random) -> Any:
     if p.kind == "choice":
         return rng.choice(p.values)
     if p.kind == "uniform":

@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnn_core.config.sweep import SweepConfig
 from cnn_core.errors import InvalidConfig
 from cnn_core.sweeps.space import Trial, apply
+
+if TYPE_CHECKING:
+    from cnn_core.config import RunConfig
+    from cnn_core.data import Dataset
+    from cnn_core.model import ConvNet
+    from cnn_core.training.loop import Event
 
 FINAL = "final"  # result key: this report is the trial's last epoch, with test results
 INVALID = "invalid"  # result key: an Optuna draw broke a config rule (its reason); nothing was trained
@@ -71,10 +77,10 @@ def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) ->
 class _EpochReporter:
     """``on_epoch_end`` for ``train``: each epoch's metrics and weights to Tune; test results at the last."""
 
-    def __init__(self, run, data, where: dict[str, str]) -> None:
+    def __init__(self, run: RunConfig, data: Dataset, where: dict[str, str]) -> None:
         self.run, self.data, self.where = run, data, where
 
-    def __call__(self, model, event) -> None:
+    def __call__(self, model: ConvNet, event: Event) -> None:
         from ray import tune
 
         from cnn_core.model.checkpoint import atomic_write, save_checkpoint

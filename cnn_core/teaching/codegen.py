@@ -112,7 +112,7 @@ def training_script(run: RunConfig, dataset: str = "mnist", epochs: int | None =
     )
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``export-code`` on the CLI's subcommands."""
     p = subparsers.add_parser("export-code", help="print a plain PyTorch training script for a config")
     p.add_argument("--config", metavar="FILE", help="run config JSON; default LeNet-5 and the default recipe")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -286,7 +287,7 @@ def pattern(name: str, size: int = 28) -> np.ndarray:
     }
     if name not in shapes:
         raise InvalidConfig(f"pattern must be one of {', '.join(PATTERNS)}, not {name!r}")
-    return shapes[name].astype(np.float32)[None]
+    return cast(np.ndarray, shapes[name].astype(np.float32)[None])
 
 
 def dataset_digit(dataset: Dataset, index: int) -> tuple[np.ndarray, str]:
@@ -323,7 +324,7 @@ def to_rgb(maps: np.ndarray) -> np.ndarray:
     else:
         t = maps[0] / max(float(np.abs(maps).max()), 1e-12)
         rgb = np.stack([1 - np.clip(-t, 0, 1), 1 - np.abs(t), 1 - np.clip(t, 0, 1)], axis=2)
-    return np.round(rgb * 255).astype(np.uint8)
+    return cast(np.ndarray, np.round(rgb * 255).astype(np.uint8))
 
 
 def input_overlay(image: np.ndarray, result: ConvResult, scale: int, window: Window | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ class Event:
     val_accuracy: float | None = None
     status: Outcome | None = None  # "end" events: completed, stopped or diverged
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -188,8 +188,10 @@ def train(
     should_stop = should_stop or (lambda: False)
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
-    # channels_last: oneDNN picks faster kernels for LeNet-sized convolutions (benchmarks/bench_recipes.py)
-    model = build_model(run.model, seed=cfg.seed).to(device, memory_format=torch.channels_last)
+    # channels_last: oneDNN picks faster kernels for LeNet-sized convolutions (benchmarks/bench_recipes.py).
+    # Ignored below: torch's Module.to overloads omit device and memory_format together, which it accepts
+    model = build_model(run.model, seed=cfg.seed)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     order_gen = torch.Generator().manual_seed(cfg.seed)  # data order: CPU generator, same on every device
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     xs, ys = data.train_x.to(device), data.train_y.to(device)
@@ -247,7 +249,7 @@ def train(
     return result
 
 
-def _event(kind: str, epoch: int, sums: torch.Tensor, stepper: _Stepper, start: float, **extra) -> Event:
+def _event(kind: str, epoch: int, sums: torch.Tensor, stepper: _Stepper, start: float, **extra: Any) -> Event:
     """An event from ``sums`` = [loss summed over batches, correct, batches, images]; the one device sync."""
     loss_sum, correct, batches, images = sums.tolist()
     elapsed = time.perf_counter() - start
@@ -332,7 +334,7 @@ class _Stepper:
             logits = self.model(x).float()  # the loss and the accuracy in fp32, whatever the layers ran in
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         self.scaler.step(self.opt)  # fp16: skipped where the gradients overflowed
         self.scaler.update()
         self.schedule.step()  # every batch, also when the scaler skipped the step (fp16 overflow)
@@ -347,4 +349,4 @@ class _Stepper:
 
     @property
     def lr(self) -> float:
-        return self.opt.param_groups[0]["lr"]
+        return cast(float, self.opt.param_groups[0]["lr"])

@@ -4,7 +4,7 @@ gets the same scores."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -16,7 +16,10 @@ from torch import nn
 from cnn_core import explain
 from cnn_core.explain import RememberedForward
 from cnn_core.heatmap import as_map
-from cnn_core.model import build_model
+from cnn_core.model import ConvNet, build_model
+
+if TYPE_CHECKING:
+    from cnn_core.explain.attributions import ForwardMemory
 
 SEED = 0
 INFIDELITY_SAMPLES = 64  # perturbed copies, in one batch
@@ -54,7 +57,7 @@ class Completeness:
         return abs(self.delta) / max(abs(self.change), 1e-12)
 
 
-def remembered_forward(model: nn.Module, memory: dict | None, name: str) -> nn.Module | RememberedForward:
+def remembered_forward(model: nn.Module, memory: ForwardMemory | None, name: str) -> nn.Module | RememberedForward:
     return model if memory is None else RememberedForward(model, memory, name)
 
 
@@ -105,7 +108,7 @@ def sensitivity(
     samples: int = SENSITIVITY_SAMPLES,
     radius: float = SENSITIVITY_RADIUS,
     attribution: torch.Tensor | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
     private: nn.Module | None = None,
 ) -> float:
     """Captum's sensitivity_max: the largest relative change of the map under tiny uniform noise.
@@ -115,8 +118,9 @@ def sensitivity(
     ``private``, a ``explain.private_copy`` of ``model`` made once for several methods, saves copying it.
     """
     private = private if private is not None else explain.private_copy(model)
+    forward: nn.Module | RememberedForward = private
     if method in explain.FORWARD_ONLY:
-        private = remembered_forward(private, memory, "copy")  # the private copy runs channels-last: not "model"
+        forward = remembered_forward(private, memory, "copy")  # the private copy runs channels-last: not "model"
     generator = torch.Generator().manual_seed(SEED)
 
     def explanation(inputs: torch.Tensor | tuple[torch.Tensor], target: Any) -> tuple[torch.Tensor]:
@@ -127,7 +131,7 @@ def sensitivity(
         inputs = inputs[0] if isinstance(inputs, tuple) else inputs  # Captum passes a 1-tuple at first
         if inputs is x and attribution is not None:  # Captum's first call: the unperturbed map
             return (torch.as_tensor(attribution).to(x).contiguous(),)
-        return (explain.run_method(method, private, inputs, target, options or {}).contiguous(),)
+        return (explain.run_method(method, forward, inputs, target, options or {}).contiguous(),)
 
     def perturb(inputs: torch.Tensor, radius: float) -> torch.Tensor:
         return inputs + ((torch.rand(inputs.shape, generator=generator) * 2 - 1) * radius).to(inputs)
@@ -221,7 +225,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 def randomised_copy(model: nn.Module, seed: int = RANDOM_INIT_SEED) -> nn.Module:
     """The same architecture with freshly initialised weights, in eval mode."""
-    return build_model(model.config, seed=seed).to(next(model.parameters()).device).eval()
+    return build_model(cast(ConvNet, model).config, seed=seed).to(next(model.parameters()).device).eval()
 
 
 def randomisation_check(
@@ -231,7 +235,7 @@ def randomisation_check(
     target: int,
     options: dict[str, Any] | None = None,
     attribution: torch.Tensor | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
     random_private: nn.Module | None = None,
 ) -> tuple[float, float]:
     """Rank correlations (signed maps, |maps|) between the trained and a re-initialised model,
@@ -240,8 +244,9 @@ def randomisation_check(
     options = options or {}
     trained = attribution if attribution is not None else explain.attribute(method, model, x, target, **options)
     random_model = random_private if random_private is not None else explain.private_copy(randomised_copy(model))
+    forward: nn.Module | RememberedForward = random_model
     if method in explain.FORWARD_ONLY:
-        random_model = remembered_forward(random_model, memory, "random")
-    random = explain.run_method(method, random_model, x, target, options)
-    trained, random = as_map(trained), as_map(random)
-    return rank_correlation(trained, random), rank_correlation(np.abs(trained), np.abs(random))
+        forward = remembered_forward(random_model, memory, "random")
+    random = explain.run_method(method, forward, x, target, options)
+    trained_map, random_map = as_map(trained), as_map(random)
+    return rank_correlation(trained_map, random_map), rank_correlation(np.abs(trained_map), np.abs(random_map))

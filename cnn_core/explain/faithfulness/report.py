@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -20,6 +20,9 @@ from cnn_core.explain.faithfulness.metrics import (
     remembered_forward,
     sensitivity,
 )
+
+if TYPE_CHECKING:
+    from cnn_core.explain.attributions import ForwardMemory
 
 FLAT = "one of the two maps (the trained or the untrained network's) is blank, so there is no ranking to compare"
 SCORE_HELP = {  # what each column of ``report``'s rows means, in a sentence a page can show on hover
@@ -67,7 +70,7 @@ def score(
     target: int,
     options: dict[str, Any] | None = None,
     attribution: torch.Tensor | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
     copies: tuple[nn.Module, nn.Module] | None = None,
 ) -> Faithfulness:
     """All four scores of one method's map for one input and target. ``memory``: see ``RememberedForward``;
@@ -97,7 +100,7 @@ def score_all(
     target: int,
     attributions: dict[str, torch.Tensor],
     options: dict[str, dict[str, Any]] | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
 ) -> list[Faithfulness]:
     """``score`` for every map in ``attributions`` (method name -> map), in that order."""
     options = options or {}
@@ -127,7 +130,7 @@ def report(
     target: int,
     attributions: dict[str, torch.Tensor],
     options: dict[str, dict[str, Any]] | None = None,
-    memory: dict | None = None,
+    memory: ForwardMemory | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the Explain page shows: a row of scores per method, and every deletion curve next to the
     random order's (the curve to beat). ``memory``: see ``RememberedForward``."""
