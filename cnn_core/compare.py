@@ -171,7 +171,7 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
                 "pooling": run.pooling,
                 "seed": run.seed,
                 "test_accuracy": run.test_accuracy,
-                "seconds_per_epoch": steady_epoch_seconds(store, run),
+                **steady_epoch_speed(store, run),
                 "per_class": per_class_accuracy(
                     np.array(preds["labels"]), np.array(preds["predictions"]), len(preds["classes"])
                 )
@@ -190,7 +190,10 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     summary = (
         runs.groupby("pooling")
         .agg(
-            mean=("test_accuracy", "mean"), n=("test_accuracy", "size"), seconds_per_epoch=("seconds_per_epoch", "mean")
+            mean=("test_accuracy", "mean"),
+            n=("test_accuracy", "size"),
+            seconds_per_epoch=("seconds_per_epoch", "mean"),
+            images_per_s=("images_per_s", "mean"),
         )
         .reset_index()
     )
@@ -210,18 +213,32 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
 
 
 EPOCH_TIME_HOW = (
-    "median time of the epochs after the first: the first pays the start-up (loading data, warming kernels), "
-    "which would favour whichever pooling happened to start second"
+    "Wall-clock time from one epoch's end to the next (its training steps, validation and checkpoint), the "
+    "median of the epochs after the first: the first pays the start-up (loading data, warming kernels), which "
+    "would favour whichever pooling happened to start second. The images/s beside it is the same measurement "
+    "(training images per epoch ÷ that time). Anything sharing the processor meanwhile (another run, a page "
+    "redrawing while it trains) makes an epoch slower, so compare times of runs that trained alone."
 )
 
 
-def steady_epoch_seconds(store: RunStore, run: Run) -> float:
-    """Seconds per epoch without the warm-up: the median of epochs 2, 3, … (epoch 1 alone when that is all)."""
-    elapsed = [m["elapsed"] for m in store.metrics(run.id, "epoch") if m["elapsed"] is not None]
+def steady_epoch_speed(store: RunStore, run: Run) -> dict[str, float]:
+    """Seconds per epoch without the warm-up (the median of epochs 2, 3, …; epoch 1 alone when that is all),
+    and the training images per second that time means, so the two numbers can never disagree."""
+    rows = [m for m in store.metrics(run.id, "epoch") if m["elapsed"] is not None]
+    elapsed = [m["elapsed"] for m in rows]
     steps = np.diff(elapsed)
     if len(steps):
-        return float(np.median(steps))
-    return elapsed[0] if elapsed else (run.seconds or 0.0) / max(run.epochs_done, 1)
+        seconds = float(np.median(steps))
+    else:
+        seconds = elapsed[0] if elapsed else (run.seconds or 0.0) / max(run.epochs_done, 1)
+    last = rows[-1] if rows else None
+    per_epoch = last["images_per_s"] * last["elapsed"] / last["epoch"] if last and last["images_per_s"] else 0.0
+    return {"seconds_per_epoch": seconds, "images_per_s": per_epoch / seconds if seconds > 0 else float("nan")}
+
+
+def steady_epoch_seconds(store: RunStore, run: Run) -> float:
+    """Seconds per epoch without the warm-up (see ``steady_epoch_speed``)."""
+    return steady_epoch_speed(store, run)["seconds_per_epoch"]
 
 
 def _waiting(members: list[Run]) -> str:

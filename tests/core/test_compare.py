@@ -3,6 +3,8 @@
 from dataclasses import asdict, replace
 from types import SimpleNamespace
 
+import pytest
+
 from cnn_core.compare import (
     changed_settings,
     comparison_title,
@@ -10,6 +12,7 @@ from cnn_core.compare import (
     pooling_comparison,
     pooling_pair,
     steady_epoch_seconds,
+    steady_epoch_speed,
 )
 from cnn_core.config import LENET5_CONV, ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import unavailable_reason
@@ -47,6 +50,17 @@ def test_epoch_time_is_the_median_after_the_first_epoch():
     for epoch, elapsed in enumerate([1.62, 2.08, 2.55, 3.00], start=1):  # the first pays the cold start
         store.log_metric(run_id, {"kind": "epoch", "epoch": epoch, "elapsed": elapsed})
     assert abs(steady_epoch_seconds(store, store.get(run_id)) - 0.46) < 1e-9
+
+
+def test_the_images_per_second_beside_an_epoch_time_come_from_the_same_measurement():
+    """3,600 images an epoch in 0.6 s is 6,000 images/s: the two numbers shown side by side cannot disagree."""
+    store = RunStore()
+    run_id = store.create(RunConfig(), "mnist", claim=True)
+    for epoch, elapsed in enumerate([1.2, 1.8, 2.4], start=1):
+        images_per_s = 3600 * epoch / elapsed  # as train() reports it: every image so far over the time so far
+        store.log_metric(run_id, {"kind": "epoch", "epoch": epoch, "elapsed": elapsed, "images_per_s": images_per_s})
+    speed = steady_epoch_speed(store, store.get(run_id))
+    assert speed["seconds_per_epoch"] == pytest.approx(0.6) and speed["images_per_s"] == pytest.approx(6000)
 
 
 def test_the_most_confident_mistakes_come_first():
