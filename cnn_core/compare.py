@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnn_core.config import ModelConfig, RunConfig
+from cnn_core.config import ModelConfig, RunConfig, setting_words
 from cnn_core.runs import Run, RunStore, Status
 
 CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -41,6 +41,16 @@ def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     old, new = flatten_config(before), flatten_config(after)
     return [
         f"{k}: {old.get(k, '—')} → {new.get(k, '—')}" for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)
+    ]
+
+
+def described_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``changed_settings`` in the Train page's words: "conv1 stride 1 → 2", not "model.conv1.stride: 1 → 2"."""
+    old, new = flatten_config(before), flatten_config(after)
+    return [
+        f"{setting_words(k)} {old.get(k, '—')} → {new.get(k, '—')}"
+        for k in dict.fromkeys([*old, *new])
+        if old.get(k) != new.get(k)
     ]
 
 

@@ -9,6 +9,7 @@ from cnn_core.compare import (
     changed_settings,
     comparison_title,
     confident_mistakes,
+    described_changes,
     pooling_comparison,
     pooling_pair,
     steady_epoch_seconds,
@@ -105,3 +106,15 @@ def test_only_datasets_on_this_machine_count_as_available(tmp_path):
     ):
         (raw / stem).write_bytes(b"")
     assert unavailable_reason("kmnist", root=tmp_path) is None
+
+
+def test_a_change_is_described_in_the_train_pages_words():
+    before = {"model": RunConfig().model.to_dict(), "train": {"lr": 0.001}}
+    after = {"model": {**before["model"], "activation": "tanh"}, "train": {"lr": 0.01}}
+    after["model"]["conv"] = [dict(b) for b in before["model"]["conv"]]
+    after["model"]["conv"][0]["kernel_size"] = 3
+    assert described_changes(before, after) == [
+        "activation relu → tanh",
+        "conv1 filter size 5 → 3",
+        "learning rate 0.001 → 0.01",
+    ]
