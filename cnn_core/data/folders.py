@@ -9,6 +9,7 @@ skipped and listed; what makes the whole folder unusable is one ``BadDataset`` l
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -80,8 +81,30 @@ def data_root_of(folder: Path) -> Path:
             return folder
 
 
-def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> Listing:
-    """Find every class folder and image file; refuses a folder with no or one class, or too many files."""
+DIGIT_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key for class names as a person orders them: "zero"…"nine" as the digits they name, and numbers
+    inside names by value (class2 before class10); everything else alphabetically, ignoring case."""
+    word = name.strip().lower()
+    if word in DIGIT_WORDS:
+        return (0, DIGIT_WORDS[word])
+    parts = re.split(r"(\d+)", word)
+    return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p), name)
+
+
+def class_order(found: list[str], order: list[str] | None = None) -> list[str]:
+    """The classes in ``order`` (a saved or chosen order; names not found are left out), the rest after them
+    in their natural order."""
+    first = [c for c in order or [] if c in found]
+    return first + sorted((c for c in found if c not in first), key=natural_key)
+
+
+def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES, order: list[str] | None = None) -> Listing:
+    """Find every class folder and image file; refuses a folder with no or one class, or too many files.
+
+    Classes come in ``order`` when given (a dataset's saved order), else in their natural order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetNotFound(f"{folder} is not a folder")
@@ -89,7 +112,7 @@ def list_images(folder: str | os.PathLike, max_images: int = MAX_IMAGES) -> List
     subs = {s.name.lower(): s for s in _subfolders(root)}
     parts = [(subs["train"], False)] + ([(subs["test"], True)] if "test" in subs else []) if "train" in subs else []
     class_dirs = _subfolders(parts[0][0]) if parts else _subfolders(root)
-    classes = [d.name for d in class_dirs]
+    classes = class_order([d.name for d in class_dirs], order)
     _check_classes(classes, root)
     files: list[tuple[str, int, bool, int, int]] = []
     skipped: list[tuple[str, str]] = []
