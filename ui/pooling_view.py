@@ -5,6 +5,7 @@ every session, so a control elsewhere on the page, or the live view's 1-second r
 changed, costs no SQL, no pandas and no chart building: only sending the charts again.
 """
 
+import pandas as pd
 import streamlit as st
 
 from cnn_core.charts import confusion_chart, curves_charts, per_class_chart, seed_points_chart
@@ -25,7 +26,7 @@ def stamp(runs: list[Run]) -> tuple:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def run_curves(root: str, ids: tuple[str, ...], state: tuple) -> object:
+def run_curves(root: str, ids: tuple[str, ...], state: tuple) -> pd.DataFrame:
     """``compare.curves`` for these runs in this state (``state``: their ``stamp``)."""
     return curves(RunStore(root), list(ids))
 
