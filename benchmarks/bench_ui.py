@@ -1,17 +1,21 @@
 """How long the pages take to answer a control, measured in Chromium against a real `streamlit run app.py`.
 
-Four interactions, each repeated (median printed, target ≤ 0.5 s):
+Seven interactions, each repeated (median printed, target ≤ 0.5 s):
 
 - Filters: the epoch slider moved one step (every step a new epoch: the run has 6 epochs);
 - Filters: another model picked (the two bundled models and the run, round and round);
 - Explain: another target class (a new class every time, faithfulness scoring on, as a user sees it);
-- Concepts: another filter in the "Filter" picker.
+- Concepts: another filter in the "Filter" picker;
+- Compare: the seeds slider moved one step (above a max-vs-avg comparison of 2 seeds, drawn complete);
+- Compare: one more run picked in "Compare any runs" (every pick a new run);
+- Compare: the smoothing slider moved one step (with those runs overlaid).
 
-The server gets a private run store with one small run (6 epochs on 600 digits) trained here first.
+The server gets a private run store with one small run (6 epochs on 600 digits) and a max-vs-avg comparison
+(2 seeds, 2 epochs each on 600 digits) trained here first.
 
 How "idle" is measured: see IDLE below (it is printed with the results).
 
-    python -m benchmarks.bench_ui [--repeats 5] [--only filters,explain,concepts] [--keep]
+    python -m benchmarks.bench_ui [--repeats 5] [--only filters,explain,concepts,compare] [--keep]
 """
 
 import argparse
@@ -29,6 +33,7 @@ import torch
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.bench_jobs import cpu_seconds
+from cnn_core.compare import pooling_pair
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.data import load_dataset
 from cnn_core.runs import RunStore
@@ -48,6 +53,7 @@ TARGET_S = 0.5
 SETTLE_MS = 400  # (as IDLE says) idle this long before the last busy moment is taken as the end
 EPOCHS = 6  # one more than the repeats: every slider step shows an epoch not seen before
 RUN_NAME = "bench"
+COMPARISON_NAMES = ["max-seed0", "avg-seed0", "max-seed1", "avg-seed1"]  # train_comparison's runs
 
 MONITOR_JS = """
 (() => {
@@ -85,10 +91,9 @@ MONITOR_JS = """
 """
 
 
-def train_run(runs_dir: Path) -> str:
-    """One small run with an epoch checkpoint per epoch, in its own store."""
+def small_data():
     data = load_dataset("mnist", download=False)
-    data = replace(
+    return replace(
         data,
         train_x=data.train_x[:600],
         train_y=data.train_y[:600],
@@ -97,12 +102,29 @@ def train_run(runs_dir: Path) -> str:
         test_x=data.test_x[:300],
         test_y=data.test_y[:300],
     )
+
+
+def train_run(runs_dir: Path) -> str:
+    """One small run with an epoch checkpoint per epoch, in its own store."""
     store = RunStore(runs_dir)
     config = RunConfig(train=TrainConfig(epochs=EPOCHS, batch_size=64, device="cpu"))
     run_id = store.create(config, dataset="mnist", name=RUN_NAME)
-    execute_run(store, run_id, data=data)
+    execute_run(store, run_id, data=small_data())
     assert len(store.epoch_checkpoints(run_id)) == EPOCHS, "the run did not save every epoch"
     return run_id
+
+
+def train_comparison(runs_dir: Path, seeds: int = 2) -> list[str]:
+    """A max-vs-average comparison as Compare launches one (its names are what the run picks type)."""
+    store, data, names = RunStore(runs_dir), small_data(), []
+    base = RunConfig(train=TrainConfig(epochs=2, batch_size=64, device="cpu"))
+    for seed in range(seeds):
+        for pool in ("max", "avg"):
+            name = f"{pool}-seed{seed}"
+            run_id = store.create(pooling_pair(base, pool, seed), "mnist", name=name, group_id="pool-20260101-120000")
+            execute_run(store, run_id, data=data)
+            names.append(name)
+    return names
 
 
 def wait_quiet(page, timeout: float = 120) -> None:
@@ -185,13 +207,22 @@ def interactions(
         open_page(page, url + "/concepts", "What the filter produces")
         filters = ["Sobel y", "Laplacian edge", "Sobel x", "box blur", "sharpen", "emboss"]
         run("Concepts: filter change", [pick(page, "Filter", f) for f in filters[:repeats]])
+    if "compare" in pages:
+        open_page(page, url + "/compare", "Pooling's invariance, measured")
+        steps = ["ArrowLeft", "ArrowRight"] * repeats
+        run("Compare: seeds slider", [slide(page, "seeds", k) for k in steps[:repeats]])
+        names = [RUN_NAME, *COMPARISON_NAMES][: min(repeats, 4)]  # the last run left was not always offered
+        run("Compare: a run picked", [pick(page, "runs", n) for n in names])
+        run("Compare: smoothing slider", [slide(page, "smoothing", "ArrowRight")] * repeats)
     return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", default="filters,explain,concepts", help="the pages to measure, comma-separated")
+    parser.add_argument(
+        "--only", default="filters,explain,concepts,compare", help="the pages to measure, comma-separated"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run store (its path is printed)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -199,7 +230,11 @@ def main() -> int:
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     start = time.perf_counter()
     run_id = train_run(runs_dir)
-    print(f"trained run {run_id} ({EPOCHS} epochs on 600 digits) in {time.perf_counter() - start:.1f} s: {runs_dir}")
+    train_comparison(runs_dir)
+    print(
+        f"trained run {run_id} ({EPOCHS} epochs on 600 digits) and a max-vs-avg comparison in "
+        f"{time.perf_counter() - start:.1f} s: {runs_dir}"
+    )
     server, url = start_app(runs_dir)
     try:
         with sync_playwright() as p:

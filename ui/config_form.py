@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import streamlit as st
 import torch
 
-from cnn_core.compare import changed_settings
+from cnn_core.compare import described_changes
 from cnn_core.config import (
     ACTIVATIONS,
     LENET5_CONV,
@@ -57,10 +57,12 @@ def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
         depth = c1.slider("depth (filters)", 1, 128, default.out_channels, key=f"{K}conv{i}.depth")
         kernel = c2.slider("filter size", 1, 9, default.kernel_size, key=f"{K}conv{i}.kernel")
         stride = c3.slider("stride", 1, 4, default.stride, key=f"{K}conv{i}.stride")
+        # two to a row: a third column at 1280 px cut the padding box's "number" to "numbe"
+        d1, d2 = st.columns(2)
         modes = ["number", "same", "valid"]
         mode_default = default.padding if isinstance(default.padding, str) else "number"
-        mode = c1.selectbox("padding", modes, modes.index(mode_default), key=f"{K}conv{i}.padmode")
-        zeros = c2.number_input(
+        mode = d1.selectbox("padding", modes, modes.index(mode_default), key=f"{K}conv{i}.padmode")
+        zeros = d2.number_input(
             "zeros per side",
             0,
             8,
@@ -68,7 +70,7 @@ def _conv_block(i: int, default: ConvBlock) -> ConvBlock:
             key=f"{K}conv{i}.pad",
             disabled=mode != "number",
         )
-        pool = c3.selectbox(
+        pool = st.selectbox(
             "pooling", ["max", "avg", "none"], ["max", "avg", "none"].index(default.pool), key=f"{K}conv{i}.pool"
         )
         p1, p2 = st.columns(2)
@@ -90,7 +92,7 @@ class Draft:
     dataset: str
     layers: list[Layer] = field(default_factory=list)  # every layer, or those before the impossible one
     impossible: str | None = None  # the first layer that cannot be built
-    cause: str | None = None  # what changed since the last valid config ("model.conv1.stride: 1 → 2")
+    cause: str | None = None  # what changed since the last valid config ("conv1 stride 1 → 2")
 
 
 def config_controls() -> Draft:
@@ -198,5 +200,5 @@ def _impossible(err: InvalidConfig, fields: dict, dataset: str) -> Draft:
         return Draft(None, str(err), dataset)
     raw = fields | {"conv": [asdict(b) for b in fields["conv"]], "fc": list(fields["fc"])}
     last = st.session_state.get(LAST_VALID)
-    cause = ", ".join(changed_settings({"model": last}, {"model": raw})) if last else None
+    cause = ", ".join(described_changes({"model": last}, {"model": raw})) if last else None
     return Draft(None, str(shape_error), dataset, layers, str(shape_error).split(":")[0], cause or None)

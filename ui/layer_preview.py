@@ -61,9 +61,11 @@ def show_layers(draft: Draft) -> str | None:
     if not draft.layers:  # the first layer is the impossible one: nothing to count
         return draft.problem
     problem = draft.problem
-    m1, m2, m3 = st.columns(3)
+    # two to a row, memory and disk apart: three in a row were cut at 1280 px ("multiply-adds per i…", "37 MB…")
+    m1, m2 = st.columns(2)
     m1.metric("parameters", f"{total_params(draft.layers):,}")
     m2.metric("multiply-adds per image", f"{total_macs(draft.layers):,}")
+    m3, m4 = st.columns(2)
     if draft.run is not None:
         try:
             cost = budget.check(draft.run)
@@ -71,11 +73,16 @@ def show_layers(draft: Draft) -> str | None:
             problem = str(err)
             st.error(problem)
         else:
+            how = f"Estimated before training: {cost.describe()}."
             m3.metric(
-                "memory · disk",
-                f"{human_bytes(cost.training_memory_bytes)} · {human_bytes(cost.checkpoint_disk_bytes)}",
-                help=f"Estimated before training: {cost.describe()} (one batch forward + backward, weights, "
-                "optimizer state; a checkpoint per epoch). Limits: CNN_LAB_MAX_MEMORY_MB, CNN_LAB_MAX_DISK_MB.",
+                "training memory",
+                human_bytes(cost.training_memory_bytes),
+                help=f"{how} One batch forward + backward, weights, optimizer state. Limit: CNN_LAB_MAX_MEMORY_MB.",
+            )
+            m4.metric(
+                "disk",
+                human_bytes(cost.checkpoint_disk_bytes),
+                help=f"{how} A checkpoint per epoch. Limit: CNN_LAB_MAX_DISK_MB.",
             )
     st.markdown("**Output size** = (W − F + 2P) / S + 1")
     for l in draft.layers:

@@ -57,7 +57,7 @@ def _show_reveal(image: np.ndarray, label: int, classes: list[str], column) -> N
     wrong = " — the model is wrong here." if said != label else "."
     column.markdown(
         f"{verdict}: the model answered **{classes[said]}** ({probs.max():.0%} sure); "
-        f"the image is a **{classes[label]}**{wrong}"
+        f"the image is labelled **{classes[label]}**{wrong}"  # not "is a 8": no article to get wrong
     )
     place = "✅ Right place" if region == looked else "❌ Another place"
     looked_name, said_name = predict_first.region_name(looked), predict_first.region_name(region)

@@ -1,142 +1,92 @@
-"""Compare: max vs average pooling over several seeds, any runs side by side, and run management."""
+"""Compare: max vs average pooling over several seeds, any runs side by side, and run management.
+
+A control reruns the whole page, so what the charts show is computed once per state of their runs and
+shared (ui.pooling_view): a rerun where nothing changed reads the run list and sends the charts again.
+(Fragments would rerun less, but a slider or a multiselect inside one lost keystrokes in Chromium.)"""
 
 import time
 from dataclasses import replace
 
 import streamlit as st
 
-from cnn_core.charts import confusion_chart, curves_charts, per_class_chart, seed_points_chart
-from cnn_core.compare import (
-    EPOCH_TIME_HOW,
-    comparison_title,
-    config_diff,
-    curves,
-    load_predictions,
-    metric_summary,
-    pooling_comparison,
-    pooling_pair,
-    summed_confusion,
-)
+from cnn_core.charts import curves_charts
+from cnn_core.compare import comparison_title, config_diff, metric_summary, pooling_pair
 from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
-from ui.charts import chart_with_svg, charts_with_svg
+from cnn_core.runs import Run
+from ui.charts import charts_with_svg
 from ui.invariance_view import invariance_section
+from ui.pooling_view import pooling_view, run_curves, stamp
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, pick_runs, select
 
 st.title("⚖️ Compare")
 manager = job_manager_or_stop()
 store = manager.store
-rows = store.list()
-by_id = {r.id: r for r in rows}
-
-st.header("Max vs average pooling")
-current = st.session_state.get("train.current_config")
-run = RunConfig.from_json(current) if current else RunConfig()
-dataset = st.session_state.get("train.current_dataset", "mnist")
-source = "Uses the current Train page config" if current else "Uses the default LeNet-5 recipe (set yours on Train)"
-st.caption(
-    f"{source} on **{dataset}**. Each pair differs only in pooling and shares its seed: same initial weights, "
-    "same data order, same augmentation."
-)
-c1, c2 = st.columns([2, 1])
-n_seeds = c1.slider("seeds", 1, 5, 3, key="compare.seeds")
-epochs = c2.number_input("epochs", 1, 100, run.train.epochs, key="compare.epochs")
-no_pooling = all(b.pool == "none" for b in run.model.conv)
-if no_pooling:
-    st.warning("This config has no pooling layer: pick max or avg pooling for a conv block on the Train page.")
-if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="compare.launch"):
-    group = "pool-" + time.strftime("%Y%m%d-%H%M%S")
-    base = replace(run, train=replace(run.train, epochs=int(epochs)))
-    try:
-        for seed in range(base.train.seed, base.train.seed + n_seeds):
-            for pool in ("max", "avg"):
-                manager.submit(
-                    pooling_pair(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group
-                )
-    except CnnLabError as err:
-        st.error(str(err))
-    else:
-        st.session_state["compare.pick"] = group
-        st.rerun()  # the run list above was read before these runs existed
-
-members_of = {}
-for r in rows:
-    if (r.group_id or "").startswith("pool-"):
-        members_of.setdefault(r.group_id, []).append(r)
 
 
-def group_label(group: str) -> str:
-    started = time.strftime("%d %b %H:%M", time.strptime(group[5:], "%Y%m%d-%H%M%S"))
-    return f"{comparison_title(members_of[group])} · {started}"
-
-
-def pooling_view(members: list[str]) -> bool:
-    """Draw the comparison; True once every run of it has finished."""
-    result = pooling_comparison(store, members)
-    finished, done = result["finished"], result["finished"] == len(members)
-    if not done:
-        st.progress(finished / len(members), text=f"{finished}/{len(members)} runs finished")
-    long = curves(store, members)
-    if not long.empty:
-        charts_with_svg(curves_charts(long, color="pooling"), "max-vs-avg-curves", "compare.svg.curves")
-    st.info(result["verdict"])
-    if result["summary"].empty:
-        return done
-    left, right = st.columns(2)
-    chart_with_svg(
-        seed_points_chart(result["runs"], result["summary"]), "max-vs-avg-accuracy", "compare.svg.seeds", left
+def launch_controls() -> None:
+    """Seeds, epochs and the launch of a max-vs-average comparison of the Train page's config."""
+    current = st.session_state.get("train.current_config")
+    run = RunConfig.from_json(current) if current else RunConfig()
+    dataset = st.session_state.get("train.current_dataset", "mnist")
+    source = "Uses the current Train page config" if current else "Uses the default LeNet-5 recipe (set yours on Train)"
+    st.caption(
+        f"{source} on **{dataset}**. Each pair differs only in pooling and shares its seed: same initial weights, "
+        "same data order, same augmentation."
     )
-    summary = result["summary"].set_index("pooling")
-    for pool in summary.index:
-        right.metric(
-            f"{pool} pooling: test accuracy",
-            f"{100 * summary.loc[pool, 'mean']:.2f} % ± {100 * summary.loc[pool, 'std']:.2f} points",
-            help=f"mean ± standard deviation over {summary.loc[pool, 'n']} seed(s)",
-        )
-        right.caption(f"{summary.loc[pool, 'seconds_per_epoch']:.2f} s per epoch", help=EPOCH_TIME_HOW)
-    if not result["per_class"].empty:
-        st.markdown("**Per-class accuracy, max − avg** (points, mean over seeds)")
-        st.altair_chart(per_class_chart(result["per_class"], "max − avg (points)"), width="stretch")
-    for col, pool in zip(st.columns(2), ("max", "avg"), strict=True):
-        preds = [load_predictions(store, r) for r in result["runs"].loc[result["runs"]["pooling"] == pool, "run"]]
-        preds = [p for p in preds if p]
-        if preds:
-            col.altair_chart(
-                confusion_chart(summed_confusion(preds), preds[0]["classes"], f"{pool} pooling (all seeds)")
-            )
-    return done
+    c1, c2 = st.columns([2, 1])
+    n_seeds = c1.slider("seeds", 1, 5, 3, key="compare.seeds")
+    epochs = c2.number_input("epochs", 1, 100, run.train.epochs, key="compare.epochs")
+    no_pooling = all(b.pool == "none" for b in run.model.conv)
+    if no_pooling:
+        st.warning("This config has no pooling layer: pick max or avg pooling for a conv block on the Train page.")
+    if st.button("Launch max vs avg", type="primary", disabled=no_pooling, key="compare.launch"):
+        group = "pool-" + time.strftime("%Y%m%d-%H%M%S")
+        base = replace(run, train=replace(run.train, epochs=int(epochs)))
+        try:
+            for seed in range(base.train.seed, base.train.seed + n_seeds):
+                for pool in ("max", "avg"):
+                    manager.submit(
+                        pooling_pair(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group
+                    )
+        except CnnLabError as err:
+            st.error(str(err))
+        else:
+            st.session_state["compare.pick"] = group
+            st.rerun()  # the whole page: the new comparison is drawn below
 
 
-if members_of:
-    if st.session_state.get("compare.pick") not in members_of:
-        st.session_state.pop("compare.pick", None)
-    group = st.selectbox("comparison", sorted(members_of, reverse=True), format_func=group_label, key="compare.pick")
-    ids = [r.id for r in members_of[group]]
-    group_active = any(r.status.active for r in members_of[group])
+def comparisons(rows: list[Run]) -> dict[str, list[Run]]:
+    members_of: dict[str, list[Run]] = {}
+    for r in rows:
+        if (r.group_id or "").startswith("pool-"):
+            members_of.setdefault(r.group_id, []).append(r)
+    return members_of
 
-    @st.fragment(run_every=1.0 if group_active else None)
-    def live_comparison() -> None:
-        if pooling_view(ids) and group_active:
-            st.rerun()  # all finished: redraw once, which also stops the polling
 
-    live_comparison()
+def group_label(members: list[Run]) -> str:
+    started = time.strftime("%d %b %H:%M", time.strptime(members[0].group_id[5:], "%Y%m%d-%H%M%S"))
+    return f"{comparison_title(members)} · {started}"
 
-invariance_section(members_of[group] if members_of else None, rows)
 
-st.header("Compare any runs")
-picked = pick_runs("runs", rows, "compare.runs", lambda r: f"{r.label} · {r.id[-6:]} ({r.status})")
-if picked:
+def any_runs() -> None:
+    """Any runs overlaid, their best and final values, and the hyperparameters that differ."""
+    rows = store.list()
+    picked = pick_runs("runs", rows, "compare.runs", lambda r: f"{r.label} · {r.id[-6:]} ({r.status})")
+    if not picked:
+        return
     help_text = "exponential moving average drawn over the faint raw curve"
     smoothing = st.slider("smoothing", 0.0, 0.95, 0.0, 0.05, key="compare.smoothing", help=help_text)
-    long = curves(store, picked)
+    chosen = [r for r in rows if r.id in picked]
+    long = run_curves(str(store.root), tuple(picked), stamp(chosen))
     if long.empty:
         st.info("These runs have no finished epochs yet.")
     else:
         charts_with_svg(curves_charts(long, smoothing=smoothing), "run-curves", "compare.svg.runs")
         st.markdown("**Best and final value per metric**")
         st.dataframe(metric_summary(long), hide_index=True, width="stretch")
-    diff = config_diff([by_id[i] for i in picked])
+    diff = config_diff(chosen)
     st.markdown("**Hyperparameters that differ**")
     if diff.empty:
         st.caption("None: these runs share every hyperparameter.")
@@ -157,20 +107,22 @@ def rename(target: str) -> None:
     st.session_state[f"compare.rename.{target}"] = new
 
 
-st.header("Manage runs")
-if "compare.deleted" in st.session_state:
-    st.success(st.session_state.pop("compare.deleted"))
-if not rows:
-    st.info("No runs yet.")
-else:
+def manage_runs() -> None:
+    """Rename or delete a run (a deletion redraws the whole page: its run leaves every picker)."""
+    rows = store.list()
+    if "compare.deleted" in st.session_state:
+        st.success(st.session_state.pop("compare.deleted"))
+    if not rows:
+        st.info("No runs yet.")
+        return
     target = pick_run("run", rows, "compare.manage", lambda r: f"{r.label} ({r.id})")
+    label = next(r.label for r in rows if r.id == target)
     c1, c2 = st.columns(2)
-    c1.text_input("new name", by_id[target].name, key=f"compare.rename.{target}")
+    c1.text_input("new name", next(r.name for r in rows if r.id == target), key=f"compare.rename.{target}")
     c1.button("Rename", key="compare.rename", on_click=rename, args=(target,))
     if "compare.renamed" in st.session_state:
         kind, message = st.session_state.pop("compare.renamed")
         getattr(c1, kind)(message)
-    label = by_id[target].label
     sure = c2.checkbox(f"yes, delete “{label}” and its checkpoints", key=f"compare.sure.{target}")
     if c2.button("Delete", disabled=not sure, key="compare.delete"):
         try:
@@ -180,3 +132,30 @@ else:
         else:  # said above the picker, which now shows another run
             st.session_state["compare.deleted"] = f"Deleted “{label}” ({target}) and its checkpoints."
             st.rerun()
+
+
+st.header("Max vs average pooling")
+launch_controls()
+rows = store.list()
+members_of = comparisons(rows)
+group = None
+if members_of:
+    if st.session_state.get("compare.pick") not in members_of:
+        st.session_state.pop("compare.pick", None)
+    labels = {g: group_label(m) for g, m in members_of.items()}
+    group = st.selectbox("comparison", sorted(members_of, reverse=True), format_func=labels.get, key="compare.pick")
+    group_active = any(r.status.active for r in members_of[group])
+
+    @st.fragment(run_every=1.0 if group_active else None)
+    def live_comparison() -> None:
+        members = [r for r in store.list(group=group)]
+        if pooling_view(store, members) and group_active:
+            st.rerun()  # all finished: redraw once, which also stops the polling
+
+    live_comparison()
+
+invariance_section(members_of[group] if group else None, rows)
+st.header("Compare any runs")
+any_runs()
+st.header("Manage runs")
+manage_runs()

@@ -61,8 +61,33 @@ def add_form() -> None:
     st.session_state[f"{K}pick"] = entry.name  # show the new dataset (its picker is drawn below)
     st.success(
         f"Added **{entry.name}**: {entry.images:,} images in {len(entry.classes)} classes"
-        + (f" ({len(entry.skipped):,} files skipped)" if entry.skipped else "")
+        + (f" ({files_skipped(len(entry.skipped))})" if entry.skipped else "")
     )
+
+
+def files_skipped(count: int) -> str:
+    return f"{count:,} file{'s' * (count != 1)} skipped"
+
+
+def class_order_form(entry: library.LibraryDataset) -> None:
+    """The classes in label order (0 first), one a line, to see and to change."""
+    with st.form(f"{K}order.form", border=False):
+        text = st.text_area(
+            "Class order (label 0 first, one a line)",
+            "\n".join(entry.classes),
+            height=min(40 + 24 * len(entry.classes), 260),
+            key=f"{K}order.{entry.name}.{entry.created}",
+            help="Numbers come in numeric order and zero…nine as digits; move a line to change a class's label. "
+            "Runs trained before keep the order they were trained with.",
+        )
+        if not st.form_submit_button("Save the order"):
+            return
+    try:
+        library.set_class_order(entry.name, [line.strip() for line in text.splitlines() if line.strip()])
+    except CnnLabError as err:
+        st.error(str(err))
+        return
+    st.rerun()
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading the images…")
@@ -80,6 +105,7 @@ def show_dataset(entry: library.LibraryDataset) -> None:
     c3.metric("input", f"{entry.size}×{entry.size}")
     c4.metric("colour", "RGB" if entry.channels == 3 else "grey")
     st.altair_chart(class_counts_chart(entry.classes, entry.train_counts, entry.test_counts), width="stretch")
+    class_order_form(entry)
     try:
         strips = samples(entry.name, entry.created)
     except CnnLabError as err:
@@ -91,7 +117,7 @@ def show_dataset(entry: library.LibraryDataset) -> None:
     if len(strips) > 20:
         st.caption(f"… and {len(strips) - 20} more classes")
     if entry.skipped:
-        with st.expander(f"{len(entry.skipped):,} file(s) skipped"):
+        with st.expander(files_skipped(len(entry.skipped))):
             st.text("\n".join(f"{name}: {why}" for name, why in entry.skipped[:200]))
     if st.checkbox(f"Delete {entry.name} (runs trained on it keep their checkpoints)", key=f"{K}confirm"):
         if st.button(f"Delete {entry.name}", type="primary", key=f"{K}delete"):

@@ -56,6 +56,10 @@ st.caption(
 store = run_store_or_warn()
 choices = probe.model_choices(store)
 label, choice = pick_model("embedding", choices, probe.default_model(choices))
+if st.session_state.get("embedding.shown") != choice["source"]:  # another model: its last epoch, no dot chosen
+    st.session_state["embedding.shown"] = choice["source"]
+    for key in ("embedding.at", "embedding.playing", "embedding.chart"):
+        st.session_state.pop(key, None)
 config = checkpoint_model(choice["source"]).config
 try:
     images, labels, classes = test_images(choice["dataset"], choice["data_dir"], config.input_size, config.in_channels)

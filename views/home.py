@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core.charts import bundled_accuracy_chart
+from cnn_core.compare import bundled_verdict
 from cnn_core.config import ModelConfig
 from cnn_core.model.checkpoint import bundled_checkpoints
 from cnn_core.runs import Run, RunStore
@@ -14,11 +15,15 @@ from ui.resources import run_store_or_warn
 # The pages in the order a newcomer meets the ideas. Titles come from app.py's st.Page (page_link reads them).
 STEPS = [
     ("views/concepts.py", "Slide a filter over an image: see what stride, padding and pooling do to it."),
+    ("views/data.py", "Bring your own images, a folder per class (MNIST and others are already here)."),
     ("views/train.py", "Set up LeNet-5, check every layer's shape, then train it and watch it learn."),
     ("views/compare.py", "Put max and average pooling side by side, fairly, over several seeds."),
+    ("views/sweep.py", "Try many settings at once and see which of them mattered."),
     ("views/filters.py", "Look at the filters a network learned and the feature maps they make of a digit."),
+    ("views/embedding.py", "Watch the classes pull apart in what the network's last layer sees, epoch by epoch."),
     ("views/explain.py", "Ask a model why it answered: which pixels drove its guess."),
 ]
+PER_ROW = 4  # eight steps in two rows: eight columns would squeeze each line to a few words
 RECENT = 5  # runs shown on Home; Train and Compare list them all
 
 
@@ -28,12 +33,14 @@ def training_device() -> str:
 
 
 def show_path() -> None:
-    """The five pages as numbered steps, each a link with one line on what you do there."""
+    """Every page as a numbered step, each a link with one line on what you do there."""
     st.subheader("Where to start")
     with st.container(key="home-path"):  # the key gives the browser test a handle on the steps
-        for number, (slot, (page, what)) in enumerate(zip(st.columns(len(STEPS)), STEPS, strict=True), start=1):
-            slot.page_link(page, icon=f":material/counter_{number}:")
-            slot.caption(what)
+        for start in range(0, len(STEPS), PER_ROW):
+            row = STEPS[start : start + PER_ROW]
+            for number, (slot, (page, what)) in enumerate(zip(st.columns(PER_ROW), row, strict=False), start=start + 1):
+                slot.page_link(page, icon=f":material/counter_{number}:")
+                slot.caption(what)
 
 
 def accuracy_text(run: Run) -> str:
@@ -91,3 +98,4 @@ else:
         },
     )
     st.altair_chart(bundled_accuracy_chart(rows), width="stretch")
+    st.caption(bundled_verdict(rows.to_dict("records")))

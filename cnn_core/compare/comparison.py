@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from cnn_core.config import ModelConfig, RunConfig
+from cnn_core.config import ModelConfig, RunConfig, setting_words
 from cnn_core.runs import Run, RunStore, Status
 
 CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -41,6 +41,16 @@ def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     old, new = flatten_config(before), flatten_config(after)
     return [
         f"{k}: {old.get(k, '—')} → {new.get(k, '—')}" for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)
+    ]
+
+
+def described_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``changed_settings`` in the Train page's words: "conv1 stride 1 → 2", not "model.conv1.stride: 1 → 2"."""
+    old, new = flatten_config(before), flatten_config(after)
+    return [
+        f"{setting_words(k)} {old.get(k, '—')} → {new.get(k, '—')}"
+        for k in dict.fromkeys([*old, *new])
+        if old.get(k) != new.get(k)
     ]
 
 
@@ -175,7 +185,7 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
                 "pooling": run.pooling,
                 "seed": run.seed,
                 "test_accuracy": run.test_accuracy,
-                "seconds_per_epoch": steady_epoch_seconds(store, run),
+                **steady_epoch_speed(store, run),
                 "per_class": per_class_accuracy(
                     np.array(preds["labels"]), np.array(preds["predictions"]), len(preds["classes"])
                 )
@@ -194,7 +204,10 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     summary = (
         runs.groupby("pooling")
         .agg(
-            mean=("test_accuracy", "mean"), n=("test_accuracy", "size"), seconds_per_epoch=("seconds_per_epoch", "mean")
+            mean=("test_accuracy", "mean"),
+            n=("test_accuracy", "size"),
+            seconds_per_epoch=("seconds_per_epoch", "mean"),
+            images_per_s=("images_per_s", "mean"),
         )
         .reset_index()
     )
@@ -214,18 +227,32 @@ def pooling_comparison(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
 
 
 EPOCH_TIME_HOW = (
-    "median time of the epochs after the first: the first pays the start-up (loading data, warming kernels), "
-    "which would favour whichever pooling happened to start second"
+    "Wall-clock time from one epoch's end to the next (its training steps, validation and checkpoint), the "
+    "median of the epochs after the first: the first pays the start-up (loading data, warming kernels), which "
+    "would favour whichever pooling happened to start second. The images/s beside it is the same measurement "
+    "(training images per epoch ÷ that time). Anything sharing the processor meanwhile (another run, a page "
+    "redrawing while it trains) makes an epoch slower, so compare times of runs that trained alone."
 )
 
 
-def steady_epoch_seconds(store: RunStore, run: Run) -> float:
-    """Seconds per epoch without the warm-up: the median of epochs 2, 3, … (epoch 1 alone when that is all)."""
-    elapsed = [m["elapsed"] for m in store.metrics(run.id, "epoch") if m["elapsed"] is not None]
+def steady_epoch_speed(store: RunStore, run: Run) -> dict[str, float]:
+    """Seconds per epoch without the warm-up (the median of epochs 2, 3, …; epoch 1 alone when that is all),
+    and the training images per second that time means, so the two numbers can never disagree."""
+    rows = [m for m in store.metrics(run.id, "epoch") if m["elapsed"] is not None]
+    elapsed = [m["elapsed"] for m in rows]
     steps = np.diff(elapsed)
     if len(steps):
-        return float(np.median(steps))
-    return elapsed[0] if elapsed else (run.seconds or 0.0) / max(run.epochs_done, 1)
+        seconds = float(np.median(steps))
+    else:
+        seconds = elapsed[0] if elapsed else (run.seconds or 0.0) / max(run.epochs_done, 1)
+    last = rows[-1] if rows else None
+    per_epoch = last["images_per_s"] * last["elapsed"] / last["epoch"] if last and last["images_per_s"] else 0.0
+    return {"seconds_per_epoch": seconds, "images_per_s": per_epoch / seconds if seconds > 0 else float("nan")}
+
+
+def steady_epoch_seconds(store: RunStore, run: Run) -> float:
+    """Seconds per epoch without the warm-up (see ``steady_epoch_speed``)."""
+    return steady_epoch_speed(store, run)["seconds_per_epoch"]
 
 
 def _waiting(members: list[Run]) -> str:
@@ -262,4 +289,35 @@ def _verdict(runs: pd.DataFrame) -> str:
     return (
         f"No clear winner: the gap ({abs(diff):.2f} points, {better} ahead) is within the seed-to-seed "
         f"spread (std up to {spread:.2f} points)."
+    )
+
+
+BUNDLED_TEST_SETS = {
+    "test_accuracy": "the 1,000 held-out sample digits",
+    "official_test_accuracy": "MNIST's 10,000 test digits",
+}
+
+
+def bundled_verdict(rows: list[dict[str, Any]]) -> str:
+    """What the bundled max and average pooling models show, measured (``checkpoint.bundled_checkpoints`` rows):
+    who is ahead on each test set, and why one pair cannot settle it (the article says max usually wins)."""
+    by_pool = {("max" if row["name"].endswith("max") else "avg"): row for row in rows}
+    if set(by_pool) != {"max", "avg"}:
+        return ""
+    leads, leaders = [], set()
+    for key, where in BUNDLED_TEST_SETS.items():
+        mx, av = by_pool["max"].get(key), by_pool["avg"].get(key)
+        if mx is None or av is None or mx != mx or av != av:
+            continue
+        ahead = "max" if mx > av else "average" if av > mx else None
+        gap = f"{100 * abs(mx - av):.2f} points" if ahead else "level"
+        leads.append(f"on {where}, {ahead + ' pooling is ahead by ' + gap if ahead else 'they are ' + gap}")
+        leaders.add(ahead)
+    if not leads:
+        return ""
+    swap = " (here the winner even changes with the test set)" if {"max", "average"} <= leaders else ""
+    return (
+        f"Measured: {'; '.join(leads)}. Each is one model trained once, so a gap this size is within what "
+        f"another seed changes{swap}. The article's “max usually wins” is a tendency over many runs: Compare "
+        "measures it fairly over several seeds."
     )

@@ -3,6 +3,7 @@
 from cnn_core.config.run import (  # the names callers use: ``from cnn_core.config import ...``
     ACTIVATIONS,
     AUTO_AUGMENT_BELOW,
+    BLOCK_WORDS,
     CONV_INTEGERS,
     DEVICES,
     LENET5_CONV,
@@ -23,6 +24,7 @@ from cnn_core.config.run import (  # the names callers use: ``from cnn_core.conf
     PRECISIONS,
     SCHEDULES,
     SEED_MAX,
+    SETTING_WORDS,
     TRAIN_INTEGERS,
     TRAIN_NUMBERS,
     ConvBlock,
@@ -30,6 +32,7 @@ from cnn_core.config.run import (  # the names callers use: ``from cnn_core.conf
     RunConfig,
     TrainConfig,
     load_config,
+    setting_words,
 )
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "POOLINGS",
     "OPTIMIZERS",
     "SCHEDULES",
+    "ONECYCLE_MIN_STEPS",
+    "ONECYCLE_PCT_START",
     "DEVICES",
     "PRECISIONS",
     "AUTO_AUGMENT_BELOW",
@@ -54,10 +59,11 @@ __all__ = [
     "MODEL_NUMBERS",
     "TRAIN_INTEGERS",
     "TRAIN_NUMBERS",
+    "BLOCK_WORDS",
+    "SETTING_WORDS",
+    "setting_words",
     "ConvBlock",
     "LENET5_CONV",
-    "ONECYCLE_MIN_STEPS",
-    "ONECYCLE_PCT_START",
     "ModelConfig",
     "TrainConfig",
     "RunConfig",

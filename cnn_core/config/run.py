@@ -85,6 +85,36 @@ TRAIN_NUMBERS = {  # TrainConfig field -> (lowest, highest, brackets)
 }
 
 
+# What the Train page calls each setting, for messages a person reads (never config paths like conv.0.kernel_size)
+BLOCK_WORDS = {
+    "out_channels": "filters",
+    "kernel_size": "filter size",
+    "stride": "stride",
+    "padding": "padding",
+    "pool": "pooling",
+    "pool_size": "pool size",
+    "pool_stride": "pool stride",
+}
+SETTING_WORDS = {
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "weight_decay": "weight decay",
+    "fc": "fully connected sizes",
+    "in_channels": "input channels",
+    "input_size": "input size",
+    "num_classes": "classes",
+}
+
+
+def setting_words(key: str) -> str:
+    """A flattened config key as the Train page names it: ``model.conv1.stride`` → "conv1 stride",
+    ``train.lr`` → "learning rate" (conv blocks numbered like layers, as ``compare.flatten_config`` does)."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[1].startswith("conv"):
+        return f"{parts[1]} {BLOCK_WORDS.get(parts[2], parts[2].replace('_', ' '))}"
+    return SETTING_WORDS.get(parts[-1], parts[-1].replace("_", " "))
+
+
 @dataclass(frozen=True)
 class ConvBlock:
     """One convolution (+ activation) optionally followed by a pooling layer."""

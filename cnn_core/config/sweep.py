@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cnn_core import safejson
-from cnn_core.config import SEED_MAX, RunConfig
+from cnn_core.config import BLOCK_WORDS, SEED_MAX, RunConfig, setting_words
 from cnn_core.errors import InvalidConfig
 
 if TYPE_CHECKING:
@@ -34,19 +34,6 @@ class SweepRefused(InvalidConfig):
     """A sweep spec that cannot run: unknown path, no trials, too many, or every configuration invalid."""
 
 
-# The Train page's words for what a path sets, so a person reads "conv1 filter size", not "conv.0.kernel_size"
-BLOCK_WORDS = {
-    "out_channels": "filters",
-    "kernel_size": "filter size",
-    "stride": "stride",
-    "padding": "padding",
-    "pool": "pooling",
-    "pool_size": "pool size",
-    "pool_stride": "pool stride",
-}
-SETTING_WORDS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay"}
-
-
 def parameter_words(path: str) -> str:
     """How the Train page names what ``path`` sets: ``model.conv.0.kernel_size`` → "conv1 filter size",
     ``model.conv.*.pool`` → "pooling (every block)", ``model.fc.0`` → "fc1 width", ``train.lr`` → "learning rate"."""
@@ -56,7 +43,7 @@ def parameter_words(path: str) -> str:
         return f"{field} (every block)" if parts[2] == "*" else f"conv{int(parts[2]) + 1} {field}"
     if parts[:2] == ["model", "fc"] and len(parts) == 3 and parts[2].isdigit():
         return f"fc{int(parts[2]) + 1} width"
-    return SETTING_WORDS.get(parts[-1], parts[-1].replace("_", " "))
+    return setting_words(path)
 
 
 @dataclass(frozen=True)

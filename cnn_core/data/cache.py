@@ -63,10 +63,12 @@ def load_image_folder(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     listing: Listing | None = None,
+    order: list[str] | None = None,
 ) -> tuple[FolderImages, bool]:
     """A folder's images decoded (or read from the cache in ``cache_dir``), and whether the cache was used.
-    ``listing``: the folder's ``list_images``, when the caller already has it (saves a second walk)."""
-    listing = listing if listing is not None else list_images(folder)
+    ``listing``: the folder's ``list_images``, when the caller already has it (saves a second walk); ``order``:
+    the classes' order (a named dataset's saved one)."""
+    listing = listing if listing is not None else list_images(folder, order=order)
     path = cache_dir / f"decoded-{cache_key(listing, size, channels, fit)[:32]}.safetensors" if cache_dir else None
     if path is not None and (cached := _read(path)) is not None:
         return cached, True

@@ -9,6 +9,7 @@ skipped and listed; what makes the whole folder unusable is one ``BadDataset`` l
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,26 +82,50 @@ def data_root_of(folder: Path) -> Path:
             return folder
 
 
-def list_images(folder: str | os.PathLike[str], max_images: int = MAX_IMAGES) -> Listing:
+DIGIT_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key for class names as a person orders them: "zero"…"nine" as the digits they name, and numbers
+    inside names by value (class2 before class10); everything else alphabetically, ignoring case."""
+    word = name.strip().lower()
+    if word in DIGIT_WORDS:
+        return (0, DIGIT_WORDS[word])
+    parts = re.split(r"(\d+)", word)
+    return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p), name)
+
+
+def class_order(found: list[str], order: list[str] | None = None) -> list[str]:
+    """The classes in ``order`` (a saved or chosen order; names not found are left out), the rest after them
+    in their natural order."""
+    first = [c for c in order or [] if c in found]
+    return first + sorted((c for c in found if c not in first), key=natural_key)
+
+
+def list_images(
+    folder: str | os.PathLike[str], max_images: int = MAX_IMAGES, order: list[str] | None = None
+) -> Listing:
     """Find every class folder and image file; refuses a folder with no or one class, or too many files.
 
-    A folder that changes while it is read (a file vanishes, a folder cannot be opened) is one line."""
+    Classes come in ``order`` when given (a dataset's saved order), else in their natural order. A folder that
+    changes while it is read (a file vanishes, a folder cannot be opened) is one line."""
     try:
-        return _list_images(Path(folder), max_images)
+        return _list_images(Path(folder), max_images, order)
     except CnnLabError:
         raise
     except OSError as err:
         raise storage_error(err, "reading the folder") from None  # the error's path says where
 
 
-def _list_images(folder: Path, max_images: int) -> Listing:
+def _list_images(folder: Path, max_images: int, order: list[str] | None) -> Listing:
     if not folder.is_dir():
         raise DatasetNotFound(f"{folder} is not a folder")
     root = data_root_of(folder)
     subs = {s.name.lower(): s for s in _subfolders(root)}
     parts = [(subs["train"], False)] + ([(subs["test"], True)] if "test" in subs else []) if "train" in subs else []
     class_dirs = _subfolders(parts[0][0]) if parts else _subfolders(root)
-    classes = [escape_controls(d.name) for d in class_dirs]  # names from the user's files: shown, never obeyed
+    # names from the user's files: shown, never obeyed
+    classes = class_order([escape_controls(d.name) for d in class_dirs], order)
     _check_classes(classes, root)
     files: list[tuple[str, int, bool, int, int]] = []
     skipped: list[tuple[str, str]] = []

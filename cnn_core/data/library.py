@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -220,6 +220,35 @@ def library_images(entry: LibraryDataset, progress: Progress | None = None) -> F
     """The dataset's decoded images: from its cache, or decoded again if its files changed."""
     folder = folder_of(entry.name)
     images, _ = load_image_folder(
-        folder / "images", entry.size, entry.channels_option, entry.fit, cache_dir=folder, progress=progress
+        folder / "images",
+        entry.size,
+        entry.channels_option,
+        entry.fit,
+        cache_dir=folder,
+        progress=progress,
+        order=entry.classes,  # the order saved when it was added (or chosen since): its labels stay as they were
     )
     return images
+
+
+def set_class_order(name: str, classes: list[str]) -> LibraryDataset:
+    """Give dataset ``name`` a new order of its classes (label 0 is the first): the same names, reordered.
+    Runs trained before keep the order they were trained with (it is saved with their checkpoints)."""
+    entry = get_dataset(name)
+    if sorted(classes) != sorted(entry.classes):
+        missing = sorted(set(entry.classes) - set(classes))
+        extra = sorted(set(classes) - set(entry.classes))
+        raise BadDataset(
+            f"the order must name each of the {len(entry.classes)} classes once"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not classes of {name}: {', '.join(extra)}" if extra else "")
+        )
+    at = [entry.classes.index(c) for c in classes]
+    reordered = replace(
+        entry,
+        classes=list(classes),
+        train_counts=[entry.train_counts[i] for i in at],
+        test_counts=[entry.test_counts[i] for i in at],
+    )
+    atomic_write(folder_of(name) / "dataset.json", json.dumps(asdict(reordered), indent=1).encode())
+    return reordered

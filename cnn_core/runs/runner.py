@@ -140,6 +140,7 @@ def epoch_metadata(event: Event, data: Dataset) -> dict[str, Any]:
 
 
 def data_records(dataset: str, classes: list[str], preprocess: str) -> dict[str, Any]:
+    """The data a checkpoint's model was trained on: what Explain, Filters and predict need for an outside image."""
     return {"dataset": dataset, "classes": classes, "preprocess": preprocess}
 
 

@@ -344,6 +344,7 @@ class RunStore:
         if not name.strip():
             raise InvalidRunName("a run name cannot be empty")
         name = _clean_name(name)
+        self.run_dir(run_id)  # the id is checked before any connection
         with self.transaction(write=True) as con:  # checked and written in one transaction: no twin slips in between
             taken = con.execute(
                 "SELECT id FROM runs WHERE name = ? COLLATE NOCASE AND id != ? LIMIT 1", (name, run_id)

@@ -27,7 +27,7 @@ def test_a_folder_path_becomes_a_dataset_with_its_counts_and_samples(tmp_path):
     assert "None yet" in at.info[0].value
     submit(at, "shapes", str(folder))
     assert not at.exception and not at.error
-    assert "Added **shapes**: 21 images in 3 classes (1 files skipped)" in at.success[0].value
+    assert "Added **shapes**: 21 images in 3 classes (1 file skipped)" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"images": "21", "classes": "3", "input": "32×32", "colour": "RGB"}
     assert ["images per class" in c.proto.spec for c in at.get("vega_lite_chart")] == [True]
@@ -60,3 +60,23 @@ def test_a_dataset_is_deleted_after_confirming(tmp_path):
     at.checkbox(key="data.confirm").check().run()
     at.button(key="data.delete").click().run()
     assert not at.exception and list_datasets() == [] and "None yet" in at.info[0].value
+
+
+def test_the_class_order_is_shown_natural_and_can_be_changed(tmp_path):
+    from cnn_core.data import load_dataset
+
+    folder = make_image_folder(tmp_path / "shapes", per_class=6, classes=("red-disc", "green-square", "blue-disc"))
+    for old, new in (("red-disc", "two"), ("green-square", "ten"), ("blue-disc", "one")):
+        (folder / old).rename(folder / new)
+    at = submit(open_page(), "counted", str(folder))
+    order = next(t for t in at.text_area if t.label.startswith("Class order"))
+    assert order.value == "one\ntwo\nten"  # not alphabetical (one, ten, two): numbers as numbers
+    order.set_value("ten\none\ntwo")
+    next(b for b in at.button if b.label == "Save the order").click().run()
+    assert not at.exception and not at.error
+    assert list_datasets()[0].classes == ["ten", "one", "two"]
+    assert load_dataset("counted").classes == ["ten", "one", "two"]  # what a run trains with
+    order = next(t for t in at.text_area if t.label.startswith("Class order"))
+    order.set_value("ten\none")
+    next(b for b in at.button if b.label == "Save the order").click().run()
+    assert at.error[0].value == "the order must name each of the 3 classes once; missing: two"

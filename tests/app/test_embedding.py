@@ -51,3 +51,22 @@ def test_a_runs_epochs_play_back_with_a_separation_score_per_epoch(small_data):
     assert '"epoch 1 of 3"' in next(c for c in at.get("vega_lite_chart") if "component 1" in c.proto.spec).proto.spec
     at.button(key="embedding.play").click().run()  # from epoch 1: plays on
     assert at.session_state["embedding.playing"] and at.button(key="embedding.play").label == "⏸ Pause"
+
+
+@pytest.mark.slow
+def test_another_model_starts_on_its_last_epoch_with_no_dot_chosen(small_data):
+    store = RunStore()
+    ids = []
+    for name in ("first", "second"):
+        run_id = store.create(RunConfig(train=TrainConfig(epochs=3, batch_size=64, device="cpu")), "mnist", name=name)
+        execute_run(store, run_id, data=small_data)
+        ids.append(run_id)
+    at = open_page()
+    at.selectbox(key="embedding.model").set_value(f"run: first ({ids[0]})").run()
+    at.slider(key="embedding.epoch").set_value(1).run()
+    at.session_state["embedding.chart"] = {"selection": {"point": [{"index": 7}]}}  # a clicked dot
+    at.run()
+    assert any(i.captions == ["test image #7 · " + i.captions[0].rsplit(" · ", 1)[1]] for i in at.get("image"))
+    at.selectbox(key="embedding.model").set_value(f"run: second ({ids[1]})").run()
+    assert at.slider(key="embedding.epoch").value == 3  # its last epoch, not the first run's epoch 1
+    assert any("Click a dot" in c.value for c in at.caption)  # the dot was the other model's

@@ -237,6 +237,7 @@ def test_predict_first_asks_scores_and_moves_on(at):
     assert at.metric[0].value == "1" and at.metric[1].value in ("0/1", "1/1")
     verdict = next(m.value for m in at.markdown if "the model answered" in m.value)
     assert verdict.startswith(("✅ Right", "❌ Not this time"))
+    assert "the image is labelled **" in verdict and " is a **" not in verdict  # never "is a 8"
     assert any("Integrated Gradients" in c for i in at.image for c in i.captions)
     at.button(key="explain.quiz.next").click().run()
     assert at.metric[0].value == "1" and at.button(key="explain.quiz.reveal").disabled  # the score stays

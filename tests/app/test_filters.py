@@ -225,3 +225,19 @@ def test_a_sweeps_trials_are_one_entry_and_the_picker_opens_on_the_best_run():
     assert picker.value == "sweep: lr (2 trials)"
     trial = at.selectbox(key="filters.trial")
     assert trial.value == f"run: good trial ({best})" and len(trial.options) == 2
+
+
+def test_a_link_to_a_sweeps_trial_opens_its_sweep_on_that_trial():
+    from cnn_core.config.sweep import SweepConfig
+    from cnn_core.explain.filters import run_label
+
+    store = RunStore()
+    sweep = store.sweeps.create(SweepConfig.from_dict({"space": {"train.lr": {"grid": [0.01, 0.1]}}, "name": "lr"}))
+    _finished_run(store, "best trial", group=sweep, accuracy=0.98)
+    other = _finished_run(store, "other trial", group=sweep, accuracy=0.50)
+    at = AppTest.from_file(str(ROOT / "views" / "filters.py"), default_timeout=60)
+    at.session_state["filters.model"] = run_label(store.get(other))  # what the Sweep page's "Open on Filters" sets
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="filters.model").value == "sweep: lr (2 trials)"
+    assert at.selectbox(key="filters.trial").value == f"run: other trial ({other})"

@@ -7,7 +7,7 @@ from cnn_core.config import RunConfig
 from cnn_core.runs import RunStore, Status
 from tests.conftest import ROOT
 
-STEPS = ["Concepts", "Train", "Compare", "Filters & feature maps", "Explain"]
+STEPS = ["Concepts", "Data", "Train", "Compare", "Sweep", "Filters & feature maps", "Embedding", "Explain"]
 
 
 def home() -> AppTest:
@@ -35,11 +35,12 @@ def test_home_page_shows_device_and_bundled_checkpoints():
     assert (bundled(at)["test_accuracy"] > 0.97).all()
 
 
-def test_home_shows_the_pages_as_five_steps_in_order_each_a_link_with_one_line_above_the_rest():
+def test_home_shows_every_page_as_a_step_in_order_each_a_link_with_one_line_above_the_rest():
     at = home()
     links = at.get("page_link")[: len(STEPS)]
     assert [link.value for link in links] == STEPS  # titles as app.py declares them
-    assert [link.proto.page for link in links] == ["concepts", "train", "compare", "filters", "explain"]
+    pages = ["concepts", "data", "train", "compare", "sweep", "filters", "embedding", "explain"]
+    assert [link.proto.page for link in links] == pages  # none skipped (Data, Sweep and Embedding were)
     assert len(at.caption) >= len(STEPS) and all(c.value for c in at.caption[: len(STEPS)])
     headings = [h.value for h in at.subheader]
     assert headings.index("Where to start") < headings.index("Bundled models")
@@ -85,3 +86,10 @@ def test_a_broken_run_store_is_one_warning_and_the_rest_of_home_still_works(priv
     assert [w.value for w in at.warning if w.value.startswith("Your runs cannot be shown")]
     assert [link.value for link in at.get("page_link")] == STEPS
     assert list(bundled(at)["name"]) == ["lenet5-mnist-max", "lenet5-mnist-avg"]
+
+
+def test_the_bundled_models_come_with_what_their_measured_comparison_shows():
+    at = home()
+    said = next(c.value for c in at.caption if c.value.startswith("Measured:"))
+    assert "average pooling is ahead by 0.80 points" in said and "max pooling is ahead by 0.10 points" in said
+    assert "one model trained once" in said and "max usually wins" in said

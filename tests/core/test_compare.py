@@ -3,13 +3,17 @@
 from dataclasses import asdict, replace
 from types import SimpleNamespace
 
+import pytest
+
 from cnn_core.compare import (
     changed_settings,
     comparison_title,
     confident_mistakes,
+    described_changes,
     pooling_comparison,
     pooling_pair,
     steady_epoch_seconds,
+    steady_epoch_speed,
 )
 from cnn_core.config import LENET5_CONV, ModelConfig, RunConfig, TrainConfig
 from cnn_core.data import unavailable_reason
@@ -47,6 +51,17 @@ def test_epoch_time_is_the_median_after_the_first_epoch():
     for epoch, elapsed in enumerate([1.62, 2.08, 2.55, 3.00], start=1):  # the first pays the cold start
         store.log_metric(run_id, {"kind": "epoch", "epoch": epoch, "elapsed": elapsed})
     assert abs(steady_epoch_seconds(store, store.get(run_id)) - 0.46) < 1e-9
+
+
+def test_the_images_per_second_beside_an_epoch_time_come_from_the_same_measurement():
+    """3,600 images an epoch in 0.6 s is 6,000 images/s: the two numbers shown side by side cannot disagree."""
+    store = RunStore()
+    run_id = store.create(RunConfig(), "mnist", claim=True)
+    for epoch, elapsed in enumerate([1.2, 1.8, 2.4], start=1):
+        images_per_s = 3600 * epoch / elapsed  # as train() reports it: every image so far over the time so far
+        store.log_metric(run_id, {"kind": "epoch", "epoch": epoch, "elapsed": elapsed, "images_per_s": images_per_s})
+    speed = steady_epoch_speed(store, store.get(run_id))
+    assert speed["seconds_per_epoch"] == pytest.approx(0.6) and speed["images_per_s"] == pytest.approx(6000)
 
 
 def test_the_most_confident_mistakes_come_first():
@@ -91,3 +106,15 @@ def test_only_datasets_on_this_machine_count_as_available(tmp_path):
     ):
         (raw / stem).write_bytes(b"")
     assert unavailable_reason("kmnist", root=tmp_path) is None
+
+
+def test_a_change_is_described_in_the_train_pages_words():
+    before = {"model": RunConfig().model.to_dict(), "train": {"lr": 0.001}}
+    after = {"model": {**before["model"], "activation": "tanh"}, "train": {"lr": 0.01}}
+    after["model"]["conv"] = [dict(b) for b in before["model"]["conv"]]
+    after["model"]["conv"][0]["kernel_size"] = 3
+    assert described_changes(before, after) == [
+        "activation relu → tanh",
+        "conv1 filter size 5 → 3",
+        "learning rate 0.001 → 0.01",
+    ]

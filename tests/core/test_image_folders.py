@@ -171,3 +171,24 @@ def test_photo_steps_show_each_stage_and_end_at_the_model_input():
     assert steps.square.size == (30, 30) and steps.resized.shape == (32, 32, 3)
     assert steps.model_input.shape == (1, 32, 32) and 0 < steps.model_input.max() <= 1
     assert photo_steps(photo, 32, 3, "pad").model_input.shape == (3, 32, 32)
+
+
+def _named_classes(folder, names, per_class=2):
+    from tests.imagesets import draw_image
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            draw_image((200, 40, 40), "ellipse", rng).save(folder / name / f"{i}.png")
+    return folder
+
+
+def test_classes_come_in_their_natural_order_numbers_as_numbers_and_digit_words_as_digits(tmp_path):
+    words = ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "Zero"]
+    assert list_images(_named_classes(tmp_path / "words", words)).classes == [
+        "Zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"
+    ]  # fmt: skip
+    numbered = _named_classes(tmp_path / "numbered", ["class10", "class2", "class1", "apple"])
+    assert list_images(numbered).classes == ["apple", "class1", "class2", "class10"]
+    assert list_images(numbered, order=["class10", "apple"]).classes == ["class10", "apple", "class1", "class2"]

@@ -57,3 +57,16 @@ def test_epoch_checkpoints_saved_without_their_records_are_repaired_from_the_fin
         )
         assert json.loads(path.with_suffix(".json").read_text())["preprocess"] == "photo:crop"
     assert repair_epoch_records(store) == []  # once repaired, nothing to do
+
+
+@pytest.mark.slow
+def test_the_job_manager_repairs_old_epoch_records_when_the_app_starts(colour_folder):
+    from cnn_core.jobs import JobManager
+
+    store = RunStore()
+    run_id = colour_run(store, colour_folder)
+    first = store.epoch_checkpoints(run_id)[0]
+    old = load_checkpoint(first)
+    save_checkpoint(first, old.model, old.config, {"epoch": 1})  # as an older version saved it
+    JobManager(store, start_thread=False)
+    assert load_checkpoint(first).preprocess == "photo:crop"

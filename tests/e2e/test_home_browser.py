@@ -30,10 +30,10 @@ def test_a_deep_link_on_a_fresh_server_runs_through_app_py(browser, tmp_path):
         stop_app(proc)
 
 
-STEPS = ["Concepts", "Train", "Compare", "Filters & feature maps", "Explain"]
+STEPS = ["Concepts", "Data", "Train", "Compare", "Sweep", "Filters & feature maps", "Embedding", "Explain"]
 
 
-def test_home_shows_the_five_steps_in_order_and_the_first_leads_to_concepts(page, app_url):
+def test_home_shows_every_step_in_order_and_the_first_leads_to_concepts(page, app_url):
     page.goto(app_url)
     steps = page.locator(".st-key-home-path").get_by_test_id("stPageLink-NavLink")
     expect(steps).to_have_count(len(STEPS))

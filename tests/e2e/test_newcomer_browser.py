@@ -140,7 +140,7 @@ def test_an_impossible_layer_keeps_the_table_and_says_what_caused_it(page, store
     expect(page.get_by_text("(28 − 3 + 2·2) / 1 + 1 = 30")).to_be_visible()  # the page has rerun
     page.get_by_role("slider", name="stride").first.focus()
     page.keyboard.press("ArrowRight")  # conv1 stride 1 -> 2
-    expect(page.get_by_text("Made impossible by your change: model.conv1.stride: 1 → 2")).to_be_visible()
+    expect(page.get_by_text("Made impossible by your change: conv1 stride 1 → 2")).to_be_visible()
     table = page.locator("[data-testid='stTable']")
     expect(table).to_contain_text("conv2")
     expect(table).to_contain_text("impossible")
