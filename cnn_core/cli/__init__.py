@@ -11,4 +11,4 @@ from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cl
     startup_done,
 )
 
-__all__ = ["run", "startup_done", "main", "cmd_summary", "cmd_train", "cmd_predict", "cmd_worker", "cmd_runs"]
+__all__ = ["cmd_predict", "cmd_runs", "cmd_summary", "cmd_train", "cmd_worker", "main", "run", "startup_done"]

@@ -8,4 +8,4 @@ from cnn_core.model.network import (  # the names callers use: ``from cnn_core.m
     count_params,
 )
 
-__all__ = ["ACTIVATION_MODULES", "Normalize", "ConvNet", "build_model", "count_params"]
+__all__ = ["ACTIVATION_MODULES", "build_model", "ConvNet", "count_params", "Normalize"]
