@@ -27,6 +27,7 @@ from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweep.callback import LISTENERS, Progress, TrialRecorder
 from cnn_core.sweep.config import SweepConfig
 from cnn_core.sweep.preflight import check_resources
+from cnn_core.sweep.reaper import start_reaper
 from cnn_core.sweep.space import plan, tune_space
 
 EXPERIMENT = "tune"  # Tune's experiment folder name inside the storage path
@@ -70,6 +71,8 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         handler.addFilter(_NO_TRACEBACK)  # once: the same instance
     try:
         cluster = start_ray(sweep.address)
+        if not sweep.address:  # Ray's agents outlive a SIGKILLed driver by a minute unless someone ends them
+            start_reaper(os.getpid())
         store.sweeps.start(sweep_id, os.getpid(), cluster)
         check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")
         if not sweep.invalid:

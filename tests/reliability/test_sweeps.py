@@ -166,6 +166,12 @@ def test_a_sweep_whose_run_store_fills_its_disk_ends_with_one_line(sandbox, smal
     assert time.monotonic() - began < 180
 
 
+def ray_started(runs: Path) -> dict | None:
+    """What the sweep's driver recorded of Ray once it started (None before)."""
+    sweeps = RunStore(runs).sweeps.list() if (runs / "runs.db").exists() else []
+    return sweeps[0].cluster if sweeps else None
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -183,12 +189,7 @@ def test_sigterm_to_a_sweep_ends_it_interrupted_without_rays_stack_dump(sandbox,
         sandbox.command("sweep", spec), cwd=sandbox.cwd, env=sandbox.environ(), stderr=subprocess.PIPE, text=True
     )
     try:
-
-        def started():
-            sweeps = RunStore(sandbox.runs).sweeps.list() if (sandbox.runs / "runs.db").exists() else []
-            return sweeps and sweeps[0].cluster
-
-        wait_for(started, 120, "Ray started")  # Ray's C++ core has installed its signal handlers by now
+        wait_for(lambda: ray_started(sandbox.runs), 120, "Ray started")  # its C++ signal handlers are in by now
         proc.terminate()
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -198,3 +199,39 @@ def test_sigterm_to_a_sweep_ends_it_interrupted_without_rays_stack_dump(sandbox,
     assert proc.returncode == 130 and stderr.rstrip().endswith("interrupted")
     [sweep] = RunStore(sandbox.runs).sweeps.list()
     assert sweep.status == "interrupted" and "resume it" in sweep.error
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_after_kill_9_of_a_driver_its_ray_processes_end_within_seconds(sandbox, small_idx):
+    """Ray's DashboardAgent and RuntimeEnvAgent used to outlive a SIGKILLed driver by a minute."""
+    from cnn_core.sweep.reaper import descendants
+
+    spec = write_spec(sandbox.root, data_dir=str(small_idx), space={"train.lr": {"grid": [0.01, 0.02, 0.03, 0.04]}})
+    proc = subprocess.Popen(
+        sandbox.command("sweep", spec), cwd=sandbox.cwd, env=sandbox.environ(), stderr=subprocess.DEVNULL
+    )
+    ray_processes = []
+    try:
+        wait_for(lambda: ray_started(sandbox.runs), 120, "Ray started")
+        ray_processes = descendants(proc.pid)
+        names = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in ray_processes if alive(pid)}
+        assert {b"ray::DashboardAgent", b"ray::RuntimeEnvAgent"} <= names, names
+        proc.kill()
+        proc.wait()
+        began = time.monotonic()
+        while any(alive(pid) for pid in ray_processes) and time.monotonic() - began < 20:
+            time.sleep(0.5)
+        left = [pid for pid in ray_processes if alive(pid)]
+        assert not left, f"still alive {time.monotonic() - began:.0f} s after the driver: {left}"
+    finally:
+        proc.kill()
+        for pid in ray_processes:  # ours, by PID: never by name
+            if alive(pid):
+                os.kill(pid, 9)
