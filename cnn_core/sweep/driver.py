@@ -72,7 +72,7 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
     try:
         cluster = start_ray(sweep.address)
         if not sweep.address:  # Ray's agents outlive a SIGKILLed driver by a minute unless someone ends them
-            start_reaper(os.getpid())
+            start_reaper(os.getpid(), store.root, sweep_id)
         store.sweeps.start(sweep_id, os.getpid(), cluster)
         check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")
         if not sweep.invalid:

@@ -4,8 +4,10 @@ Ray fate-shares its GCS and raylet with the driver that started them, but the ra
 (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) first try to report the raylet's death to the GCS, which is
 dead too, and wait out a 60-second timeout (Ray 2.60, ``ray/_private/process_watcher.py``). A driver killed by
 SIGKILL cannot clean up after itself, so at start it leaves this small watcher in a session of its own:
-``python -m cnn_core.sweep.reaper DRIVER_PID PID:START_TIME ...``. It sleeps until the driver is gone, then kills
-the listed processes that are still the same processes (same start time: never a reused PID).
+``python -m cnn_core.sweep.reaper DRIVER_PID RUNS_DIR SWEEP_ID PID:START_TIME ...``. It sleeps until the driver
+is gone, kills the listed processes that are still the same processes (same start time: never a reused PID), and
+records on the sweep, should the driver have left it running, that its driver ended without saying why, with the
+last error Ray's core logged for it (a driver that Ray's C++ core ends, or a SIGKILL, runs no Python at all).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ POLL_SECONDS = 0.5
 GRACE_SECONDS = 2.0  # Ray's own fate-sharing ends the GCS, the raylet and the workers within this
 
 
-def start_reaper(driver_pid: int) -> subprocess.Popen | None:
-    """Watch ``driver_pid``'s Ray processes (its descendants, as they are once ``ray.init`` returned)."""
+def start_reaper(driver_pid: int, runs_dir: str | os.PathLike, sweep_id: str) -> subprocess.Popen | None:
+    """Watch ``driver_pid``'s Ray processes (its descendants, as they are once ``ray.init`` returned) and its
+    sweep."""
     listed = [f"{pid}:{started}" for pid in descendants(driver_pid) if (started := start_time(pid)) is not None]
     if not listed or not Path("/proc").is_dir():  # Linux only: elsewhere Ray's own timeouts apply
         return None
     return subprocess.Popen(
-        [sys.executable, "-m", "cnn_core.sweep.reaper", str(driver_pid), *listed],
+        [sys.executable, "-m", "cnn_core.sweep.reaper", str(driver_pid), os.fspath(runs_dir), sweep_id, *listed],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -35,11 +38,14 @@ def start_reaper(driver_pid: int) -> subprocess.Popen | None:
     )
 
 
-def watch(driver_pid: int, listed: list[str]) -> list[int]:
-    """Wait for the driver to end, then kill what is left of the listed processes; the PIDs killed."""
+def watch(driver_pid: int, listed: list[str]) -> tuple[list[int], str | None]:
+    """Wait for the driver to end, then kill what is left of the listed processes; the PIDs killed, and the
+    last error Ray's core logged in the driver."""
     driver_started = start_time(driver_pid)
+    logs = ray_log_dir(listed)
     while driver_started is not None and start_time(driver_pid) == driver_started:
         time.sleep(POLL_SECONDS)
+    last_words = ray_error(logs, driver_pid) if logs else None
     time.sleep(GRACE_SECONDS)
     killed = []
     for item in listed:
@@ -50,7 +56,45 @@ def watch(driver_pid: int, listed: list[str]) -> list[int]:
                 killed.append(int(pid))
             except OSError:
                 continue
-    return killed
+    return killed, last_words
+
+
+def record_end(runs_dir: str, sweep_id: str, driver_pid: int, ray_said: str | None) -> None:
+    """Mark a sweep its driver left active as ended, saying so (nothing changes for a sweep that ended)."""
+    from cnn_core.runs import RunStore
+    from cnn_core.safetext import escape_controls
+
+    said = f"; Ray's core logged: {escape_controls(ray_said)[:300]}" if ray_said else ""
+    RunStore(runs_dir).sweeps.interrupt(
+        sweep_id,
+        f"the sweep's driver (pid {driver_pid}) ended without recording why (a SIGKILL, the out-of-memory killer or "
+        f"Ray's core ending it){said}; finished trials are kept, resume it to finish the rest",
+    )
+
+
+def ray_log_dir(listed: list[str]) -> Path | None:
+    """The Ray session's log folder, from its processes' command lines (``--log_dir=...``)."""
+    for item in listed:
+        try:
+            args = Path(f"/proc/{item.partition(':')[0]}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for arg in args:
+            if arg.startswith((b"--log_dir=", b"--log-dir=")):
+                return Path(os.fsdecode(arg.partition(b"=")[2]))
+    return None
+
+
+def ray_error(logs: Path, driver_pid: int) -> str | None:
+    """The last error or fatal line Ray's core logged in the driver process (``[time E pid tid] file:line: ...``)."""
+    for path in logs.glob(f"python-core-driver-*_{driver_pid}.log"):
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-2000:]
+        except OSError:
+            return None
+        errors = [line for line in lines if " E " in line[:40] or " F " in line[:40]]
+        return errors[-1].split("] ", 1)[-1].strip() if errors else None
+    return None
 
 
 def start_time(pid: int) -> str | None:
@@ -79,5 +123,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def main(argv: list[str]) -> None:
+    driver_pid, runs_dir, sweep_id, listed = int(argv[0]), argv[1], argv[2], argv[3:]
+    _killed, ray_said = watch(driver_pid, listed)
+    try:
+        record_end(runs_dir, sweep_id, driver_pid, ray_said)
+    except Exception:  # a store that cannot be written: `cnn-lab sweeps` marks the sweep when it can
+        pass
+
+
 if __name__ == "__main__":
-    watch(int(sys.argv[1]), sys.argv[2:])
+    main(sys.argv[1:])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_core.runs import RunStore
+from cnn_core.runs import RunStore, SweepStatus
 from tests.core import test_sweep_ray
 from tests.reliability.conftest import error_line, last_error
 
@@ -210,7 +210,8 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_after_kill_9_of_a_driver_its_ray_processes_end_within_seconds(sandbox, small_idx):
-    """Ray's DashboardAgent and RuntimeEnvAgent used to outlive a SIGKILLed driver by a minute."""
+    """Ray's DashboardAgent and RuntimeEnvAgent used to outlive a SIGKILLed driver by a minute, and the sweep
+    stayed ``running`` until something listed the sweeps; now both end within seconds, the sweep saying why."""
     from cnn_core.sweep.reaper import descendants
 
     spec = write_spec(sandbox.root, data_dir=str(small_idx), space={"train.lr": {"grid": [0.01, 0.02, 0.03, 0.04]}})
@@ -230,6 +231,8 @@ def test_after_kill_9_of_a_driver_its_ray_processes_end_within_seconds(sandbox, 
             time.sleep(0.5)
         left = [pid for pid in ray_processes if alive(pid)]
         assert not left, f"still alive {time.monotonic() - began:.0f} s after the driver: {left}"
+        [sweep] = wait_for(lambda: RunStore(sandbox.runs).sweeps.list(status=(SweepStatus.INTERRUPTED,)), 20, "ended")
+        assert "the sweep's driver (pid " in sweep.error and "ended without recording why" in sweep.error
     finally:
         proc.kill()
         for pid in ray_processes:  # ours, by PID: never by name
