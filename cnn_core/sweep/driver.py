@@ -70,9 +70,9 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
     for handler in logging.getLogger("ray").handlers:  # what Ray and Tune print reaches the terminal here
         handler.addFilter(_NO_TRACEBACK)  # once: the same instance
     try:
-        cluster = start_ray(sweep.address)
-        if not sweep.address:  # Ray's agents outlive a SIGKILLed driver by a minute unless someone ends them
+        if not sweep.address:  # before Ray starts: its agents outlive a killed driver by a minute otherwise
             start_reaper(os.getpid(), store.root, sweep_id)
+        cluster = start_ray(sweep.address)
         store.sweeps.start(sweep_id, os.getpid(), cluster)
         check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")
         if not sweep.invalid:

@@ -4,10 +4,11 @@ Ray fate-shares its GCS and raylet with the driver that started them, but the ra
 (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) first try to report the raylet's death to the GCS, which is
 dead too, and wait out a 60-second timeout (Ray 2.60, ``ray/_private/process_watcher.py``). A driver killed by
 SIGKILL cannot clean up after itself, so at start it leaves this small watcher in a session of its own:
-``python -m cnn_core.sweep.reaper DRIVER_PID RUNS_DIR SWEEP_ID PID:START_TIME ...``. It sleeps until the driver
-is gone, kills the listed processes that are still the same processes (same start time: never a reused PID), and
-records on the sweep, should the driver have left it running, that its driver ended without saying why, with the
-last error Ray's core logged for it (a driver that Ray's C++ core ends, or a SIGKILL, runs no Python at all).
+``python -m cnn_core.sweep.reaper DRIVER_PID RUNS_DIR SWEEP_ID``. While the driver lives it notes the driver's
+descendants twice a second (so a signal during ``ray.init`` leaks nothing either); once it is gone, it kills those
+still alive (by PID and start time: never a reused PID), and records on the sweep, should the driver have left it
+running, that its driver ended without saying why, with the last error Ray's core logged for it (a driver that
+Ray's C++ core ends, or a SIGKILL, runs no Python at all).
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ GRACE_SECONDS = 2.0  # Ray's own fate-sharing ends the GCS, the raylet and the w
 
 
 def start_reaper(driver_pid: int, runs_dir: str | os.PathLike, sweep_id: str) -> subprocess.Popen | None:
-    """Watch ``driver_pid``'s Ray processes (its descendants, as they are once ``ray.init`` returned) and its
-    sweep."""
-    listed = [f"{pid}:{started}" for pid in descendants(driver_pid) if (started := start_time(pid)) is not None]
-    if not listed or not Path("/proc").is_dir():  # Linux only: elsewhere Ray's own timeouts apply
+    """Watch ``driver_pid``'s processes (Ray's, as they come: start it before ``ray.init``) and its sweep."""
+    if not Path("/proc").is_dir():  # Linux only: elsewhere Ray's own timeouts apply
         return None
     return subprocess.Popen(
-        [sys.executable, "-m", "cnn_core.sweep.reaper", str(driver_pid), os.fspath(runs_dir), sweep_id, *listed],
+        [sys.executable, "-m", "cnn_core.sweep.reaper", str(driver_pid), os.fspath(runs_dir), sweep_id],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -38,22 +37,23 @@ def start_reaper(driver_pid: int, runs_dir: str | os.PathLike, sweep_id: str) ->
     )
 
 
-def watch(driver_pid: int, listed: list[str]) -> tuple[list[int], str | None]:
-    """Wait for the driver to end, then kill what is left of the listed processes; the PIDs killed, and the
-    last error Ray's core logged in the driver."""
-    driver_started = start_time(driver_pid)
-    logs = ray_log_dir(listed)
+def watch(driver_pid: int) -> tuple[list[int], str | None]:
+    """Note the driver's descendants while it lives, then kill what is left of them once it is gone; the PIDs
+    killed, and the last error Ray's core logged in the driver."""
+    driver_started, seen = start_time(driver_pid), {}
     while driver_started is not None and start_time(driver_pid) == driver_started:
+        seen.update({pid: started for pid in descendants(driver_pid) if (started := start_time(pid)) is not None})
+        seen.pop(os.getpid(), None)
         time.sleep(POLL_SECONDS)
+    logs = ray_log_dir(list(seen))
     last_words = ray_error(logs, driver_pid) if logs else None
     time.sleep(GRACE_SECONDS)
     killed = []
-    for item in listed:
-        pid, _, started = item.partition(":")
-        if pid.isdigit() and start_time(int(pid)) == started:  # the same process, not a reused PID
+    for pid, started in seen.items():
+        if start_time(pid) == started:  # the same process, not a reused PID
             try:
-                os.kill(int(pid), signal.SIGKILL)
-                killed.append(int(pid))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
             except OSError:
                 continue
     return killed, last_words
@@ -72,11 +72,11 @@ def record_end(runs_dir: str, sweep_id: str, driver_pid: int, ray_said: str | No
     )
 
 
-def ray_log_dir(listed: list[str]) -> Path | None:
+def ray_log_dir(pids: list[int]) -> Path | None:
     """The Ray session's log folder, from its processes' command lines (``--log_dir=...``)."""
-    for item in listed:
+    for pid in pids:
         try:
-            args = Path(f"/proc/{item.partition(':')[0]}/cmdline").read_bytes().split(b"\0")
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         for arg in args:
@@ -124,8 +124,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def main(argv: list[str]) -> None:
-    driver_pid, runs_dir, sweep_id, listed = int(argv[0]), argv[1], argv[2], argv[3:]
-    _killed, ray_said = watch(driver_pid, listed)
+    driver_pid, runs_dir, sweep_id = int(argv[0]), argv[1], argv[2]
+    _killed, ray_said = watch(driver_pid)
     try:
         record_end(runs_dir, sweep_id, driver_pid, ray_said)
     except Exception:  # a store that cannot be written: `cnn-lab sweeps` marks the sweep when it can
