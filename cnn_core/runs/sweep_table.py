@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import RunNotFound
+from cnn_core.runs.run import Run, Status
 from cnn_core.runs.sweep_record import SWEEP_ACTIVE, SWEEP_ID, SWEEP_RESUMABLE, Sweep, SweepStatus, SweepTrial
 from cnn_core.safetext import escape_controls
 
@@ -29,6 +30,7 @@ class Runs(Protocol):
     def root(self) -> Path: ...
     def transaction(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
     def interrupt(self, run_id: str, error: str) -> None: ...
+    def list(self, status: tuple[Status, ...] | None = None, group: str | None = None) -> builtins.list[Run]: ...
 
 
 SCHEMA = """
@@ -146,8 +148,10 @@ class SweepTable:
     def interrupt(self, sweep_id: str, error: str, status: SweepStatus = SweepStatus.INTERRUPTED) -> None:
         """End an active sweep from outside its driver; its unfinished trials become interrupted runs."""
         if self._set(sweep_id, SWEEP_ACTIVE, status=status, finished=time.time(), error=error):
-            for trial in self.trials(sweep_id):
-                self.store.interrupt(trial.run_id, "the sweep's driver stopped before this trial finished")
+            # its trials, and a run the driver created but had not yet listed as one when it died
+            runs = {t.run_id for t in self.trials(sweep_id)} | {r.id for r in self.store.list(group=sweep_id)}
+            for run_id in sorted(runs):
+                self.store.interrupt(run_id, "the sweep's driver stopped before this trial finished")
 
     def request_stop(self, sweep_id: str) -> None:
         """Ask a sweep to stop; a queued one is cancelled at once, a running one within seconds."""

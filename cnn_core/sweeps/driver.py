@@ -28,6 +28,7 @@ from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, RunStore, Status, Sweep, SweepStatus
 from cnn_core.sweeps.callback import LISTENERS, Progress, TrialRecorder
 from cnn_core.sweeps.preflight import check_resources
+from cnn_core.sweeps.reaper import start_reaper
 from cnn_core.sweeps.space import plan, tune_space
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
     for handler in logging.getLogger("ray").handlers:  # what Ray and Tune print reaches the terminal here
         handler.addFilter(_NO_TRACEBACK)  # once: the same instance
     try:
+        if not sweep.address:  # before Ray starts: its agents outlive a killed driver by a minute otherwise
+            start_reaper(os.getpid(), store.root, sweep_id)
         cluster = start_ray(sweep.address)
         store.sweeps.start(sweep_id, os.getpid(), cluster)
         check_resources(sweep.config, cluster, f"the cluster at {sweep.address}" if sweep.address else "this machine")

@@ -2,6 +2,7 @@
 hostile fully connected sizes and the memory budget disable Launch with the reason; an emptied store is rebuilt
 with one click."""
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -178,3 +179,14 @@ def test_a_checkpoint_without_a_hash_is_shown_unverified_and_the_bundled_ones_ar
     at = pick_alpha(at, page, unhashed_store)
     assert not at.exception, [e.value for e in at.exception]
     assert [b for b in badges(at) if "unverified" in b]
+
+
+def test_a_sweep_asking_for_more_cpus_than_the_machine_has_is_refused_on_the_page():
+    """It used to be queued, and its driver then waited for CPUs that never come, without a word."""
+    at = AppTest.from_file(str(ROOT / "views" / "sweep.py"), default_timeout=60).run()
+    next(b for b in at.button if b.label.startswith("🧪 Preset")).click().run()
+    at.number_input(key="sweep.form.cpu").set_value(64.0).run()
+    at.button(key="sweep.launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"each trial asks for 64 CPU(s) but this machine has {os.cpu_count()}" in e.value for e in at.error)
+    assert RunStore().sweeps.list() == []
