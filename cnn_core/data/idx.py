@@ -7,6 +7,7 @@ command imports torch (it sits outside ``cnn_core.data``, whose package imports 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
@@ -17,6 +18,7 @@ from typing import Protocol, TypeAlias, cast
 import numpy as np
 
 from cnn_core.errors import BadDataset, DatasetNotFound
+from cnn_core.files import atomic_write
 
 # Train images, train labels, and test images and labels (both None when there is no test set).
 IdxArrays: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
@@ -173,8 +175,10 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write a uint8 array as a gzipped IDX file (used to build the bundled sample)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh:
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=9, mtime=0) as fh:
         fh.write(header + array.tobytes())  # mtime=0: the same digits give the same bytes
+    atomic_write(path, packed.getvalue())  # a crash or a full disk leaves the old file, never half a new one
 
 
 def find_idx(folder: Path, stem: str) -> Path | None:

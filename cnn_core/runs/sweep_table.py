@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import RunNotFound
+from cnn_core.files import atomic_write
 from cnn_core.runs.run import Run, Status
 from cnn_core.runs.sweep_record import SWEEP_ACTIVE, SWEEP_ID, SWEEP_RESUMABLE, Sweep, SweepStatus, SweepTrial
 from cnn_core.safetext import escape_controls
@@ -98,7 +99,7 @@ class SweepTable:
         sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         folder = self.folder(sweep_id)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "spec.json").write_text(config.to_json(), encoding="utf-8")
+        atomic_write(folder / "spec.json", config.to_json().encode("utf-8"))  # whole or not at all
         now = time.time()
         status, started = (SweepStatus.RUNNING, now) if claim else (SweepStatus.QUEUED, None)
         with self.store.transaction(write=True) as con:
