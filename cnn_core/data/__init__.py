@@ -13,8 +13,9 @@ any of them into a ``Dataset`` with the same stratified validation (and, when mi
 # ``cnn_core.data.load`` (and torch) on first use.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cnn_core import lazy_exports
 
 if TYPE_CHECKING:
     from cnn_core.data.load import (
@@ -95,8 +96,4 @@ __all__ = [
     "write_idx",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("cnn_core.data.load"), name)
-    raise AttributeError(f"module 'cnn_core.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "cnn_core.data.load", __all__)

@@ -7,8 +7,9 @@ brings), so ``cnn-lab predict`` starts fast and writes nothing to the home folde
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cnn_core import lazy_exports
 
 if TYPE_CHECKING:
     from cnn_core.explain.attributions import (
@@ -73,8 +74,4 @@ __all__ = [
     "smoothgrad",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("cnn_core.explain.attributions"), name)
-    raise AttributeError(f"module 'cnn_core.explain' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "cnn_core.explain.attributions", __all__)
