@@ -54,6 +54,11 @@ class RunBusy(CnnLabError, ValueError):
     """The run is queued or running, and the action needs it finished (delete, for example)."""
 
 
+class NotAllowed(CnnLabError, PermissionError):
+    """Someone may see an item (it is shared) but not change it, or may not do this at all (a quota, a server
+    folder); the message says who can and what to do instead."""
+
+
 class InvalidRunName(CnnLabError, ValueError):
     """A run name that cannot be used (empty after trimming)."""
 

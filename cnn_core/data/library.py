@@ -26,8 +26,9 @@ from cnn_core.data.archive import MAX_UNPACKED_BYTES, extract_zip
 from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
 from cnn_core.data.photo import check_fit
-from cnn_core.errors import BadDataset, CnnLabError, DatasetNotFound, InvalidConfig, storage_error
+from cnn_core.errors import BadDataset, CnnLabError, DatasetNotFound, InvalidConfig, NotAllowed, storage_error
 from cnn_core.files import atomic_write
+from cnn_core.people import LOCAL_ID, Person
 from cnn_core.safetext import escape_controls, escape_skipped
 from cnn_core.settings import datasets_dir
 
@@ -52,6 +53,8 @@ class LibraryDataset:
     std: float
     source: str
     created: float
+    owner: str = LOCAL_ID  # who added it (``cnn_core.people``); datasets from before owners are the local owner's
+    shared: bool = False  # offered to everyone, not only to its owner (and administrators)
 
     def __post_init__(self) -> None:
         # Names read from the user's files, escaped here too for a dataset.json written before they were at reading
@@ -87,8 +90,12 @@ def add_dataset(
     fit: str = "crop",
     progress: Progress | None = None,
     reserved: tuple[str, ...] = (),
+    owner: str = LOCAL_ID,
 ) -> LibraryDataset:
-    """Copy (or unzip) class folders into the library, decode them once and record what they hold."""
+    """Copy (or unzip) class folders into the library, decode them once and record what they hold.
+
+    Names are one namespace for everyone (a run records its dataset by name): a name someone else took is
+    refused like any taken name."""
     check_name(name, reserved)
     if size not in SIZES:
         raise InvalidConfig(f"size: expected one of {', '.join(map(str, SIZES))}, got {size!r}")
@@ -101,7 +108,7 @@ def add_dataset(
     try:
         skipped = _fill(source, staging / "images")
         images, _ = load_image_folder(staging / "images", size, channels, fit, cache_dir=staging, progress=progress)
-        entry = _describe(name, images, skipped, size, channels, fit, _source_label(source))
+        entry = replace(_describe(name, images, skipped, size, channels, fit, _source_label(source)), owner=owner)
         atomic_write(staging / "dataset.json", json.dumps(asdict(entry), indent=1).encode())
         try:
             os.rename(staging, datasets_dir() / name)  # atomic: the dataset appears whole or not at all
@@ -182,35 +189,76 @@ def _describe(
     )
 
 
-def get_dataset(name: str) -> LibraryDataset:
+def _missing(name: str) -> DatasetNotFound:
+    return DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are")
+
+
+def get_dataset(name: str, visible_to: Person | None = None) -> LibraryDataset:
+    """A dataset by name; for ``visible_to`` only one they may see: another person's private dataset is
+    answered exactly like a missing one."""
     path = folder_of(name) / "dataset.json"
     try:
         data = safejson.loads(path.read_bytes(), f"{path}")
-        return LibraryDataset(**data)
+        entry = LibraryDataset(**data)
     except FileNotFoundError:
-        raise DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are") from None
+        raise _missing(name) from None
     except (OSError, TypeError, ValueError, InvalidConfig) as err:
+        if visible_to is not None and not visible_to.admin:
+            raise _missing(name) from None  # whose it is cannot be read: not theirs to hear about
         raise BadDataset(f"dataset {name!r} has a damaged dataset.json ({err}); remove it and add it again") from None
+    if visible_to is not None and not visible_to.may_see(entry.owner, entry.shared):
+        raise _missing(name)
+    return entry
 
 
-def list_datasets() -> list[LibraryDataset]:
-    """Every named dataset, by name; a damaged one is left out here (``get_dataset`` says what is wrong)."""
+def get_to_change(name: str, by: Person | None) -> LibraryDataset:
+    """A dataset ``by`` may change (reorder, share, remove): their own, or any for an administrator."""
+    entry = get_dataset(name, visible_to=by)
+    if by is not None and not by.may_change(entry.owner):
+        raise NotAllowed(f"dataset {name!r} is shared with you: only its owner or an administrator can change it")
+    return entry
+
+
+def list_datasets(visible_to: Person | None = None, owner: str | None = None) -> list[LibraryDataset]:
+    """Every named dataset (those a person may see, or one owner's), by name; a damaged one is left out here
+    (``get_dataset`` says what is wrong)."""
     found = []
     root = datasets_dir()
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if NAME.match(folder.name) and (folder / "dataset.json").is_file():
             try:
-                found.append(get_dataset(folder.name))
+                found.append(get_dataset(folder.name, visible_to))
             except (BadDataset, DatasetNotFound, InvalidConfig):
                 continue
-    return found
+    return [d for d in found if owner is None or d.owner == owner]
 
 
-def remove_dataset(name: str) -> None:
+def disk_usage(owner: str) -> int:
+    """Bytes in one owner's datasets (copied images and decoded cache): what a disk quota counts."""
+    total = 0
+    for entry in list_datasets(owner=owner):
+        for here, _, names in os.walk(folder_of(entry.name)):
+            for file in names:
+                try:
+                    total += os.lstat(os.path.join(here, file)).st_size
+                except OSError:  # removed while counting
+                    continue
+    return total
+
+
+def share_dataset(name: str, shared: bool, by: Person | None = None) -> LibraryDataset:
+    """Offer a dataset to everyone (a teacher's class set), or to its owner (and administrators) only again."""
+    changed = replace(get_to_change(name, by), shared=shared)
+    atomic_write(folder_of(name) / "dataset.json", json.dumps(asdict(changed), indent=1).encode())
+    return changed
+
+
+def remove_dataset(name: str, by: Person | None = None) -> None:
     """Delete a named dataset: first renamed out of sight, so it never appears half-deleted."""
     folder = folder_of(name)
     if not (folder / "dataset.json").is_file():
-        raise DatasetNotFound(f"no dataset named {name!r}; `cnn-lab data list` shows the ones there are")
+        raise _missing(name)
+    get_to_change(name, by)
     trash = folder.with_name(f".removing-{name}-{os.getpid()}-{time.monotonic_ns()}")
     os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
@@ -231,10 +279,10 @@ def library_images(entry: LibraryDataset, progress: Progress | None = None) -> F
     return images
 
 
-def set_class_order(name: str, classes: list[str]) -> LibraryDataset:
+def set_class_order(name: str, classes: list[str], by: Person | None = None) -> LibraryDataset:
     """Give dataset ``name`` a new order of its classes (label 0 is the first): the same names, reordered.
     Runs trained before keep the order they were trained with (it is saved with their checkpoints)."""
-    entry = get_dataset(name)
+    entry = get_to_change(name, by)
     if sorted(classes) != sorted(entry.classes):
         missing = sorted(set(entry.classes) - set(classes))
         extra = sorted(set(classes) - set(entry.classes))

@@ -19,6 +19,7 @@ from cnn_core.data.folders import FolderImages, Progress, list_images, suggested
 from cnn_core.data.idx import IDX_STEMS, MAX_IDX_BYTES, IdxArrays, has_idx_files, load_idx_folder, read_idx, write_idx
 from cnn_core.data.tensors import SPLIT_SEED, as_images, as_labels, augment, stratified_split, to_float
 from cnn_core.errors import BadDataset, DatasetNotFound
+from cnn_core.people import Person
 from cnn_core.settings import data_root
 
 __all__ = [
@@ -74,9 +75,9 @@ class DatasetSpec:
     preprocess: str = "digit"
 
 
-def dataset_names() -> list[str]:
-    """Every dataset a picker offers: the public ones, then the user's named datasets."""
-    return [*PUBLIC, *(d.name for d in library.list_datasets())]
+def dataset_names(visible_to: Person | None = None) -> list[str]:
+    """Every dataset a picker offers: the public ones, then the named datasets (those a person may see)."""
+    return [*PUBLIC, *(d.name for d in library.list_datasets(visible_to))]
 
 
 def dataset_spec(name: str) -> DatasetSpec:

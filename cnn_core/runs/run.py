@@ -10,6 +10,7 @@ from typing import Any
 
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, CnnLabError
+from cnn_core.people import LOCAL_ID
 from cnn_core.safetext import escape_controls
 
 
@@ -62,6 +63,9 @@ class Run:
     checkpoint: str | None
     error: str | None
     stop_requested: bool
+    owner: str = LOCAL_ID  # a person's id (``cnn_core.people``); runs from before owners belong to the local owner
+    shared: bool = False  # shown to everyone, not only to its owner (and administrators)
+    priority: int = 0  # an administrator moved it up the queue (higher starts first)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> Run:
@@ -74,6 +78,7 @@ class Run:
                 ended=data.pop("finished"),
                 epochs_done=data["epochs_done"] or 0,
                 stop_requested=bool(data["stop_requested"]),
+                shared=bool(data.get("shared")),
             )
             return cls(**data)
         except (CnnLabError, KeyError, TypeError, ValueError) as err:  # a damaged row: NULLs, garbage text
@@ -104,5 +109,5 @@ class Run:
 
     def record(self) -> dict[str, Any]:
         """What ``run.json`` holds: everything but the config (in ``config.json``) and the process details."""
-        skip = {"config", "pid", "heartbeat", "stop_requested"}
+        skip = {"config", "pid", "heartbeat", "stop_requested", "priority"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator
 
 from cnn_core import settings
 from cnn_core.config import RunConfig
-from cnn_core.errors import BadRunStore, InvalidRunName, RunBusy, RunNotFound, RunStoreLost
+from cnn_core.errors import BadRunStore, InvalidRunName, NotAllowed, RunBusy, RunNotFound, RunStoreLost
+from cnn_core.people import LOCAL_ID, Person
 from cnn_core.runs.record import read_folder, read_metrics, write_json
 from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status
 from cnn_core.runs.sweep_table import SCHEMA as SWEEP_SCHEMA
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     dataset TEXT NOT NULL, data_dir TEXT, device TEXT, group_id TEXT,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
     epochs_done INTEGER DEFAULT 0, test_accuracy REAL, test_loss REAL, val_accuracy REAL,
-    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
+    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT 'local', shared INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL,
@@ -64,8 +66,16 @@ _INSERT_METRIC = (
 RESULT_FIELDS: tuple[str, ...]
 RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
 RESULT_FIELDS += ("checkpoint", "error")
-# Columns added after the first release: (table, column, type). A store made by an older version gains them.
-_ADDED_COLUMNS = (("metrics", "total_steps", "INTEGER"),)
+# Columns added after the first release: (table, column, type). A store made by an older version gains them; a
+# store from before owners is the local owner's, nothing shared.
+_ADDED_COLUMNS = (
+    ("metrics", "total_steps", "INTEGER"),
+    ("runs", "owner", "TEXT NOT NULL DEFAULT 'local'"),
+    ("runs", "shared", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "priority", "INTEGER NOT NULL DEFAULT 0"),
+    ("sweeps", "owner", "TEXT NOT NULL DEFAULT 'local'"),
+    ("sweeps", "shared", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def default_runs_dir() -> Path:
@@ -132,7 +142,7 @@ class RunStore:
             missing = [
                 (t, c, kind)
                 for t, c, kind in _ADDED_COLUMNS
-                if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
+                if t in tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
             absolute = con.execute(_ABSOLUTE_CHECKPOINTS).fetchall() if "runs" in tables else []
             if (
@@ -193,18 +203,40 @@ class RunStore:
         """Folders named like a run id (``sweeps/`` and anything else beside them are not runs)."""
         return sorted(p for p in self.root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
 
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str, visible_to: Person | None = None) -> Run:
+        """A run by id; for ``visible_to`` only one they may see: another person's private run is answered
+        exactly like a missing one."""
         self.run_dir(run_id)
         with self.transaction() as con:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
+        if row is None or (visible_to is not None and not visible_to.may_see(row["owner"], bool(row["shared"]))):
             raise RunNotFound(f"no run {run_id!r}")
         return self._located(Run.from_row(row))
 
-    def list(self, status: tuple[Status, ...] | None = None, group: str | None = None) -> list[Run]:
-        """All runs, newest first (optionally only those with the given statuses, or of one group: a sweep)."""
+    def get_to_change(self, run_id: str, by: Person | None) -> Run:
+        """A run ``by`` may change (rename, stop, delete, share): their own, or any for an administrator."""
+        run = self.get(run_id, visible_to=by)
+        if by is not None and not by.may_change(run.owner):
+            raise NotAllowed(f"“{run.label}” is shared with you: only its owner or an administrator can change it")
+        return run
+
+    def list(
+        self,
+        status: tuple[Status, ...] | None = None,
+        group: str | None = None,
+        visible_to: Person | None = None,
+        owner: str | None = None,
+    ) -> list[Run]:
+        """All runs, newest first (optionally only those with the given statuses, of one group: a sweep, those
+        a person may see, or one owner's)."""
         where: list[str] = []
         args: list[str] = []  # statuses are strings too
+        if visible_to is not None and not visible_to.admin:
+            where.append("(owner = ? OR shared = 1)")
+            args.append(visible_to.id)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if status:
             where.append(f"status IN ({', '.join('?' * len(status))})")
             args += list(status)
@@ -257,6 +289,8 @@ class RunStore:
         data_dir: str | None = None,
         group_id: str | None = None,
         claim: bool = False,
+        owner: str = LOCAL_ID,
+        shared: bool = False,
     ) -> str:
         """Register a run, queued for the job manager (or, with ``claim``, running for the caller); its id."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
@@ -269,9 +303,10 @@ class RunStore:
         write_json(folder / "config.json", run.to_dict())
         with self.transaction(write=True) as con:
             con.execute(
-                "INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created, started, heartbeat) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time(), now, now),
+                "INSERT INTO runs (id, name, status, config, dataset, data_dir, group_id, created, started, heartbeat, "
+                "owner, shared) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, status, run.to_json(), dataset, data_dir, group_id, time.time(), now, now)
+                + (owner, shared),
             )
         self._save_record(run_id)
         return run_id
@@ -307,8 +342,9 @@ class RunStore:
         if self._set(run_id, ACTIVE, status=status, finished=time.time(), error=error, checkpoint=checkpoint):
             self._save_record(run_id)
 
-    def request_stop(self, run_id: str) -> None:
+    def request_stop(self, run_id: str, by: Person | None = None) -> None:
         """Ask a run to stop; a queued run is cancelled at once, a running one at its next step."""
+        self.get_to_change(run_id, by)
         cancelled = self._set(run_id, (Status.QUEUED,), status=Status.STOPPED, finished=time.time())
         self._set(run_id, None, stop_requested=1)
         if cancelled:
@@ -338,16 +374,18 @@ class RunStore:
                 changed.append(run.id)
         return changed
 
-    def rename(self, run_id: str, name: str) -> str:
-        """Rename a run; returns the name as stored (trimmed, at most 100 characters). A name another run has
-        (ignoring case) is refused: two runs called the same cannot be told apart in a picker or a chart."""
+    def rename(self, run_id: str, name: str, by: Person | None = None) -> str:
+        """Rename a run; returns the name as stored (trimmed, at most 100 characters). A name another run of
+        the same owner has (ignoring case) is refused: two runs called the same cannot be told apart in a picker
+        or a chart (another person's runs are told apart by their owner)."""
         if not name.strip():
             raise InvalidRunName("a run name cannot be empty")
         name = _clean_name(name)
-        self.run_dir(run_id)  # the id is checked before any connection
+        owner = self.get_to_change(run_id, by).owner  # the id is checked before any connection
         with self.transaction(write=True) as con:  # checked and written in one transaction: no twin slips in between
             taken = con.execute(
-                "SELECT id FROM runs WHERE name = ? COLLATE NOCASE AND id != ? LIMIT 1", (name, run_id)
+                "SELECT id FROM runs WHERE name = ? COLLATE NOCASE AND id != ? AND owner = ? LIMIT 1",
+                (name, run_id, owner),
             ).fetchone()
             if taken:
                 shown = escape_controls(name)
@@ -357,14 +395,44 @@ class RunStore:
         self._save_record(run_id)
         return name
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, by: Person | None = None) -> None:
         """Remove a finished run, its metrics and its folder (active runs must be stopped first)."""
-        if self.get(run_id).status.active:
+        if self.get_to_change(run_id, by).status.active:
             raise RunBusy("stop the run before deleting it")
         with self.transaction(write=True) as con:
             con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def share(self, run_id: str, shared: bool, by: Person | None = None) -> None:
+        """Show a run to everyone (a teacher's reference run), or to its owner (and administrators) only again."""
+        self.get_to_change(run_id, by)
+        if self._set(run_id, None, shared=int(shared)):
+            self._save_record(run_id)
+
+    def move_in_queue(self, run_id: str, first: bool) -> None:
+        """An administrator's reordering: a queued run goes before (``first``) or after every other queued run."""
+        with self.transaction(write=True) as con:
+            row = con.execute(
+                "SELECT MAX(priority), MIN(priority) FROM runs WHERE status = ?", (Status.QUEUED,)
+            ).fetchone()
+            top, bottom = row[0] or 0, row[1] or 0
+            con.execute(
+                "UPDATE runs SET priority = ? WHERE id = ? AND status = ?",
+                (top + 1 if first else bottom - 1, run_id, Status.QUEUED),
+            )
+
+    def disk_usage(self, owner: str) -> int:
+        """Bytes in one owner's run folders (checkpoints, epochs, logs): what a disk quota counts."""
+        total = 0
+        for run in self.list(owner=owner):
+            for here, _, names in os.walk(self.run_dir(run.id)):
+                for name in names:
+                    try:
+                        total += os.lstat(os.path.join(here, name)).st_size
+                    except OSError:  # a file removed while counting
+                        continue
+        return total
 
     def _set(self, run_id: str, only_if: tuple[Status, ...] | None, **values: Any) -> bool:
         """Write some of a run's columns (only while its status is in ``only_if``); True if it changed."""

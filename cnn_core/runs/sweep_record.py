@@ -16,6 +16,7 @@ from typing import Any
 
 from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import BadRunStore, CnnLabError
+from cnn_core.people import LOCAL_ID
 from cnn_core.safetext import escape_controls
 
 SWEEP_ID = re.compile(r"sweep-\d{8}-\d{6}-[0-9a-f]{6}")
@@ -57,6 +58,8 @@ class Sweep:
     invalid: tuple[Invalid, ...]
     error: str | None
     stop_requested: bool
+    owner: str = LOCAL_ID  # who queued it; its trials' runs are theirs too
+    shared: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Sweep:
@@ -78,6 +81,8 @@ class Sweep:
                 invalid=tuple(Invalid(i["params"], i["reason"]) for i in json.loads(data["invalid"] or "[]")),
                 error=data["error"],
                 stop_requested=bool(data["stop_requested"]),
+                owner=data.get("owner") or LOCAL_ID,
+                shared=bool(data.get("shared")),
             )
         except (CnnLabError, KeyError, TypeError, ValueError) as err:
             where = escape_controls(str(data.get("id")))[:40]

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from cnn_core.config.sweep import Invalid, SweepConfig
-from cnn_core.errors import RunNotFound
+from cnn_core.errors import NotAllowed, RunNotFound
 from cnn_core.files import atomic_write
+from cnn_core.people import LOCAL_ID, Person
 from cnn_core.runs.run import Run, Status
 from cnn_core.runs.sweep_record import SWEEP_ACTIVE, SWEEP_ID, SWEEP_RESUMABLE, Sweep, SweepStatus, SweepTrial
 from cnn_core.safetext import escape_controls
@@ -38,7 +39,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
-    address TEXT, storage TEXT, cluster TEXT, invalid TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
+    address TEXT, storage TEXT, cluster TEXT, invalid TEXT, error TEXT, stop_requested INTEGER DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT 'local', shared INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sweep_trials (
     sweep_id TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE, trial_id TEXT NOT NULL,
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS sweep_trials (
 """
 TABLES = frozenset({"sweeps", "sweep_trials"})
 _WRITABLE = frozenset({"status", "started", "finished", "heartbeat", "pid", "cluster", "invalid", "error"})
-_WRITABLE |= {"stop_requested", "address", "storage"}
+_WRITABLE |= {"stop_requested", "address", "storage", "shared"}
 
 
 class SweepTable:
@@ -63,20 +65,44 @@ class SweepTable:
             raise RunNotFound(f"{escape_controls(str(sweep_id))!r} is not a sweep id")
         return self.store.root / "sweeps" / sweep_id
 
-    def get(self, sweep_id: str) -> Sweep:
+    def get(self, sweep_id: str, visible_to: Person | None = None) -> Sweep:
+        """A sweep by id; another person's private sweep is answered exactly like a missing one."""
         self.folder(sweep_id)
         with self.store.transaction() as con:
             row = con.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-        if row is None:
+        if row is None or (visible_to is not None and not visible_to.may_see(row["owner"], bool(row["shared"]))):
             raise RunNotFound(f"no sweep {sweep_id!r}")
         return Sweep.from_row(row)
 
-    def list(self, status: tuple[SweepStatus, ...] | None = None) -> list[Sweep]:
-        """All sweeps, newest first."""
-        args: tuple[SweepStatus, ...]
-        query, args = "SELECT * FROM sweeps", ()
+    def get_to_change(self, sweep_id: str, by: Person | None) -> Sweep:
+        """A sweep ``by`` may stop, resume or share: their own, or any for an administrator."""
+        sweep = self.get(sweep_id, visible_to=by)
+        if by is not None and not by.may_change(sweep.owner):
+            raise NotAllowed(
+                f"sweep “{sweep.label}” is shared with you: only its owner or an administrator can change it"
+            )
+        return sweep
+
+    def list(
+        self,
+        status: tuple[SweepStatus, ...] | None = None,
+        visible_to: Person | None = None,
+        owner: str | None = None,
+    ) -> list[Sweep]:
+        """All sweeps, newest first (optionally only those with the given statuses, a person may see, or one
+        owner's)."""
+        where: list[str] = []
+        args: list[str] = []
         if status:
-            query, args = query + f" WHERE status IN ({', '.join('?' * len(status))})", tuple(status)
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            args += list(status)
+        if visible_to is not None and not visible_to.admin:
+            where.append("(owner = ? OR shared = 1)")
+            args.append(visible_to.id)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        query = "SELECT * FROM sweeps" + (" WHERE " + " AND ".join(where) if where else "")
         with self.store.transaction() as con:
             return [Sweep.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
 
@@ -93,7 +119,12 @@ class SweepTable:
     # -- a sweep's life ------------------------------------------------------------------------------------------
 
     def create(
-        self, config: SweepConfig, address: str | None = None, storage: str | None = None, claim: bool = False
+        self,
+        config: SweepConfig,
+        address: str | None = None,
+        storage: str | None = None,
+        claim: bool = False,
+        owner: str = LOCAL_ID,
     ) -> str:
         """Register a sweep, queued for the job manager (or, with ``claim``, running for the caller); its id."""
         sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
@@ -104,9 +135,10 @@ class SweepTable:
         status, started = (SweepStatus.RUNNING, now) if claim else (SweepStatus.QUEUED, None)
         with self.store.transaction(write=True) as con:
             con.execute(
-                "INSERT INTO sweeps (id, name, status, spec, created, started, heartbeat, address, storage) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sweep_id, config.label[:100], status, config.to_json(), now, started, started, address, storage),
+                "INSERT INTO sweeps (id, name, status, spec, created, started, heartbeat, address, storage, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sweep_id, config.label[:100], status, config.to_json(), now, started, started, address, storage)
+                + (owner,),
             )
         return sweep_id
 
@@ -154,14 +186,22 @@ class SweepTable:
             for run_id in sorted(runs):
                 self.store.interrupt(run_id, "the sweep's driver stopped before this trial finished")
 
-    def request_stop(self, sweep_id: str) -> None:
+    def share(self, sweep_id: str, shared: bool, by: Person | None = None) -> None:
+        """Show a sweep and its trials to everyone, or to its owner (and administrators) only again."""
+        self.get_to_change(sweep_id, by)
+        with self.store.transaction(write=True) as con:
+            con.execute("UPDATE sweeps SET shared = ? WHERE id = ?", (int(shared), sweep_id))
+            con.execute("UPDATE runs SET shared = ? WHERE group_id = ?", (int(shared), sweep_id))
+
+    def request_stop(self, sweep_id: str, by: Person | None = None) -> None:
         """Ask a sweep to stop; a queued one is cancelled at once, a running one within seconds."""
+        self.get_to_change(sweep_id, by)
         self._set(sweep_id, (SweepStatus.QUEUED,), status=SweepStatus.STOPPED, finished=time.time())
         self._set(sweep_id, None, stop_requested=1)
 
-    def resume(self, sweep_id: str, claim: bool = False) -> None:
+    def resume(self, sweep_id: str, claim: bool = False, by: Person | None = None) -> None:
         """An interrupted, stopped or failed sweep goes on: queued again (or running, for the caller)."""
-        sweep = self.get(sweep_id)
+        sweep = self.get_to_change(sweep_id, by)
         if sweep.status not in SWEEP_RESUMABLE:
             from cnn_core.errors import RunBusy
 

@@ -62,7 +62,8 @@ class TrialRecorder(Callback):
         from cnn_core.sweeps.space import plan
 
         self.store, self.sweep_id = store, sweep_id
-        self.sweep = store.sweeps.get(sweep_id).config
+        record = store.sweeps.get(sweep_id)
+        self.sweep, self.owner, self.shared = record.config, record.owner, record.shared  # trials are the owner's
         self.plan = plan(self.sweep).trials
         self.progress = Progress(self.sweep.trial_count)
         self._runs: dict[str, str] = {t.trial_id: t.run_id for t in store.sweeps.trials(sweep_id)}
@@ -102,6 +103,8 @@ class TrialRecorder(Callback):
             data_dir=self.sweep.data_dir,
             group_id=self.sweep_id,
             claim=True,
+            owner=self.owner,
+            shared=self.shared,
         )
         self.store.start(run_id, os.getpid(), "ray")  # the driver's pid: a dead driver orphans its trials
         self.store.sweeps.add_trial(self.sweep_id, trial.trial_id, run_id, params, seed)

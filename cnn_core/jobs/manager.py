@@ -1,6 +1,7 @@
 """The job manager: training runs and sweeps in their own processes, never in the app's script thread.
 
-Runs are queued in the run store; a small background thread starts workers
+Runs are queued in the run store, each with its owner; a small background thread starts them in the fair
+queue's order (``fair.fair_order``: round-robin across people) and starts workers
 (``python -m cnn_core worker RUN_ID``, the CLI's own code path, so a run trains as fast as from
 the terminal) up to a concurrency limit, reaps them, and marks runs whose worker died as
 ``interrupted``. The store is the queue, so a restarted app picks up where the last one left off,
@@ -23,6 +24,12 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import torch
 
 from cnn_core.config import RunConfig, budget
+from cnn_core.data import PUBLIC, library
+from cnn_core.data.roots import server_folder
+from cnn_core.errors import NotAllowed
+from cnn_core.jobs import quotas
+from cnn_core.jobs.fair import Wait, fair_order, queue_wait
+from cnn_core.people import LOCAL, Person
 from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
 from cnn_core.runs.runner import repair_epoch_records
 
@@ -77,38 +84,94 @@ class JobManager:
         name: str | None = None,
         data_dir: str | None = None,
         group_id: str | None = None,
+        owner: Person = LOCAL,
     ) -> str:
-        """Queue a run; it starts as soon as a worker slot is free. Returns the run id.
+        """Queue ``owner``'s run; it starts in its turn in the fair queue. Returns the run id.
 
-        A run that would cost more memory or disk than allowed is refused here (``OverBudget``), before it is queued."""
+        Refused here, before it is queued: a run that would cost more memory or disk than allowed
+        (``OverBudget``), one past the owner's quota or on a dataset or folder they may not read."""
         budget.check(run)
-        run_id = self.store.create(run, dataset=dataset, name=name, data_dir=data_dir, group_id=group_id)
+        self._check_data(dataset, data_dir, owner)
+        quotas.check_run(self.store, owner)
+        run_id = self.store.create(
+            run, dataset=dataset, name=name, data_dir=data_dir, group_id=group_id, owner=owner.id
+        )
         self._wake.set()
         return run_id
 
-    def stop(self, run_id: str) -> None:
-        """Cancel a queued run now; a running one stops at its next step (within a second)."""
-        self.store.request_stop(run_id)
+    @staticmethod
+    def _check_data(dataset: str, data_dir: str | None, owner: Person) -> None:
+        if data_dir is not None:
+            server_folder(data_dir, owner)
+        elif dataset not in PUBLIC and dataset != "idx":
+            library.get_dataset(dataset, visible_to=owner)  # another person's private dataset is "no dataset"
+
+    def stop(self, run_id: str, by: Person | None = None) -> None:
+        """Cancel a queued run now; a running one stops at its next step (within a second). ``by``: only a
+        run they may change."""
+        self.store.request_stop(run_id, by)
         self._wake.set()
 
-    def submit_sweep(self, sweep: SweepConfig, address: str | None = None, storage: str | None = None) -> str:
-        """Queue a sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget here);
-        its driver starts when no other sweep runs. Returns the sweep id."""
+    def move(self, run_id: str, first: bool, by: Person) -> None:
+        """An administrator moves a queued run to the front (``first``) or the back of the queue."""
+        if not by.admin:
+            raise NotAllowed("only an administrator can reorder the queue")
+        self.store.move_in_queue(run_id, first)
+        self._wake.set()
+
+    def queue(self) -> list[Run]:
+        """The queued runs in the order they will start."""
+        return fair_order(self.store.list(status=(Status.QUEUED,)), self._served())
+
+    def _served(self) -> list[Run]:
+        return [r for r in self.store.list() if r.status != Status.QUEUED]
+
+    def wait_of(self, run_id: str) -> Wait | None:
+        """Where a queued run stands in the fair queue and about how long until it starts (None: not queued)."""
+        runs = self.store.list()
+        queued = [r for r in runs if r.status == Status.QUEUED]
+        order = fair_order(queued, [r for r in runs if r.status != Status.QUEUED])
+        if run_id not in {r.id for r in order}:
+            return None
+        left = {r.id: self._seconds_left(r) for r in runs if r.status == Status.RUNNING}
+        return queue_wait(run_id, order, left, runs, self.max_concurrent)
+
+    def _seconds_left(self, run: Run) -> float | None:
+        last = self.store.last_metric(run.id)
+        if not last or not last.get("total_steps") or not last.get("step"):
+            return None
+        done = last["step"] / last["total_steps"]
+        return float(last["elapsed"]) * (1 - done) / max(done, 1e-9)
+
+    def submit_sweep(
+        self, sweep: SweepConfig, address: str | None = None, storage: str | None = None, owner: Person = LOCAL
+    ) -> str:
+        """Queue ``owner``'s sweep (a ``SweepConfig``, validated: its trials are checked against the memory budget
+        here); its driver starts when no other sweep runs. Returns the sweep id. Only an administrator picks a
+        cluster or a storage place."""
         from cnn_core.sweeps.preflight import check_sweep
 
+        if (address or storage) and not owner.admin:
+            raise NotAllowed("only an administrator can send a sweep to a cluster or choose where Tune stores it")
+        if sweep.data_dir is not None:
+            server_folder(sweep.data_dir, owner)
         check_sweep(sweep, address or None)  # budget, dataset and data folder, before anything is queued
-        sweep_id = self.store.sweeps.create(sweep, address=address or None, storage=storage or None)
+        self._check_data(sweep.dataset, None, owner)
+        quotas.check_sweep(self.store, owner)
+        sweep_id = self.store.sweeps.create(sweep, address=address or None, storage=storage or None, owner=owner.id)
         self._wake.set()
         return sweep_id
 
-    def resume_sweep(self, sweep_id: str) -> None:
+    def resume_sweep(self, sweep_id: str, by: Person | None = None) -> None:
         """Queue an interrupted, stopped or failed sweep again; its driver goes on from Tune's saved state."""
-        self.store.sweeps.resume(sweep_id)
+        if by is not None:
+            quotas.check_sweep(self.store, by)
+        self.store.sweeps.resume(sweep_id, by=by)
         self._wake.set()
 
-    def stop_sweep(self, sweep_id: str) -> None:
+    def stop_sweep(self, sweep_id: str, by: Person | None = None) -> None:
         """Cancel a queued sweep now; a running one ends its trials within seconds (they become ``stopped``)."""
-        self.store.sweeps.request_stop(sweep_id)
+        self.store.sweeps.request_stop(sweep_id, by)
         self._wake.set()
 
     def wait_sweep(self, sweep_id: str, timeout: float = 600) -> Sweep:
@@ -143,7 +206,7 @@ class JobManager:
                     )
             self._pump_sweeps()
             free = self.max_concurrent - len(self._procs)
-            for run in reversed(self.store.list(status=(Status.QUEUED,))) if free > 0 else []:
+            for run in self.queue() if free > 0 else []:
                 if free <= 0 or self._closed:
                     break
                 if self.store.claim(run.id):  # queued -> running here, so no other app starts it too

@@ -1,0 +1,78 @@
+"""The fair queue: queued runs start round-robin across people, so one person's ten runs never starve another's one.
+
+Round-robin over a busy period: since the oldest run still waiting was queued, count the runs each owner has
+started (running or already ended). An owner's k-th waiting run is in round ``started + k``; rounds start in
+order, and within a round the owner served longest ago goes first. Person A queues five runs (the first starts at
+once), then B queues one: A has one started, so B's run (round 0) goes before A's second (round 1). An
+administrator's move (``priority``) comes before all of that.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from cnn_core.runs import Run, Status
+
+
+def fair_order(queued: list[Run], others: list[Run]) -> list[Run]:
+    """``queued`` runs in the order they should start; ``others`` are the rest of the store's runs (those
+    running or ended: who has been served)."""
+    if not queued:
+        return []
+    since = min(r.created for r in queued)
+    served: dict[str, int] = defaultdict(int)
+    last_start: dict[str, float] = defaultdict(float)
+    for run in others:
+        if run.started is not None and run.started >= since:
+            served[run.owner] += 1
+            last_start[run.owner] = max(last_start[run.owner], run.started)
+    waiting: dict[str, list[Run]] = defaultdict(list)
+    for run in sorted(queued, key=lambda r: (-r.priority, r.created, r.id)):
+        waiting[run.owner].append(run)
+    keyed = [
+        ((-run.priority, served[owner] + k, last_start[owner], run.created, run.id), run)
+        for owner, runs in waiting.items()
+        for k, run in enumerate(runs)
+    ]
+    return [run for _, run in sorted(keyed, key=lambda pair: pair[0])]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Where a queued run stands: ``position`` 1 starts next; ``seconds`` is an estimate (None: no history)."""
+
+    position: int
+    seconds: float | None
+
+
+def seconds_per_epoch(runs: list[Run], dataset: str) -> float | None:
+    """The median seconds an epoch took in completed runs on ``dataset`` (any dataset when none has one)."""
+    for same in (True, False):
+        done = [
+            r.seconds / r.epochs_done
+            for r in runs
+            if r.status == Status.COMPLETED and r.seconds and r.epochs_done and (r.dataset == dataset or not same)
+        ]
+        if done:
+            return statistics.median(done)
+    return None
+
+
+def queue_wait(run_id: str, order: list[Run], running: dict[str, float | None], runs: list[Run], slots: int) -> Wait:
+    """Position and estimated wait of queued run ``run_id`` in ``order`` (from ``fair_order``); ``running`` maps
+    each running run to its seconds left (None: unknown), ``runs`` is the history estimates come from, ``slots``
+    how many runs train at once."""
+    position = next(i for i, r in enumerate(order) if r.id == run_id)
+    total = 0.0
+    for seconds in running.values():
+        if seconds is None:
+            return Wait(position + 1, None)
+        total += seconds
+    for run in order[:position]:
+        per_epoch = seconds_per_epoch(runs, run.dataset)
+        if per_epoch is None:
+            return Wait(position + 1, None)
+        total += per_epoch * run.epochs
+    return Wait(position + 1, total / max(slots, 1))
