@@ -50,3 +50,12 @@ def page(browser, app_url):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    """`oidc-provider-mock` on loopback offering alice, bob and teacher @example.com (tests/e2e/oidc.py)."""
+    from tests.e2e.oidc import running_oidc_provider
+
+    with running_oidc_provider(tmp_path_factory.mktemp("oidc")) as provider:
+        yield provider

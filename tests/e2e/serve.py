@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,14 +28,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(runs_dir: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """The app with its own run store (and no dataset root), once it answers its health check."""
-    port = free_port()
+def start_app(
+    runs_dir: Path,
+    timeout: float = 60,
+    *,
+    script: str | Path = "app.py",
+    port: int | None = None,
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> tuple[subprocess.Popen, str]:
+    """The app with its own run store (and no dataset root), once it answers its health check.
+
+    ``script`` may be another Streamlit script (it still runs from the repository root, so the app's relative
+    paths and ``.streamlit/config.toml`` hold); ``port`` is for a caller that must know it before the start
+    (an OIDC ``redirect_uri``); ``options`` are more ``streamlit run`` flags (``["--secrets.files", path]``)
+    and ``env`` more environment variables."""
+    port = port or free_port()
     env = {
         **os.environ,
         "CNN_LAB_RUNS": str(runs_dir),
         "CNN_LAB_DATA": str(runs_dir / "no-data"),
         "CNN_LAB_DATASETS": str(runs_dir / "datasets"),
+        **(env or {}),
     }
     log = open(runs_dir / "streamlit.log", "w")
     cmd = [
@@ -42,7 +57,7 @@ def start_app(runs_dir: Path, timeout: float = 60) -> tuple[subprocess.Popen, st
         "-m",
         "streamlit",
         "run",
-        "app.py",
+        str(script),
         "--server.headless",
         "true",
         "--server.port",
@@ -51,11 +66,12 @@ def start_app(runs_dir: Path, timeout: float = 60) -> tuple[subprocess.Popen, st
         "false",
         "--server.fileWatcherType",
         "none",
+        *options,
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:  # an early exit (a taken port) fails at once
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
                 return proc, url
