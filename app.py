@@ -5,6 +5,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from ui.identity import gate
+
 # The app process only runs small inferences (feature maps, attributions); one thread keeps it from
 # fighting the training worker for the two cores. Workers are separate processes with their own setting.
 torch.set_num_threads(1)
@@ -21,12 +23,15 @@ PAGES = [  # path, title, icon, url path
     ("views/embedding.py", "Embedding", "🌌", "embedding"),
     ("views/explain.py", "Explain", "💡", "explain"),
 ]
+ADMIN_PAGE = ("views/admin.py", "Admin", "🛡️", "admin")  # the whole queue, everyone's runs and use
 
-missing = [path for path, *_ in PAGES if not (ROOT / path).is_file()]
+missing = [path for path, *_ in [*PAGES, ADMIN_PAGE] if not (ROOT / path).is_file()]
 if missing:  # a broken checkout: say so, rather than quietly serve an app with a page fewer
     raise FileNotFoundError(f"CNN Lab is missing its page file(s): {', '.join(missing)}")
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+who = gate()  # sign-in, or the refusal when served beyond loopback without it; nothing below runs for a stranger
 pages = [
-    st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home")) for path, title, icon, url in PAGES
+    st.Page(path, title=title, icon=icon, url_path=url, default=(url == "home"))
+    for path, title, icon, url in [*PAGES, *([ADMIN_PAGE] if who.admin else [])]
 ]
 st.navigation(pages).run()

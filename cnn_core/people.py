@@ -41,6 +41,9 @@ class Person:
 
 
 LOCAL = Person(LOCAL_ID, "local user", admin=True)  # one person at the machine: today's single-user lab
+# Everyone on a network the operator trusts (``CNN_LAB_TRUSTED_NETWORK=1``, no sign-in): one shared workspace,
+# the local owner's, with a visitor's limits (quotas apply, no server folders).
+SHARED_WORKSPACE = Person(LOCAL_ID, "shared workspace", admin=False)
 
 
 def admin_emails() -> frozenset[str]:
@@ -52,6 +55,8 @@ def from_claims(claims: Mapping[str, object]) -> Person:
     administrators are listed), else by the provider's subject id."""
     email = str(claims.get("email") or "").strip().lower() or None
     sub = str(claims.get("sub") or "").strip()
+    if claims.get("email_verified") is False:  # a provider that says it did not check the address: not an identity
+        email = None
     if not email and not sub:
         raise ValueError("the sign-in gave neither an e-mail address nor a subject id")
     person_id = email or f"sub:{sub}"

@@ -19,6 +19,10 @@ def private_runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_LAB_RUNS", str(runs))
     monkeypatch.setenv("CNN_LAB_DATA", str(tmp_path / "no-data-here"))
     monkeypatch.setenv("CNN_LAB_DATASETS", str(tmp_path / "datasets"))
+    for name in ("CNN_LAB_ADMINS", "CNN_LAB_USER", "CNN_LAB_FOLDER_ROOTS", "CNN_LAB_TRUSTED_NETWORK", "CNN_LAB_QUOTAS"):
+        monkeypatch.delenv(name, raising=False)  # a shared lab's settings of this shell never leak into a test
+    for name in ("RUNS", "SWEEPS", "RUN_DISK_MB", "DATASET_DISK_MB"):
+        monkeypatch.delenv(f"CNN_LAB_QUOTA_{name}", raising=False)
     return runs
 
 

@@ -25,6 +25,7 @@ from cnn_core.config import (
 from cnn_core.data import adapt_model, dataset_names, dataset_spec, unavailable_reason
 from cnn_core.errors import CnnLabError, InvalidConfig
 from cnn_core.shapes import Layer, layer_table, partial_layer_table
+from ui.identity import me
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -123,7 +124,7 @@ def _dataset_changed() -> None:
 
 
 def _draw_controls() -> Draft:
-    names = dataset_names()
+    names = dataset_names(visible_to=me())
     if st.session_state.get(f"{K}dataset") not in names:  # a named dataset removed since: back to the default
         st.session_state.pop(f"{K}dataset", None)
     dataset = st.selectbox(

@@ -14,6 +14,7 @@ from cnn_core.config import RunConfig
 from cnn_core.config.sweep import DISTRIBUTIONS, SEARCHES, Invalid, SweepConfig, parameter_words
 from cnn_core.errors import CnnLabError
 from cnn_core.sweeps.space import plan
+from ui.identity import me
 
 K = "sweep.form."
 KEPT = "sweep.kept"
@@ -157,9 +158,15 @@ def _resource_controls() -> dict:
     cpu = r1.number_input("CPUs per trial", 0.25, 64.0, 1.0, 0.25, key=f"{K}cpu")
     gpu = r2.number_input("GPU per trial (fractions share one)", 0.0, 8.0, 0.0, 0.25, key=f"{K}gpu")
     concurrent = r3.number_input("at most at once (0: as resources allow)", 0, 1000, 0, key=f"{K}concurrent")
-    st.session_state.setdefault(f"{K}address", os.environ.get("RAY_ADDRESS", ""))  # as the CLI does
-    address = st.text_input("Ray cluster address (blank: Ray on this machine)", key=f"{K}address").strip()
-    storage = st.text_input("Tune storage (blank: the runs folder)", key=f"{K}storage").strip()
+    default = os.environ.get("RAY_ADDRESS", "")  # as the CLI does
+    who = me()
+    if who is not None and who.admin:  # a cluster and a storage path are the operator's to choose
+        st.session_state.setdefault(f"{K}address", default)
+        address = st.text_input("Ray cluster address (blank: Ray on this machine)", key=f"{K}address").strip()
+        storage = st.text_input("Tune storage (blank: the runs folder)", key=f"{K}storage").strip()
+    else:
+        address, storage = default, ""
+        st.caption(f"Trials run on {f'the Ray cluster at {default}' if default else 'this machine'}.")
     return {
         "resources": {"cpu": float(cpu), "gpu": float(gpu)},
         "max_concurrent": int(concurrent),

@@ -13,8 +13,10 @@ from cnn_core.charts import curves_charts
 from cnn_core.compare import comparison_title, config_diff, metric_summary, pooling_pair
 from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
+from cnn_core.people import owner_label
 from cnn_core.runs import Run
 from ui.charts import charts_with_svg
+from ui.identity import person
 from ui.invariance_view import invariance_section
 from ui.pooling_view import pooling_view, run_curves, stamp
 from ui.resources import job_manager_or_stop
@@ -23,6 +25,7 @@ from ui.run_picker import pick_run, pick_runs, select
 st.title("⚖️ Compare")
 manager = job_manager_or_stop()
 store = manager.store
+me = person()
 
 
 def launch_controls() -> None:
@@ -48,7 +51,11 @@ def launch_controls() -> None:
             for seed in range(base.train.seed, base.train.seed + n_seeds):
                 for pool in ("max", "avg"):
                     manager.submit(
-                        pooling_pair(base, pool, seed), dataset=dataset, name=f"{pool}-seed{seed}", group_id=group
+                        pooling_pair(base, pool, seed),
+                        dataset=dataset,
+                        name=f"{pool}-seed{seed}",
+                        group_id=group,
+                        owner=me,
                     )
         except CnnLabError as err:
             st.error(str(err))
@@ -72,7 +79,7 @@ def group_label(members: list[Run]) -> str:
 
 def any_runs() -> None:
     """Any runs overlaid, their best and final values, and the hyperparameters that differ."""
-    rows = store.list()
+    rows = store.list(visible_to=me)
     picked = pick_runs("runs", rows, "compare.runs", lambda r: f"{r.label} · {r.id[-6:]} ({r.status})")
     if not picked:
         return
@@ -96,37 +103,60 @@ def any_runs() -> None:
 
 def rename(target: str) -> None:
     """The Rename button's callback: rename, keep the run selected under its new name, say what changed."""
-    old = store.get(target).label
+    old = store.get(target, visible_to=me).label
     try:
-        new = store.rename(target, st.session_state[f"compare.rename.{target}"])
+        new = store.rename(target, st.session_state[f"compare.rename.{target}"], by=me)
     except CnnLabError as err:
         st.session_state["compare.renamed"] = ("error", str(err))
         return
     select("compare.manage", target)
-    st.session_state["compare.renamed"] = ("success", f"Renamed “{old}” to “{store.get(target).label}”.")
+    st.session_state["compare.renamed"] = ("success", f"Renamed “{old}” to “{store.get(target, visible_to=me).label}”.")
     st.session_state[f"compare.rename.{target}"] = new
 
 
+def share(target: str) -> None:
+    """The "shared with everyone" toggle's callback."""
+    try:
+        store.share(target, st.session_state[f"compare.share.{target}"], by=me)
+    except CnnLabError as err:
+        st.session_state["compare.renamed"] = ("error", str(err))
+
+
+def manage_label(run: Run) -> str:
+    whose = "" if run.owner == me.id else f" · {owner_label(run.owner)}"
+    return f"{run.label} ({run.id}){' · shared' if run.shared else ''}{whose}"
+
+
 def manage_runs() -> None:
-    """Rename or delete a run (a deletion redraws the whole page: its run leaves every picker)."""
-    rows = store.list()
+    """Rename, share or delete one of your runs (administrators: anyone's). A deletion redraws the whole page:
+    its run leaves every picker."""
+    rows = [r for r in store.list(visible_to=me) if me.may_change(r.owner)]
     if "compare.deleted" in st.session_state:
         st.success(st.session_state.pop("compare.deleted"))
     if not rows:
         st.info("No runs yet.")
         return
-    target = pick_run("run", rows, "compare.manage", lambda r: f"{r.label} ({r.id})")
+    target = pick_run("run", rows, "compare.manage", manage_label)
     label = next(r.label for r in rows if r.id == target)
     c1, c2 = st.columns(2)
     c1.text_input("new name", next(r.name for r in rows if r.id == target), key=f"compare.rename.{target}")
     c1.button("Rename", key="compare.rename", on_click=rename, args=(target,))
+    c1.toggle(
+        "shared with everyone",
+        next(r.shared for r in rows if r.id == target),
+        key=f"compare.share.{target}",
+        on_change=share,
+        args=(target,),
+        help="Everyone signed in sees a shared run (a reference run for a class); only you and administrators "
+        "change it.",
+    )
     if "compare.renamed" in st.session_state:
         kind, message = st.session_state.pop("compare.renamed")
         getattr(c1, kind)(message)
     sure = c2.checkbox(f"yes, delete “{label}” and its checkpoints", key=f"compare.sure.{target}")
     if c2.button("Delete", disabled=not sure, key="compare.delete"):
         try:
-            store.delete(target)
+            store.delete(target, by=me)
         except CnnLabError as err:
             c2.error(str(err))
         else:  # said above the picker, which now shows another run
@@ -136,7 +166,7 @@ def manage_runs() -> None:
 
 st.header("Max vs average pooling")
 launch_controls()
-rows = store.list()
+rows = store.list(visible_to=me)
 members_of = comparisons(rows)
 group = None
 if members_of:
@@ -148,7 +178,7 @@ if members_of:
 
     @st.fragment(run_every=1.0 if group_active else None)
     def live_comparison() -> None:
-        members = [r for r in store.list(group=group)]
+        members = store.list(group=group, visible_to=me)
         if pooling_view(store, members) and group_active:
             st.rerun()  # all finished: redraw once, which also stops the polling
 

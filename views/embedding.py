@@ -11,6 +11,7 @@ from cnn_core.explain import filters as probe
 from cnn_core.model import build_model
 from cnn_core.model.checkpoint import load_checkpoint
 from ui import computed
+from ui.identity import person
 from ui.model_picker import pick_model
 from ui.playback import epoch_player
 from ui.resources import checkpoint_model, run_store_or_warn, test_images
@@ -54,7 +55,8 @@ st.caption(
     "when the network has learned, each class gathers in its own place. Click a dot to see its image."
 )
 store = run_store_or_warn()
-choices = probe.model_choices(store)
+me = person()
+choices = probe.model_choices(store, visible_to=me)
 label, choice = pick_model("embedding", choices, probe.default_model(choices))
 if st.session_state.get("embedding.shown") != choice["source"]:  # another model: its last epoch, no dot chosen
     st.session_state["embedding.shown"] = choice["source"]
@@ -69,7 +71,8 @@ except CnnLabError as err:
 
 saved = tuple(str(p) for p in store.epoch_checkpoints(choice["run_id"])) if choice["run_id"] else ()
 sources = saved or (str(choice["source"]),)
-seed = store.get(choice["run_id"]).seed if choice["run_id"] else 0  # the bundled models were trained from seed 0
+# the bundled models were trained from seed 0
+seed = store.get(choice["run_id"], visible_to=me).seed if choice["run_id"] else 0
 points, scores, untrained = projections(sources, seed, choice["dataset"], choice["data_dir"], images, labels)
 epoch = epoch_player("embedding", len(sources)) if len(sources) > 1 else 1
 frame = points[points["epoch"] == epoch].assign(**{"class": lambda f: [classes[int(i)] for i in f["label"]]})

@@ -13,6 +13,7 @@ from cnn_core.explain import faithfulness
 from cnn_core.explain import filters as probe
 from cnn_core.explain.predict import probabilities
 from ui.digit_input import open_test_digit, opened_test_digit, pick_digit, show_steps
+from ui.identity import person
 from ui.model_picker import pick_model
 from ui.move_input import move_input
 from ui.predict_first import predict_first_view
@@ -174,7 +175,7 @@ def mistakes(choice: dict, test_x: np.ndarray, test_y: np.ndarray, classes: list
 
 
 st.title("💡 Explain")
-choices = probe.model_choices(run_store_or_warn())
+choices = probe.model_choices(run_store_or_warn(), visible_to=person())
 label, choice = pick_model("explain", choices)
 if not usable_checkpoint(choice["source"]):
     st.stop()

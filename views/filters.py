@@ -9,6 +9,7 @@ from cnn_core.errors import CnnLabError
 from cnn_core.explain import filters as probe
 from ui.digit_input import pick_digit
 from ui.favourite_images import favourite_images
+from ui.identity import person
 from ui.model_picker import pick_model
 from ui.playback import epoch_player
 from ui.resources import checkpoint_kind, checkpoint_model, run_store_or_warn, test_images, usable_checkpoint
@@ -136,7 +137,8 @@ def feature_map_view(source: str, dataset: str, data_dir: str | None, pair: dict
 
 st.title("🔍 Filters & feature maps")
 store = run_store_or_warn()
-choices = probe.model_choices(store)
+me = person()
+choices = probe.model_choices(store, visible_to=me)
 label, choice = pick_model("filters", choices, probe.default_model(choices))
 if not usable_checkpoint(choice["source"]):
     st.stop()
@@ -155,5 +157,6 @@ if len(epochs) > 1:
 if epoch is not None and not usable_checkpoint(source):  # an epoch's own file may be the damaged one
     st.stop()
 filters(source, choice["dataset"], choice["data_dir"])
-pair = probe.pooling_checkpoints(store, choice["run_id"], epoch)  # this run and its twin, or the bundled pair
+# this run and its twin, or the bundled pair
+pair = probe.pooling_checkpoints(store, choice["run_id"], epoch, visible_to=me)
 feature_map_view(source, choice["dataset"], choice["data_dir"], pair)

@@ -10,6 +10,7 @@ from cnn_core.model.checkpoint import bundled_checkpoints
 from cnn_core.runs import Run, RunStore
 from cnn_core.shapes import layer_table, total_params
 from cnn_core.training.loop import device_label, pick_device
+from ui.identity import person
 from ui.resources import run_store_or_warn
 
 # The pages in the order a newcomer meets the ideas. Titles come from app.py's st.Page (page_link reads them).
@@ -51,7 +52,7 @@ def accuracy_text(run: Run) -> str:
 def show_recent_runs(store: RunStore) -> None:
     """The newest runs with their status (and test accuracy once finished), or an invitation to a first run."""
     st.subheader("Your recent runs")
-    runs = store.list()[:RECENT]
+    runs = store.list(visible_to=person())[:RECENT]
     if not runs:
         st.page_link("views/train.py", label="No runs yet: train your first network on Train", icon="🏋️")
         return

@@ -4,8 +4,10 @@ import streamlit as st
 
 from cnn_core.config import RunConfig
 from cnn_core.errors import CnnLabError
+from cnn_core.people import owner_label
 from cnn_core.runs import Sweep, SweepStatus
 from cnn_core.sweeps import results
+from ui.identity import person
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_one
 from ui.sweep_form import sweep_controls
@@ -14,6 +16,7 @@ from ui.sweep_results import analysis, trial_table
 st.title("🧪 Sweep")
 manager = job_manager_or_stop()
 store = manager.store
+me = person()
 if "sweep.go" in st.session_state:  # a "open the best trial" link was pressed
     st.switch_page(st.session_state.pop("sweep.go"))
 
@@ -30,7 +33,7 @@ st.caption(
 def launch(draft) -> None:
     """The Launch button's callback: queue the sweep for its driver process and show it below."""
     try:
-        sweep_id = manager.submit_sweep(draft.config, address=draft.address, storage=draft.storage)
+        sweep_id = manager.submit_sweep(draft.config, address=draft.address, storage=draft.storage, owner=me)
     except CnnLabError as err:
         st.session_state["sweep.launched"] = ("error", str(err), None)
         return
@@ -38,7 +41,7 @@ def launch(draft) -> None:
     st.session_state["sweep.launched"] = ("success", "Launched: its trials appear below as they start.", sweep_id)
 
 
-sweeps = store.sweeps.list()  # read after the Launch callback: a sweep it queued is in the list
+sweeps = store.sweeps.list(visible_to=me)  # read after the Launch callback: a sweep it queued is in the list
 with st.expander("New sweep", expanded=not sweeps):
     draft = sweep_controls(base, dataset)
     if draft.config is None and draft.hint:
@@ -81,19 +84,39 @@ if not sweeps:
 
 def sweep_label(sweep: Sweep) -> str:
     where = f" · {sweep.address}" if sweep.address else ""
-    return f"{sweep.label} · {sweep.id[-6:]} · {sweep.status}{where}"
+    whose = "" if sweep.owner == me.id else f" · {owner_label(sweep.owner)}"
+    return f"{sweep.label} · {sweep.id[-6:]} · {sweep.status}{where}{whose}"
+
+
+def act(what, sweep_id: str) -> None:
+    """A Stop, Resume or share callback: a refusal (not yours, over your share) is one line on the page."""
+    try:
+        what(sweep_id)
+    except CnnLabError as err:
+        st.session_state["sweep.refused"] = str(err)
 
 
 picked = pick_one("sweep", [s.id for s in sweeps], [sweep_label(s) for s in sweeps], "sweep.pick")
-sweep = store.sweeps.get(picked)
+sweep = store.sweeps.get(picked, visible_to=me)
+mine = me.may_change(sweep.owner)
+if "sweep.refused" in st.session_state:
+    st.error(st.session_state.pop("sweep.refused"))
+if mine:
+    st.toggle(
+        "shared with everyone (the sweep and its trials)",
+        sweep.shared,
+        key=f"sweep.share.{picked}",
+        on_change=act,
+        args=(lambda s: store.sweeps.share(s, st.session_state[f"sweep.share.{s}"], by=me), picked),
+    )
 
 
 @st.fragment(run_every=1.0 if sweep.status.active else None)
 def live() -> None:
     """The trials while the sweep runs; polling stops once it has ended (the page redraws once)."""
-    now = store.sweeps.get(picked)
-    if now.status.active and st.button("⏹ Stop sweep", key=f"sweep.stop.{picked}"):
-        manager.stop_sweep(picked)
+    now = store.sweeps.get(picked, visible_to=me)
+    if mine and now.status.active and st.button("⏹ Stop sweep", key=f"sweep.stop.{picked}"):
+        manager.stop_sweep(picked, by=me)
     trial_table(store, now)
     if now.status != sweep.status:
         st.rerun()  # started or ended: redraw the whole page, which also stops or starts the polling
@@ -103,7 +126,13 @@ st.subheader("Trials")
 live()
 if sweep.status in (SweepStatus.INTERRUPTED, SweepStatus.FAILED, SweepStatus.STOPPED):
     st.warning(f"This sweep is {sweep.status}: {sweep.error or 'its driver stopped'}")
-    st.button("▶ Resume", key=f"sweep.resume.{picked}", on_click=manager.resume_sweep, args=(picked,))
+    if mine:
+        st.button(
+            "▶ Resume",
+            key=f"sweep.resume.{picked}",
+            on_click=act,
+            args=(lambda s: manager.resume_sweep(s, by=me), picked),
+        )
 if sweep.invalid:
     with st.expander(f"{len(sweep.invalid)} invalid configuration(s), skipped"):
         st.dataframe(results.invalid_frame(sweep.invalid), hide_index=True)

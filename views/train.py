@@ -6,10 +6,12 @@ import streamlit as st
 from cnn_core.charts import curves_charts
 from cnn_core.compare import curves
 from cnn_core.errors import CnnLabError
+from cnn_core.people import owner_label
 from cnn_core.runs import ACTIVE, Run
 from ui.charts import charts_with_svg
 from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
+from ui.identity import person
 from ui.layer_preview import show_layers
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, select
@@ -18,6 +20,7 @@ from ui.run_results import ended_text, show_results
 st.title("🏋️ Train")
 manager = job_manager_or_stop()
 store = manager.store
+me = person()
 if st.session_state.pop("train.go_explain", False):  # a mistake's "Explain" button was pressed
     st.switch_page("views/explain.py")
 
@@ -25,7 +28,9 @@ if st.session_state.pop("train.go_explain", False):  # a mistake's "Explain" but
 def launch(draft: Draft) -> None:
     """The Launch button's callback: queue the run, show it below by name, clear the name field."""
     try:
-        run_id = manager.submit(draft.run, dataset=draft.dataset, name=st.session_state.get("train.name") or None)
+        run_id = manager.submit(
+            draft.run, dataset=draft.dataset, name=st.session_state.get("train.name") or None, owner=me
+        )
     except CnnLabError as err:
         st.session_state["train.launched"] = ("error", str(err))
         return
@@ -62,12 +67,13 @@ show_code(draft.run, draft.dataset)  # full width: a script is wider than the co
 
 def run_label(run: Run) -> str:
     acc = f" · {run.test_accuracy:.2%}" if run.test_accuracy is not None else ""
-    return f"{run.label} · {run.id[-6:]} · {ended_text(run) or run.status}{acc}"  # ids keep equal names apart
+    whose = "" if run.owner == me.id else f" · {owner_label(run.owner)}"
+    return f"{run.label} · {run.id[-6:]} · {ended_text(run) or run.status}{acc}{whose}"  # ids keep equal names apart
 
 
 def live_view(run_id: str) -> None:
     """Progress, curves and the stop button of one run, read from the store."""
-    run = store.get(run_id)
+    run = store.get(run_id, visible_to=me)
     last = store.last_metric(run_id)
     if run.status.active:
         if last:
@@ -77,10 +83,12 @@ def live_view(run_id: str) -> None:
                 f"epoch {last['epoch']}/{run.epochs} · {last['images_per_s']:,.0f} images/s · about {left:,.0f} s left"
             )
             st.progress(min(done, 1.0), text=text)
+        elif (wait := manager.wait_of(run_id)) is not None:
+            st.progress(0.0, text=f"queued: {wait.text}")
         else:
             st.progress(0.0, text=f"{run.status}: waiting for the first steps…")
-        if st.button("⏹ Stop", key=f"train.stop.{run_id}"):
-            manager.stop(run_id)
+        if me.may_change(run.owner) and st.button("⏹ Stop", key=f"train.stop.{run_id}"):
+            manager.stop(run_id, by=me)
     long = curves(store, [run_id], "epoch")
     if not long.empty:
         charts_with_svg(curves_charts(long, color="metric"), f"{run.label}-curves", f"train.svg.{run_id}")
@@ -94,7 +102,7 @@ def live_view(run_id: str) -> None:
 
 st.divider()
 st.subheader("Runs")
-runs = store.list()
+runs = store.list(visible_to=me)
 if not runs:
     st.info("No runs yet: set the hyperparameters above and launch one.")
     st.stop()
@@ -105,12 +113,12 @@ active_now = {r.id for r in runs if r.status.active}
 @st.fragment(run_every=1.0 if active_now else None)
 def live() -> None:
     live_view(selected)
-    if active_now and {r.id for r in store.list(status=ACTIVE)} != active_now:
+    if active_now and {r.id for r in store.list(status=ACTIVE, visible_to=me)} != active_now:
         st.rerun()  # a run started or ended: redraw the page (labels, results), which also stops idle polling
 
 
 live()
-show_results(store, store.get(selected))
+show_results(store, store.get(selected, visible_to=me))
 st.dataframe(
     pd.DataFrame(
         [
@@ -119,6 +127,7 @@ st.dataframe(
                 "status": ended_text(r) or r.status.value,
                 "test_accuracy": r.test_accuracy,
                 "device": r.device,
+                **({"owner": owner_label(r.owner)} if any(r.owner != me.id for r in runs) else {}),
                 "id": r.id,
             }
             for r in runs

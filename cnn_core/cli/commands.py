@@ -21,6 +21,7 @@ from cnn_core.cli import sweeps as sweep_cli
 from cnn_core.config import DEVICES, OPTIMIZERS, POOLINGS, PRECISIONS, SCHEDULES, RunConfig, load_config
 from cnn_core.config import PHOTO_SIZES as SIZES
 from cnn_core.errors import CnnLabError, storage_error
+from cnn_core.people import cli_person
 from cnn_core.runs import Run, RunStore, Status
 from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.teaching import codegen
@@ -215,9 +216,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
-    from cnn_core.data import adapt_model, check_fits, load_dataset
+    from cnn_core.data import PUBLIC, adapt_model, check_fits, library, load_dataset
     from cnn_core.runs.runner import execute_run
 
+    if not args.data_dir and args.dataset not in PUBLIC:  # as CNN_LAB_USER: another's private dataset is "none"
+        library.get_dataset(args.dataset, visible_to=cli_person())
     channels = args.channels if args.channels == "auto" else int(args.channels)
     data = load_dataset(
         # an IDX folder named like a known dataset (.../fashion-mnist) takes its name and class names; else "idx"
@@ -240,6 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name,
         data_dir=args.data_dir,
         claim=True,  # running at once: no job manager may take it
+        owner=cli_person().id,
     )
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
     bar = tqdm(
@@ -333,7 +337,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         added = store.reimport()
         print(f"re-imported {len(added)} run folder(s)", file=sys.stderr)
     store.mark_orphans()  # CLI runs whose process is gone are not shown as running forever
-    for run in store.list():
+    for run in store.list(visible_to=cli_person()):
         if args.json:
             keys = ("id", "name", "status", "dataset", "test_accuracy", "device")
             print(json.dumps({k: getattr(run, k) for k in keys}))

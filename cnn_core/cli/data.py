@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 from cnn_core.config import PHOTO_FITS as FITS
 from cnn_core.config import PHOTO_SIZES as SIZES
+from cnn_core.people import cli_person
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +45,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     channels = args.channels if args.channels == "auto" else int(args.channels)
     try:
-        entry = add_dataset(args.name, args.source, args.size, channels, args.fit, progress, reserved=PUBLIC)
+        entry = add_dataset(
+            args.name, args.source, args.size, channels, args.fit, progress, reserved=PUBLIC, owner=cli_person().id
+        )
     finally:
         bar.close()
     if args.json:
@@ -66,7 +69,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from cnn_core.data.library import list_datasets
 
-    for entry in list_datasets():
+    for entry in list_datasets(visible_to=cli_person()):
         if args.json:
             keys = ("name", "size", "channels", "fit", "classes", "source")
             print(json.dumps({k: asdict(entry)[k] for k in keys} | {"images": entry.images}))
@@ -80,6 +83,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     from cnn_core.data.library import remove_dataset
 
-    remove_dataset(args.name)
+    remove_dataset(args.name, by=cli_person())
     print(f"removed {args.name}", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnn_core.errors import InvalidConfig
+from cnn_core.people import cli_person
 from cnn_core.runs import RunStore, SweepStatus
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def prepare(store: RunStore, spec: str, address: str | None, storage: str | None
     check_sweep(config, address)
     if storage and "://" not in storage:  # Tune wants an absolute path (a URI such as s3://... as it is)
         storage = str(Path(storage).resolve())
-    return store.sweeps.create(config, address=address, storage=storage, claim=True)
+    return store.sweeps.create(config, address=address, storage=storage, claim=True, owner=cli_person().id)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.resume:
         if args.spec or args.address or args.storage:
             raise InvalidConfig("--resume continues a recorded sweep: give no spec, --address or --storage with it")
-        store.sweeps.resume(args.resume, claim=True)
+        store.sweeps.resume(args.resume, claim=True, by=cli_person())
         sweep_id = args.resume
     elif not args.spec:
         raise InvalidConfig("name a sweep spec JSON file, or --resume ID")
@@ -113,7 +114,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
 
     store = RunStore(args.runs_dir)
     store.sweeps.mark_orphans(pid_alive)  # a driver that is gone does not leave its sweep running forever
-    for sweep in store.sweeps.list():
+    for sweep in store.sweeps.list(visible_to=cli_person()):
         trials = store.sweeps.trials(sweep.id)
         if args.json:
             keys = ("id", "name", "status", "address", "error")

@@ -22,6 +22,7 @@ from torch import nn
 from cnn_core.data import to_float
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import BUNDLED, DEFAULT_CHECKPOINT, load_checkpoint
+from cnn_core.people import Person
 from cnn_core.runs import Run, RunStore
 from cnn_core.training.loop import evaluate
 
@@ -227,11 +228,12 @@ def digit_at(images: torch.Tensor, index: int) -> np.ndarray:
     return to_float(images[index : index + 1])[0, 0].numpy()
 
 
-def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
+def model_choices(store: RunStore | None, visible_to: Person | None = None) -> dict[str, dict[str, Any]]:
     """Models a page can offer: the bundled checkpoints, finished runs that kept a checkpoint, and each sweep
     as one entry whose trials (best first) are under ``"trials"``, so twelve trials do not flood the picker.
 
-    ``store`` None (a page whose run store is broken) offers the bundled checkpoints alone.
+    ``store`` None (a page whose run store is broken) offers the bundled checkpoints alone; ``visible_to``: only
+    the runs and sweeps that person may see.
 
     label -> {"source": name or path for ``load_checkpoint``, "run_id": id or None, "dataset": name,
     "data_dir": folder or None, "accuracy": test accuracy or None} (the data it was trained on); a sweep's entry
@@ -241,14 +243,14 @@ def model_choices(store: RunStore | None) -> dict[str, dict[str, Any]]:
         name: {"source": name, "run_id": None, "dataset": "mnist", "data_dir": None, "accuracy": None}
         for name in sorted(BUNDLED, key=lambda n: n != DEFAULT_CHECKPOINT)
     }
-    runs = [r for r in store.list() if _has_weights(r)] if store is not None else []
+    runs = [r for r in store.list(visible_to=visible_to) if _has_weights(r)] if store is not None else []
     sweeps: dict[str, list[Run]] = {}
     for run in runs:
         if run.group_id and run.group_id.startswith(SWEEP_GROUP):
             sweeps.setdefault(run.group_id, []).append(run)
         else:
             choices[run_label(run)] = _choice(run)
-    names = {s.id: s.label for s in store.sweeps.list()} if sweeps and store is not None else {}
+    names = {s.id: s.label for s in store.sweeps.list(visible_to=visible_to)} if sweeps and store is not None else {}
     for sweep_id, trials in sweeps.items():
         ranked = sorted(trials, key=_accuracy, reverse=True)  # best first; ties keep the newest first
         label = f"sweep: {names.get(sweep_id, sweep_id)} ({len(trials)} trials)"
@@ -311,11 +313,13 @@ def pooling_twin(runs: list[Run], run_id: str) -> Run | None:
     )
 
 
-def pooling_checkpoints(store: RunStore | None, run_id: str | None, epoch: int | None = None) -> dict[str, str]:
+def pooling_checkpoints(
+    store: RunStore | None, run_id: str | None, epoch: int | None = None, visible_to: Person | None = None
+) -> dict[str, str]:
     """Max and average pooling to show side by side (label -> source for ``load_checkpoint``, max first):
     the chosen run and its pooling twin when it has one — both after ``epoch`` when each kept that epoch's
     checkpoint, else their final weights — and the bundled pair otherwise."""
-    runs = store.list() if store is not None and run_id is not None else []
+    runs = store.list(visible_to=visible_to) if store is not None and run_id is not None else []
     run = next((r for r in runs if r.id == run_id), None)
     twin = pooling_twin(runs, run_id) if run_id is not None else None
     if run is None or twin is None or store is None:  # store and run_id are set when runs is not empty

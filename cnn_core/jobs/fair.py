@@ -46,6 +46,25 @@ class Wait:
     position: int
     seconds: float | None
 
+    @property
+    def text(self) -> str:
+        """ "3rd in line · about 2 min" (or "next in line")."""
+        n = self.position
+        where = "next in line" if n == 1 else f"{n}{_suffix(n)} in line"
+        if self.seconds is None:
+            return f"{where} · no estimate until a run has finished"
+        return f"{where} · starts in about {_duration(self.seconds)}"
+
+
+def _suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(round(seconds), 1)} s"
+    return f"{seconds / 60:,.0f} min"
+
 
 def seconds_per_epoch(runs: list[Run], dataset: str) -> float | None:
     """The median seconds an epoch took in completed runs on ``dataset`` (any dataset when none has one)."""
