@@ -1,16 +1,17 @@
 """The fair queue: queued runs start round-robin across people, so one person's ten runs never starve another's one.
 
-Round-robin over a busy period: since the oldest run still waiting was queued, count the runs each owner has
-started (running or already ended). An owner's k-th waiting run is in round ``started + k``; rounds start in
-order, and within a round the owner served longest ago goes first. Person A queues five runs (the first starts at
-once), then B queues one: A has one started, so B's run (round 0) goes before A's second (round 1). An
-administrator's move (``priority``) comes before all of that.
+Round-robin over a busy period: count the runs each owner has running, or started (and maybe ended) since the
+oldest run still waiting was queued. The next run is the oldest waiting run of the owner served least (of equals,
+the one served longest ago); that repeats down the queue. Person A queues five runs (the first starts at once),
+then B queues one: A has one started, B none, so B's run goes before A's second. An administrator's move
+(``priority``) comes before that (or, moved to the back, after it).
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from cnn_core.runs import Run, Status
@@ -23,20 +24,25 @@ def fair_order(queued: list[Run], others: list[Run]) -> list[Run]:
         return []
     since = min(r.created for r in queued)
     served: dict[str, int] = defaultdict(int)
-    last_start: dict[str, float] = defaultdict(float)
+    last_start: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     for run in others:
-        if run.started is not None and run.started >= since:
+        if run.started is not None and (run.started >= since or run.status == Status.RUNNING):
             served[run.owner] += 1
-            last_start[run.owner] = max(last_start[run.owner], run.started)
-    waiting: dict[str, list[Run]] = defaultdict(list)
-    for run in sorted(queued, key=lambda r: (-r.priority, r.created, r.id)):
+            last_start[run.owner] = max(last_start[run.owner], (0, run.started))
+    waiting: dict[str, deque[Run]] = defaultdict(deque)
+    for run in sorted((r for r in queued if r.priority == 0), key=lambda r: (r.created, r.id)):
         waiting[run.owner].append(run)
-    keyed = [
-        ((-run.priority, served[owner] + k, last_start[owner], run.created, run.id), run)
-        for owner, runs in waiting.items()
-        for k, run in enumerate(runs)
-    ]
-    return [run for _, run in sorted(keyed, key=lambda pair: pair[0])]
+    order = sorted((r for r in queued if r.priority > 0), key=lambda r: -r.priority)  # moved to the front
+    for turn in itertools.count(1):  # a run placed here starts after every start so far: (1, turn) > (0, started)
+        if not waiting:
+            break
+        owner = min(waiting, key=lambda o: (served[o], last_start[o], waiting[o][0].created))
+        order.append(waiting[owner].popleft())
+        served[owner] += 1
+        last_start[owner] = (1, turn)
+        if not waiting[owner]:
+            del waiting[owner]
+    return order + sorted((r for r in queued if r.priority < 0), key=lambda r: -r.priority)  # moved to the back
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class JobManager:
         last = self.store.last_metric(run.id)
         if not last or not last.get("total_steps") or not last.get("step"):
             return None
-        done = last["step"] / last["total_steps"]
+        done = float(last["step"]) / float(last["total_steps"])
         return float(last["elapsed"]) * (1 - done) / max(done, 1e-9)
 
     def submit_sweep(
