@@ -389,3 +389,18 @@ def test_the_cli_as_a_non_admin_lists_only_what_that_person_may_see(store, priva
         [sys.executable, "-m", "cnn_core", "runs", "--json"], capture_output=True, text=True, check=True
     )
     assert len(everyone.stdout.splitlines()) == 2  # the local owner: the whole store, as before
+
+
+def test_an_administrator_moves_a_queued_run_to_the_front_or_the_back(store, monkeypatch):
+    monkeypatch.setenv("CNN_LAB_QUOTA_RUNS", "10")
+    manager = JobManager(store, start_thread=False)
+    first, second, third = (manager.submit(_run(), owner=ALICE) for _ in range(3))
+    bobs = manager.submit(_run(), owner=BOB)
+    assert [r.id for r in manager.queue()] == [first, bobs, second, third]
+    with pytest.raises(NotAllowed, match="only an administrator"):
+        manager.move(third, first=True, by=ALICE)
+    manager.move(third, first=True, by=TEACHER)
+    manager.move(first, first=False, by=TEACHER)
+    assert [r.id for r in manager.queue()] == [third, bobs, second, first]
+    manager.stop(bobs, by=TEACHER)  # and cancels anyone's
+    assert store.get(bobs).status == Status.STOPPED

@@ -132,12 +132,13 @@ def write_auth_secrets(folder: Path, provider: OidcProvider, app_port: int) -> P
 
 
 def start_app_with_sign_in(
-    runs_dir: Path, provider: OidcProvider, script: str | Path = "app.py"
+    runs_dir: Path, provider: OidcProvider, script: str | Path = "app.py", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, str]:
-    """`start_app` whose `st.login()` signs in at ``provider`` (the secrets file lives in ``runs_dir``)."""
+    """`start_app` whose `st.login()` signs in at ``provider`` (the secrets file lives in ``runs_dir``); ``env``:
+    more environment variables (``CNN_LAB_ADMINS``, quotas)."""
     port = free_port()
     secrets_path = write_auth_secrets(runs_dir, provider, port)
-    return start_app(runs_dir, script=script, port=port, options=["--secrets.files", str(secrets_path)])
+    return start_app(runs_dir, script=script, port=port, options=["--secrets.files", str(secrets_path)], env=env)
 
 
 def sign_in(page: Page, app_url: str, email: str, button: str = "Sign in") -> None:
