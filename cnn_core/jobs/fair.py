@@ -33,6 +33,9 @@ def fair_order(queued: list[Run], others: list[Run]) -> list[Run]:
     for run in sorted((r for r in queued if r.priority == 0), key=lambda r: (r.created, r.id)):
         waiting[run.owner].append(run)
     order = sorted((r for r in queued if r.priority > 0), key=lambda r: -r.priority)  # moved to the front
+    for run in order:  # ... and counted as their owner's turn
+        served[run.owner] += 1
+        last_start[run.owner] = (1, 0)
     for turn in itertools.count(1):  # a run placed here starts after every start so far: (1, turn) > (0, started)
         if not waiting:
             break
