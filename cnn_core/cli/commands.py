@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal or a `kill` ends a run like Ctrl-C does
         signal.signal(sig, _interrupt)
-    if args.func not in (cmd_train, cmd_worker):  # those two call it once torch and the data are in
+    if args.func not in (cmd_train, cmd_worker, cmd_pool_worker):  # those call it once torch and the data are in
         startup_done()
     try:
         return cast(int, args.func(args))
@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--runs-dir", metavar="DIR")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("pool-worker", help=argparse.SUPPRESS)  # the job manager's warm worker: run ids on stdin
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.set_defaults(func=cmd_pool_worker)
 
     p = sub.add_parser("runs", help="list recorded runs")
     p.add_argument("--runs-dir", metavar="DIR")
@@ -329,6 +333,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     startup_done()
     result = execute_run(RunStore(args.runs_dir), args.run_id)
     return 0 if result is not None else 1
+
+
+def cmd_pool_worker(args: argparse.Namespace) -> int:
+    from cnn_core.runs.warm import serve
+
+    store = RunStore(args.runs_dir)
+    serve(store, sys.stdin, on_ready=startup_done)
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

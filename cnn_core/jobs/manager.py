@@ -30,6 +30,7 @@ from cnn_core.data.roots import server_folder
 from cnn_core.errors import NotAllowed
 from cnn_core.jobs import quotas
 from cnn_core.jobs.fair import Wait, fair_order, queue_wait
+from cnn_core.jobs.pool import WarmPool
 from cnn_core.people import LOCAL, Person
 from cnn_core.runs import Run, RunStore, Status, Sweep, SweepStatus, pid_alive
 from cnn_core.runs.runner import repair_epoch_records
@@ -59,11 +60,21 @@ class JobManager:
     """Queue, start, stop and watch training runs; one per app, shared by every session."""
 
     def __init__(
-        self, store: RunStore | None = None, max_concurrent: int | None = None, start_thread: bool = True
+        self,
+        store: RunStore | None = None,
+        max_concurrent: int | None = None,
+        start_thread: bool = True,
+        warm: bool | None = None,
     ) -> None:
+        """``warm``: runs go to warm workers (``pool.py``; default unless ``CNN_LAB_WARM_WORKERS=0``), else to a
+        fresh process each. With ``start_thread`` (the app) the warm workers start at once, ready for the first
+        launch; otherwise with the first queued run."""
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or default_concurrency()
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        if warm is None:
+            warm = os.environ.get("CNN_LAB_WARM_WORKERS", "1") != "0"
+        self.pool = WarmPool(self.store.root, self.max_concurrent) if warm else None
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # fresh worker processes (not warm), by run
         self._drivers: dict[str, subprocess.Popen[bytes]] = {}  # sweep id -> its driver
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -75,6 +86,8 @@ class JobManager:
         self._last_error: str | None = None
         self._thread = None
         if start_thread:
+            if self.pool is not None:
+                self.pool.fill()
             self._thread = threading.Thread(target=self._loop, name="cnn-lab-jobs", daemon=True)
             self._thread.start()
 
@@ -189,7 +202,16 @@ class JobManager:
 
     def running(self) -> list[str]:
         with self._lock:
-            return [run_id for run_id, proc in self._procs.items() if proc.poll() is None]
+            fresh = [run_id for run_id, proc in self._procs.items() if proc.poll() is None]
+            return fresh + (list(self.pool.busy()) if self.pool is not None else [])
+
+    def worker_pid(self, run_id: str) -> int | None:
+        """The process training ``run_id`` here (a warm worker or a fresh one); None when none is."""
+        with self._lock:
+            if run_id in self._procs:
+                return self._procs[run_id].pid
+            worker = self.pool.busy().get(run_id) if self.pool is not None else None
+            return worker.pid if worker is not None else None
 
     def pump(self) -> None:
         """Reap finished workers, then start queued runs while slots are free."""
@@ -199,25 +221,43 @@ class JobManager:
                 if code is None:
                     continue
                 del self._procs[run_id]
-                if code != 0:  # the worker died without recording an end (killed, crashed)
-                    how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                    self.store.interrupt(
-                        run_id,
-                        f"the worker {how}; the last epoch's checkpoint is kept",
-                        status=Status.INTERRUPTED if code < 0 else Status.FAILED,
-                    )
+                self._worker_ended(run_id, code)
+            if self.pool is not None:
+                for held, code in self.pool.reap(self.store):  # a dead warm worker is replaced below
+                    if held is not None:
+                        self._worker_ended(held, code)
             self._pump_sweeps()
-            free = self.max_concurrent - len(self._procs)
-            for run in self.queue() if free > 0 else []:
-                if free <= 0 or self._closed:
+            waiting = self.queue() if not self._closed else []
+            if self.pool is not None and (waiting or (self._thread is not None and not self._closed)):
+                self.pool.fill()  # the app's manager keeps its pool warm: a dead worker is replaced at once
+            for run in waiting:
+                if self.pool is not None:
+                    free = self.pool.free()
+                    if not free:
+                        break
+                elif len(self._procs) >= self.max_concurrent:
                     break
-                if self.store.claim(run.id):  # queued -> running here, so no other app starts it too
-                    try:
+                if not self.store.claim(run.id):  # queued -> running here, so no other app starts it too
+                    continue
+                try:
+                    if self.pool is not None:
+                        free[0].give(run.id)
+                    else:
                         self._procs[run.id] = self._spawn(run.id)
-                    except OSError as err:
-                        self.store.fail(run.id, f"could not start a worker process: {err}")
-                        continue
-                    free -= 1
+                except OSError as err:
+                    self.store.fail(run.id, f"could not start a worker process: {err}")
+
+    def _worker_ended(self, run_id: str, code: int) -> None:
+        """A worker that died without recording its run's end (killed, crashed): the run is interrupted (by a
+        signal) or failed, and keeps its last epoch's checkpoint."""
+        if code == 0:
+            return
+        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        self.store.interrupt(
+            run_id,
+            f"the worker {how}; the last epoch's checkpoint is kept",
+            status=Status.INTERRUPTED if code < 0 else Status.FAILED,
+        )
 
     def _pump_sweeps(self) -> None:
         """Reap sweep drivers; start the oldest queued sweep when none runs (called with the lock held)."""
@@ -305,7 +345,7 @@ class JobManager:
         raise TimeoutError(f"{what} still {item.status} after {timeout} s")
 
     def close(self, stop_runs: bool = False) -> None:
-        """Stop the manager thread; running workers go on unless ``stop_runs``."""
+        """Stop the manager thread; running workers go on unless ``stop_runs`` (warm ones end after their run)."""
         self._closed = True
         self._wake.set()
         if stop_runs:
@@ -315,3 +355,6 @@ class JobManager:
                 sweeps = list(self._drivers)
             for sweep_id in sweeps:
                 self.stop_sweep(sweep_id)
+        if self.pool is not None:
+            with self._lock:
+                self.pool.close()

@@ -67,3 +67,30 @@ def test_a_restarted_app_marks_runs_of_dead_workers_interrupted():
     store.start(run_id, pid=2**22 + 12345, device="cpu")  # a pid that is not alive
     JobManager(store, start_thread=False)
     assert store.get(run_id).status == "interrupted"
+
+
+def test_warm_workers_train_run_after_run_in_one_process_and_a_dead_one_is_replaced(manager):
+    assert manager.pool is not None and len(manager.pool.workers) == 1  # started with the app, before any launch
+    first = manager.wait(manager.submit(_run()), timeout=120)
+    second = manager.wait(manager.submit(_run()), timeout=120)
+    assert first.status == second.status == "completed"
+    assert first.pid == second.pid == manager.pool.workers[0].pid  # the same warm process, torch imported once
+    long = manager.submit(_run(epochs=60))
+    _wait_for(lambda: manager.store.get(long).epochs_done >= 1)
+    os.kill(first.pid, signal.SIGKILL)
+    row = _wait_for(lambda: (r := manager.store.get(long)).status != "running" and r)
+    assert row.status == "interrupted" and "signal 9" in row.error
+    assert manager.pool.started == 2 and manager.pool.workers[0].pid != first.pid  # refilled
+    after = manager.wait(manager.submit(_run()), timeout=120)
+    assert after.status == "completed" and after.pid == manager.pool.workers[0].pid
+
+
+def test_without_warm_workers_each_run_gets_a_fresh_process(monkeypatch):
+    monkeypatch.setenv("CNN_LAB_WARM_WORKERS", "0")
+    manager = JobManager(RunStore(), max_concurrent=1)
+    try:
+        assert manager.pool is None
+        runs = [manager.wait(manager.submit(_run()), timeout=120) for _ in range(2)]
+        assert [r.status for r in runs] == ["completed", "completed"] and runs[0].pid != runs[1].pid
+    finally:
+        manager.close(stop_runs=True)
