@@ -54,6 +54,10 @@ class RunBusy(CnnLabError, ValueError):
     """The run is queued or running, and the action needs it finished (delete, for example)."""
 
 
+class CannotResume(CnnLabError, ValueError):
+    """A run cannot go on from a saved epoch: it completed or diverged, saved none, or is a sweep's trial."""
+
+
 class InvalidRunName(CnnLabError, ValueError):
     """A run name that cannot be used (empty after trimming)."""
 
