@@ -5,7 +5,8 @@ during a write, every connection waits on a lock instead of failing, and writes 
 ``BEGIN IMMEDIATE`` transactions. The folder is ``$CNN_LAB_RUNS`` or ``runs/`` in the project.
 
 A run's life: queued → running → completed | stopped | diverged | failed | interrupted (| pruned, for
-sweeps). Each transition is one method here and writes only what it owns. Every run folder also holds
+sweeps), and stopped | failed | interrupted → queued (or running) again to go on from its last saved epoch
+(``resume``). Each transition is one method here and writes only what it owns. Every run folder also holds
 ``config.json`` (the run config, loadable with ``--config``), ``run.json`` (who it is and how it ended) and
 ``metrics.jsonl`` (one line per epoch), so a lost database can be rebuilt from the folders (``reimport``).
 """
@@ -44,8 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
     dataset TEXT NOT NULL, data_dir TEXT, device TEXT, group_id TEXT,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
     epochs_done INTEGER DEFAULT 0, test_accuracy REAL, test_loss REAL, val_accuracy REAL,
-    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0,
-    resumed_from INTEGER
+    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL,
@@ -65,7 +65,8 @@ _INSERT_METRIC = (
 RESULT_FIELDS: tuple[str, ...]
 RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
 RESULT_FIELDS += ("checkpoint", "error")
-# Columns added after the first release: (table, column, type). A store made by an older version gains them.
+# Columns added after the first release: (table, column, type). A store made by an older version gains them, and
+# so does a new one: ``_SCHEMA`` need not list them.
 _ADDED_COLUMNS = (("metrics", "total_steps", "INTEGER"), ("runs", "resumed_from", "INTEGER"))
 
 
@@ -132,8 +133,8 @@ class RunStore:
                 raise self._not_a_store(f"it holds other tables: {', '.join(sorted(tables))}")
             missing = [
                 (t, c, kind)
-                for t, c, kind in _ADDED_COLUMNS
-                if tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
+                for t, c, kind in _ADDED_COLUMNS  # a new store too: the tables made below lack some of them
+                if c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
             absolute = con.execute(_ABSOLUTE_CHECKPOINTS).fetchall() if "runs" in tables else []
             if (

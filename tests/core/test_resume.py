@@ -59,6 +59,7 @@ def _interrupted_after(run: RunConfig, data, epoch: int, tmp_path):
 # -- the loop -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_resumed_after_epoch_2_of_4_ends_with_the_same_weights_and_test_accuracy(bundled, tmp_path):
     run = _run()  # the bundled 5k sample: augmentation on ("auto"), so both generators matter
     whole, state = _interrupted_after(run, bundled, 2, tmp_path)
