@@ -59,6 +59,10 @@ class NotAllowed(CnnLabError, PermissionError):
     folder); the message says who can and what to do instead."""
 
 
+class CannotResume(CnnLabError, ValueError):
+    """A run cannot go on from a saved epoch: it completed or diverged, saved none, or is a sweep's trial."""
+
+
 class InvalidRunName(CnnLabError, ValueError):
     """A run name that cannot be used (empty after trimming)."""
 

@@ -39,6 +39,16 @@ def launch(draft: Draft) -> None:
     st.session_state["train.name"] = ""
 
 
+def resume(run_id: str) -> None:
+    """The Resume button's callback: queue the run again, to go on after its last saved epoch."""
+    try:
+        epoch = manager.resume(run_id, by=me)
+    except CnnLabError as err:
+        st.session_state["train.launched"] = ("error", str(err))
+        return
+    st.session_state["train.launched"] = ("success", f"Resumed: it goes on after epoch {epoch}.")
+
+
 controls, preview = st.columns([1, 1.2], gap="large")
 with controls:
     draft = config_controls()
@@ -89,6 +99,15 @@ def live_view(run_id: str) -> None:
             st.progress(0.0, text=f"{run.status}: waiting for the first steps…")
         if me.may_change(run.owner) and st.button("⏹ Stop", key=f"train.stop.{run_id}"):
             manager.stop(run_id, by=me)
+    if run.resumable and me.may_change(run.owner):
+        st.button(
+            f"▶ Resume from epoch {run.epochs_done}",
+            key=f"train.resume.{run_id}",
+            on_click=resume,
+            args=(run_id,),
+            help="Go on from the last saved epoch with its optimizer, schedule and random state: the same result "
+            "as a run that was never stopped.",
+        )
     long = curves(store, [run_id], "epoch")
     if not long.empty:
         charts_with_svg(curves_charts(long, color="metric"), f"{run.label}-curves", f"train.svg.{run_id}")

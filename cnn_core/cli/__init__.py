@@ -1,7 +1,8 @@
-"""The ``cnn-lab`` command: ``summary``, ``train``, ``predict``, ``runs``, ``data`` and ``sweep``."""
+"""The ``cnn-lab`` command: ``summary``, ``train``, ``resume``, ``predict``, ``runs``, ``data`` and ``sweep``."""
 
 from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cli import ...``
     cmd_predict,
+    cmd_resume,
     cmd_runs,
     cmd_summary,
     cmd_train,
@@ -11,4 +12,14 @@ from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cl
     startup_done,
 )
 
-__all__ = ["cmd_predict", "cmd_runs", "cmd_summary", "cmd_train", "cmd_worker", "main", "run", "startup_done"]
+__all__ = [
+    "cmd_predict",
+    "cmd_resume",
+    "cmd_runs",
+    "cmd_summary",
+    "cmd_train",
+    "cmd_worker",
+    "main",
+    "run",
+    "startup_done",
+]

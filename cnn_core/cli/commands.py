@@ -1,4 +1,4 @@
-"""``python -m cnn_core``: summary, train, predict and runs from a terminal.
+"""``python -m cnn_core``: summary, train, resume, predict and runs from a terminal.
 
 User errors print ``error: ...`` on stderr and exit 2 (no traceback); progress goes to stderr so
 ``--json`` output on stdout stays machine-readable.
@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, cast
 
 from cnn_core.cli import data as data_cli
 from cnn_core.cli import sweeps as sweep_cli
@@ -27,6 +27,7 @@ from cnn_core.shapes import layer_table, total_macs, total_params
 from cnn_core.teaching import codegen
 
 if TYPE_CHECKING:
+    from cnn_core.data import Dataset
     from cnn_core.training.loop import Event
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal or a `kill` ends a run like Ctrl-C does
         signal.signal(sig, _interrupt)
-    if args.func not in (cmd_train, cmd_worker, cmd_pool_worker):  # those call it once torch and the data are in
+    if args.func not in (cmd_train, cmd_resume, cmd_worker, cmd_pool_worker):  # those call it once torch is in
         startup_done()
     try:
         return cast(int, args.func(args))
@@ -125,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="go on with a stopped, interrupted or failed run from its last saved epoch")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("predict", help="predict the class of image files (digits or photos, as the model was trained)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -218,10 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data_dir:
         idx.prefetch_idx_folder(args.data_dir)  # IDX files are read on a thread while torch is imported below
 
-    from tqdm import tqdm  # imported here: summary and predict should start fast
-
     from cnn_core.data import PUBLIC, adapt_model, check_fits, library, load_dataset
-    from cnn_core.runs.runner import execute_run
 
     if not args.data_dir and args.dataset not in PUBLIC:  # as CNN_LAB_USER: another's private dataset is "none"
         library.get_dataset(args.dataset, visible_to=cli_person())
@@ -250,15 +254,59 @@ def cmd_train(args: argparse.Namespace) -> int:
         owner=cli_person().id,
     )
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
-    bar = tqdm(
-        total=run.train.epochs * -(-len(data.train_y) // run.train.batch_size),
-        unit="step",
-        file=sys.stderr,
-        mininterval=0.5,
-        dynamic_ncols=True,
-    )
+    steps = run.train.epochs * -(-len(data.train_y) // run.train.batch_size)
+    return _train_and_report(args, store, run_id, data, total=steps)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from cnn_core.runs.runner import resume_run
+
+    store = RunStore(args.runs_dir)
+    store.remove_partial_writes()
+    store.mark_orphans()  # a run whose process was killed shows as running until someone looks
+    store.get_to_change(args.run_id, cli_person())  # as CNN_LAB_USER: another's private run is "no run"
+    epoch = resume_run(store, args.run_id, claim=True)  # refused in one line: nothing to go on from
+    run = store.get(args.run_id)
+    print(f"run {run.id}: {run.label} goes on after epoch {epoch} of {run.epochs}", file=sys.stderr)
+    return _train_and_report(args, store, run.id, data=None, total=None)
+
+
+def _train_and_report(
+    args: argparse.Namespace, store: RunStore, run_id: str, data: Dataset | None, total: int | None
+) -> int:
+    """Train a claimed run here with a progress bar on stderr (and, with ``--json``, a line per epoch), then
+    print how it ended; the exit code."""
+    from tqdm import tqdm  # imported here: summary and predict should start fast
+
+    from cnn_core.runs.runner import execute_run
+
+    startup_done()
+    bar = tqdm(total=total, unit="step", file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+    try:
+        result = execute_run(store, run_id, data=data, on_event=_progress(args, bar))
+    finally:
+        bar.close()  # also on Ctrl-C or a signal, so the message after it starts on its own line
+    done = store.get(run_id)
+    if args.json:
+        print(json.dumps(_summary(done)), flush=True)
+    else:
+        acc = f"{done.test_accuracy:.2%}" if done.test_accuracy is not None else "n/a"
+        print(
+            f"{done.status}: test accuracy {acc} in {done.seconds or 0:.1f} s on {done.device}; "
+            f"checkpoint {done.checkpoint}"
+        )
+    if result is None or done.status in (Status.FAILED, Status.DIVERGED):
+        print(f"error: {done.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _progress(args: argparse.Namespace, bar: Any) -> Callable[[Event], None]:
+    """The listener that moves ``bar`` (a tqdm) and, with ``--json``, prints each epoch as a line on stdout."""
 
     def on_event(event: Event) -> None:
+        if bar.total != event.total_steps:  # a resumed run learns its length from its first event
+            bar.total = event.total_steps
         bar.update(event.step - bar.n)
         if event.kind == "epoch":
             bar.set_postfix(
@@ -283,27 +331,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-    try:
-        result = execute_run(store, run_id, data=data, on_event=on_event)
-    finally:
-        bar.close()  # also on Ctrl-C or a signal, so the message after it starts on its own line
-    done = store.get(run_id)
-    if args.json:
-        print(json.dumps(_summary(done)), flush=True)
-    else:
-        acc = f"{done.test_accuracy:.2%}" if done.test_accuracy is not None else "n/a"
-        print(
-            f"{done.status}: test accuracy {acc} in {done.seconds or 0:.1f} s on {done.device}; "
-            f"checkpoint {done.checkpoint}"
-        )
-    if result is None or done.status in (Status.FAILED, Status.DIVERGED):
-        print(f"error: {done.error}", file=sys.stderr)
-        return 1
-    return 0
+    return on_event
 
 
 def _summary(run: Run) -> dict[str, Any]:
-    keys = ("test_accuracy", "val_accuracy", "seconds", "device", "images_per_s", "checkpoint", "error")
+    keys = ("test_accuracy", "val_accuracy", "seconds", "device", "images_per_s", "checkpoint", "error", "resumed_from")
     return {"run_id": run.id, "name": run.name, "status": run.status, **{k: getattr(run, k) for k in keys}}
 
 

@@ -29,6 +29,9 @@ INPUT_COPIES = 4  # a batch as float, augmented, its sampling grid (2 values a p
 EVAL_BATCH = 1000  # train.evaluate's batch: no gradients, but 1,000 images at once
 LABEL_BYTES = 8  # int64 labels held beside the images
 CHECKPOINT_HEADER_BYTES = 16 * 1024  # safetensors' JSON header with the config, plus the .json sidecar
+# A run's training state (what resuming needs, one file): the weights and the optimizer's state, plus its
+# generators (three of 5 KB) and the epoch history as JSON (~600 bytes an epoch).
+STATE_HEADER_BYTES, STATE_EPOCH_BYTES = 32 * 1024, 1024
 LOAD_COPIES = 3  # loading a checkpoint holds the file's bytes, the parsed tensors and the freshly built model
 MEMORY_FRACTION = 0.5  # of the memory available now: the app, the browser and the OS need the rest
 DISK_FRACTION = 0.5  # of the free space where runs are stored: leave room for everything else
@@ -49,7 +52,7 @@ class Cost:
     dataset_bytes: int  # the training images held in memory as uint8 (0 when the count is unknown)
     training_memory_bytes: int  # the sum of the three above
     checkpoint_bytes: int  # one checkpoint file
-    checkpoint_disk_bytes: int  # one checkpoint per epoch plus the final model
+    checkpoint_disk_bytes: int  # one checkpoint per epoch, the final model and the training state
     batch_size: int
     epochs: int
 
@@ -98,6 +101,7 @@ def estimate(run: RunConfig, train_images: int | None = None) -> Cost:
     activations = max(per_image * train.batch_size, 2 * widest * EVAL_BATCH) * FLOAT_BYTES
     dataset = (train_images or 0) * (image_elements + LABEL_BYTES)
     checkpoint = params * FLOAT_BYTES + CHECKPOINT_HEADER_BYTES
+    state = params * FLOAT_BYTES * (1 + OPTIMIZER_COPIES[train.optimizer]) + STATE_HEADER_BYTES
     return Cost(
         params=params,
         param_bytes=params * FLOAT_BYTES,
@@ -106,7 +110,7 @@ def estimate(run: RunConfig, train_images: int | None = None) -> Cost:
         dataset_bytes=dataset,
         training_memory_bytes=params * FLOAT_BYTES * copies + activations + dataset,
         checkpoint_bytes=checkpoint,
-        checkpoint_disk_bytes=checkpoint * (train.epochs + 1),
+        checkpoint_disk_bytes=checkpoint * (train.epochs + 1) + state + STATE_EPOCH_BYTES * train.epochs,
         batch_size=train.batch_size,
         epochs=train.epochs,
     )
@@ -131,7 +135,8 @@ def check(run: RunConfig, limits: Limits | None = None, train_images: int | None
         raise OverBudget(
             f"this run needs about {human_bytes(cost.checkpoint_disk_bytes)} of disk "
             f"({cost.epochs + 1:,} checkpoints of "
-            f"{human_bytes(cost.checkpoint_bytes)}: one per epoch and the final model); the limit is "
+            f"{human_bytes(cost.checkpoint_bytes)}: one per epoch and the final model, and the training state that "
+            "resumes it); the limit is "
             f"{human_bytes(limits.disk_bytes)} (set {DISK_ENV} to change it)"
         )
     return cost

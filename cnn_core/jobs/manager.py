@@ -126,6 +126,19 @@ class JobManager:
         self.store.request_stop(run_id, by)
         self._wake.set()
 
+    def resume(self, run_id: str, by: Person | None = None) -> int:
+        """Queue a stopped, interrupted or failed run again, to go on after its last saved epoch (that epoch is
+        returned) in its owner's turn; refused in one line when there is nothing to go on from, or when ``by``
+        may not change it or is at their quota."""
+        from cnn_core.runs.runner import resume_run
+
+        run = self.store.get_to_change(run_id, by)
+        if by is not None:
+            quotas.check_run(self.store, by)
+        epoch = resume_run(self.store, run.id)
+        self._wake.set()
+        return epoch
+
     def move(self, run_id: str, first: bool, by: Person) -> None:
         """An administrator moves a queued run to the front (``first``) or the back of the queue."""
         if not by.admin:

@@ -6,7 +6,9 @@ run folder copied from another machine can be added to this store.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,33 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+EPOCH_FILE = re.compile(r"epoch_(\d+)\.(safetensors|json)")  # an epoch's checkpoint and its sidecar
+
+
+def drop_epochs_after(folder: Path, epoch: int) -> None:
+    """Forget a run folder's epochs after ``epoch`` (a resumed run trains them again): their lines in
+    ``metrics.jsonl`` (rewritten whole) and their checkpoints."""
+    metrics = folder / "metrics.jsonl"
+    if metrics.is_file():
+        kept = [row for row in read_metrics(metrics) if _epoch_of(row) <= epoch]
+        atomic_write(metrics, "".join(json.dumps(row) + "\n" for row in kept).encode())
+    for path in (folder / "epochs").glob("epoch_*"):
+        number = epoch_number(path)
+        if number is not None and number > epoch:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _epoch_of(row: dict[str, Any]) -> int:
+    return row["epoch"] if isinstance(row.get("epoch"), int) else 0
+
+
+def epoch_number(path: Path) -> int | None:
+    """The epoch an epoch checkpoint (or its sidecar) was saved after, from its name."""
+    match = EPOCH_FILE.fullmatch(path.name)
+    return int(match[1]) if match else None
 
 
 def read_folder(folder: Path) -> Run:

@@ -11,6 +11,7 @@ from typing import Any
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, CnnLabError
 from cnn_core.people import LOCAL_ID
+from cnn_core.runs.sweep_record import SWEEP_ID
 from cnn_core.safetext import escape_controls
 
 
@@ -34,6 +35,9 @@ class Status(StrEnum):
 
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
+# Ended before their last epoch, for a reason that training again does not repeat: they may go on from their last
+# saved epoch. Not diverged (the same steps would diverge again), nor pruned (a sweep's scheduler decided).
+RESUMABLE = (Status.STOPPED, Status.INTERRUPTED, Status.FAILED)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # time.strftime("%Y%m%d-%H%M%S") + 3 random bytes
 
 
@@ -66,6 +70,7 @@ class Run:
     owner: str = LOCAL_ID  # a person's id (``cnn_core.people``); runs from before owners belong to the local owner
     shared: bool = False  # shown to everyone, not only to its owner (and administrators)
     priority: int = 0  # an administrator moved it up the queue (higher starts first)
+    resumed_from: int | None = None  # the saved epoch it last went on from (``RunStore.resume``); None: never
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> Run:
@@ -101,6 +106,17 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.status.finished
+
+    @property
+    def resumable(self) -> bool:
+        """Whether it may go on from its last saved epoch (a Resume button's test): stopped, interrupted or
+        failed with an epoch saved, and not a sweep's trial (those go on when their sweep resumes).
+        ``runner.resume_run`` says why not in one line when its saved state is missing or damaged."""
+        return self.status in RESUMABLE and self.epochs_done >= 1 and not self.sweep_trial
+
+    @property
+    def sweep_trial(self) -> bool:
+        return bool(self.group_id and SWEEP_ID.fullmatch(self.group_id))
 
     @property
     def label(self) -> str:

@@ -3,6 +3,10 @@
 The CLI calls it in-process and the job manager's workers call it in their own process; both
 get the same record: status, heartbeat, metric rows, a checkpoint after every epoch and a final
 one. A failure of any kind still leaves the run with a final status and its error message.
+
+After every epoch the runner also saves the loop's training state beside the epoch checkpoints (one file, the
+last epoch's: ``RunStore.train_state``), so that a stopped, interrupted or failed run can go on from there
+(``resume_run``, then this runner again: it sees ``Run.resumed_from`` and hands the state to ``train``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import torch
 
 from cnn_core.config import RunConfig, budget
 from cnn_core.data import Dataset, check_fits, load_dataset
-from cnn_core.errors import CnnLabError, storage_error
+from cnn_core.errors import BadCheckpoint, CannotResume, CnnLabError, storage_error
 from cnn_core.files import atomic_write
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import HASH_KEY, load_checkpoint, save_checkpoint
-from cnn_core.runs import Run, RunStore, Status
+from cnn_core.runs import RESUMABLE, Run, RunStore, Status
 from cnn_core.training.loop import Event, Outcome, TrainResult, run_device_label, train
+from cnn_core.training.state import TrainState, load_state, save_state
 
 STOP_POLL_SECONDS = 0.25  # how often the store is asked whether someone pressed stop
 
@@ -51,6 +56,7 @@ def execute_run(
             on_event=_recorder(store, run_id, on_event),
             should_stop=_stop_checker(store, run_id, should_stop),
             on_epoch_end=_epoch_saver(store, record, data),
+            resume=_saved_state(store, record) if record.resumed_from else None,
         )
     except CnnLabError as err:
         store.fail(run_id, str(err))
@@ -76,8 +82,41 @@ def execute_run(
     return None
 
 
+def resume_run(store: RunStore, run_id: str, claim: bool = False) -> int:
+    """Queue a stopped, interrupted or failed run again to go on after its last saved epoch (running at once for
+    the caller, with ``claim``); that epoch. The saved state is read first, so a run with nothing to go on from
+    is refused in one line (``CannotResume``, ``BadCheckpoint``) and left as it was."""
+    run = store.get(run_id)
+    if run.sweep_trial:
+        raise CannotResume(f"run {run_id} is a trial of {run.group_id}: resume the sweep, and its trials go on")
+    if run.status not in RESUMABLE:
+        raise CannotResume(f"run {run_id} is {run.status}; only a stopped, interrupted or failed run can be resumed")
+    path = store.train_state(run_id)
+    if not path.is_file():
+        raise CannotResume(
+            f"run {run_id} has no saved training state to go on from: it ended before its first epoch, or an "
+            "older CNN Lab trained it"
+        )
+    state = load_state(path)
+    store.resume(run_id, state.epoch, claim=claim)
+    return state.epoch
+
+
+def _saved_state(store: RunStore, record: Run) -> TrainState:
+    """The state a resumed run goes on from: the epoch ``RunStore.resume`` kept the run's records up to."""
+    state = load_state(store.train_state(record.id))
+    if state.epoch != record.resumed_from:
+        raise BadCheckpoint(
+            f"run {record.id}'s saved training state is for epoch {state.epoch}, not {record.resumed_from} as "
+            "when it was resumed: resume it again"
+        )
+    return state
+
+
 def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
     folder, checkpoint = store.run_dir(record.id), None
+    if result.status != Outcome.STOPPED:  # a completed or diverged run will not go on: its state is dead weight
+        store.train_state(record.id).unlink(missing_ok=True)
     if result.status != Outcome.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
         checkpoint = str(
             save_checkpoint(
@@ -209,10 +248,13 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
     return should_stop
 
 
-def _epoch_saver(store: RunStore, record: Run, data: Dataset) -> Callable[[ConvNet, Event], None]:
-    def save(model: ConvNet, event: Event) -> None:
+def _epoch_saver(store: RunStore, record: Run, data: Dataset) -> Callable[[ConvNet, Event, TrainState], None]:
+    def save(model: ConvNet, event: Event, state: TrainState) -> None:
         path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
         save_checkpoint(path, model, record.config.model, epoch_metadata(event, data))
+        # After the checkpoint: a crash between the two leaves the previous epoch's state, and resuming from it
+        # drops this epoch's checkpoint and metrics (RunStore.resume), so nothing is recorded twice.
+        save_state(store.train_state(record.id), state)
         store.record_epoch(record.id, event.epoch, path)
 
     return save

@@ -5,7 +5,8 @@ during a write, every connection waits on a lock instead of failing, and writes 
 ``BEGIN IMMEDIATE`` transactions. The folder is ``$CNN_LAB_RUNS`` or ``runs/`` in the project.
 
 A run's life: queued → running → completed | stopped | diverged | failed | interrupted (| pruned, for
-sweeps). Each transition is one method here and writes only what it owns. Every run folder also holds
+sweeps), and stopped | failed | interrupted → queued (or running) again to go on from its last saved epoch
+(``resume``). Each transition is one method here and writes only what it owns. Every run folder also holds
 ``config.json`` (the run config, loadable with ``--config``), ``run.json`` (who it is and how it ended) and
 ``metrics.jsonl`` (one line per epoch), so a lost database can be rebuilt from the folders (``reimport``).
 """
@@ -26,10 +27,18 @@ from typing import Any, Callable, Iterator
 
 from cnn_core import settings
 from cnn_core.config import RunConfig
-from cnn_core.errors import BadRunStore, InvalidRunName, NotAllowed, RunBusy, RunNotFound, RunStoreLost
+from cnn_core.errors import (
+    BadRunStore,
+    CannotResume,
+    InvalidRunName,
+    NotAllowed,
+    RunBusy,
+    RunNotFound,
+    RunStoreLost,
+)
 from cnn_core.people import LOCAL_ID, Person
-from cnn_core.runs.record import read_folder, read_metrics, write_json
-from cnn_core.runs.run import ACTIVE, RUN_ID, Run, Status
+from cnn_core.runs.record import drop_epochs_after, epoch_number, read_folder, read_metrics, write_json
+from cnn_core.runs.run import ACTIVE, RESUMABLE, RUN_ID, Run, Status
 from cnn_core.runs.sweep_table import SCHEMA as SWEEP_SCHEMA
 from cnn_core.runs.sweep_table import TABLES as SWEEP_TABLES
 from cnn_core.runs.sweep_table import SweepTable
@@ -45,8 +54,7 @@ CREATE TABLE IF NOT EXISTS runs (
     dataset TEXT NOT NULL, data_dir TEXT, device TEXT, group_id TEXT,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
     epochs_done INTEGER DEFAULT 0, test_accuracy REAL, test_loss REAL, val_accuracy REAL,
-    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT 'local', shared INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0
+    seconds REAL, images_per_s REAL, checkpoint TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, kind TEXT NOT NULL,
@@ -66,10 +74,11 @@ _INSERT_METRIC = (
 RESULT_FIELDS: tuple[str, ...]
 RESULT_FIELDS = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s")
 RESULT_FIELDS += ("checkpoint", "error")
-# Columns added after the first release: (table, column, type). A store made by an older version gains them; a
-# store from before owners is the local owner's, nothing shared.
+# Columns added after the first release: (table, column, type). A store made by an older version gains them, and
+# so does a new one: ``_SCHEMA`` need not list them. A store from before owners is the local owner's, nothing shared.
 _ADDED_COLUMNS = (
     ("metrics", "total_steps", "INTEGER"),
+    ("runs", "resumed_from", "INTEGER"),
     ("runs", "owner", "TEXT NOT NULL DEFAULT 'local'"),
     ("runs", "shared", "INTEGER NOT NULL DEFAULT 0"),
     ("runs", "priority", "INTEGER NOT NULL DEFAULT 0"),
@@ -141,8 +150,8 @@ class RunStore:
                 raise self._not_a_store(f"it holds other tables: {', '.join(sorted(tables))}")
             missing = [
                 (t, c, kind)
-                for t, c, kind in _ADDED_COLUMNS
-                if t in tables and c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
+                for t, c, kind in _ADDED_COLUMNS  # a new store too: the tables made below lack some of them
+                if c not in {row[1] for row in con.execute(f"PRAGMA table_info({t})")}
             ]
             absolute = con.execute(_ABSOLUTE_CHECKPOINTS).fetchall() if "runs" in tables else []
             if (
@@ -156,7 +165,8 @@ class RunStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
             for table, column, kind in missing:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if column not in {row[1] for row in con.execute(f"PRAGMA table_info({table})")}:  # not made just now
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             for run_id, path in absolute:  # a store from before paths were relative to it
                 con.execute("UPDATE runs SET checkpoint = ? WHERE id = ?", (in_store(path, run_id), run_id))
 
@@ -278,6 +288,11 @@ class RunStore:
     def epoch_checkpoints(self, run_id: str) -> builtins.list[Path]:
         """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
         return sorted((self.run_dir(run_id) / "epochs").glob("epoch_*.safetensors"))
+
+    def train_state(self, run_id: str) -> Path:
+        """Where a run keeps what going on after its last saved epoch needs (``training.TrainState``): one file,
+        replaced each epoch, removed when the run completes or diverges."""
+        return self.run_dir(run_id) / "epochs" / "train_state.safetensors"
 
     # -- a run's life --------------------------------------------------------------------------------------------
 
@@ -459,6 +474,30 @@ class RunStore:
         if not run.checkpoint:
             return run
         return replace(run, checkpoint=str(self.root / in_store(run.checkpoint, run.id)))
+
+    def resume(self, run_id: str, epoch: int, claim: bool = False) -> None:
+        """A stopped, interrupted or failed run goes on after its saved epoch ``epoch``, under its own id: queued
+        again (or running, for the caller), marked ``resumed_from`` so its worker resumes instead of starting
+        over. Its metric rows and epoch checkpoints after that epoch are dropped (it records them again); those
+        up to it are kept. ``CannotResume`` when the run is in another state."""
+        status, now = (Status.RUNNING, time.time()) if claim else (Status.QUEUED, None)
+        kept = [path for path in self.epoch_checkpoints(run_id) if (epoch_number(path) or 0) <= epoch]
+        checkpoint = in_store(kept[-1], run_id) if kept else None
+        with self.transaction(write=True) as con:
+            changed = con.execute(
+                "UPDATE runs SET status = ?, resumed_from = ?, epochs_done = ?, checkpoint = ?, started = ?, "
+                "heartbeat = ?, finished = NULL, pid = NULL, stop_requested = 0, error = NULL, test_accuracy = NULL, "
+                "test_loss = NULL, val_accuracy = NULL, seconds = NULL, images_per_s = NULL "
+                f"WHERE id = ? AND status IN ({', '.join('?' * len(RESUMABLE))})",
+                (status, epoch, epoch, checkpoint, now, now, run_id, *RESUMABLE),
+            ).rowcount
+            if changed:
+                con.execute("DELETE FROM metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
+        if not changed:
+            shown = self.get(run_id).status  # RunNotFound for an unknown id
+            raise CannotResume(f"run {run_id} is {shown}; only a stopped, interrupted or failed run can be resumed")
+        drop_epochs_after(self.run_dir(run_id), epoch)
+        self._save_record(run_id)
 
     # -- rebuilding ----------------------------------------------------------------------------------------------
 

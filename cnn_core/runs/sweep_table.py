@@ -39,8 +39,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
-    address TEXT, storage TEXT, cluster TEXT, invalid TEXT, error TEXT, stop_requested INTEGER DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT 'local', shared INTEGER NOT NULL DEFAULT 0
+    address TEXT, storage TEXT, cluster TEXT, invalid TEXT, error TEXT, stop_requested INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sweep_trials (
     sweep_id TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE, trial_id TEXT NOT NULL,

@@ -3,7 +3,9 @@
 Each trial becomes an ordinary run (its ``group_id`` is the sweep): created when Tune starts the trial,
 one metric row and one epoch checkpoint per report, then the final checkpoint and ``predictions.json`` in
 its run folder, so Compare, Filters and Explain open a trial like any run. A trial the scheduler stops
-early is ``pruned``, one that raises is ``failed`` with its error, and the sweep goes on.
+early is ``pruned``, one that raises is ``failed`` with its error, and the sweep goes on. A trial that Tune
+restores from a checkpoint (a resumed sweep) keeps its run, which goes on after that checkpoint's epoch
+(``RunStore.resume``); one with no checkpoint starts again, and so does its record.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ray.tune import Callback
 
 from cnn_core.config.sweep import Invalid
-from cnn_core.errors import InvalidConfig
+from cnn_core.errors import CannotResume, InvalidConfig
 from cnn_core.model.checkpoint import HASH_KEY, atomic_write, load_checkpoint, save_checkpoint
 from cnn_core.runs import RunStore, Status
 from cnn_core.sweeps.space import apply, trial_name
@@ -87,11 +89,13 @@ class TrialRecorder(Callback):
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         params, seed = trial_of(self.sweep, self.plan, trial.config)
         old = self._runs.pop(trial.trial_id, None)
-        if old is not None:  # restarted after an interruption: it trains from scratch, so its record does too
+        if old is not None:  # started again after an interruption
             if self.store.get(old).status is Status.COMPLETED:  # Tune's state predates its end: keep it, ignore
                 return  # this second attempt (with no run id mapped, its reports are not recorded)
             self.store.interrupt(old, "restarted when the sweep resumed")
-            self.store.delete(old)
+            if self._resume(old, trial):
+                return
+            self.store.delete(old)  # no checkpoint to go on from: it trains from scratch, so its record does too
         try:
             run = apply(self.sweep.base, params, seed)
         except InvalidConfig:  # an invalid Optuna draw: it is listed with its reason, not recorded as a run
@@ -111,6 +115,26 @@ class TrialRecorder(Callback):
         self._runs[trial.trial_id] = run_id
         self.progress.running += 1
         self.on_progress(self.progress)
+
+    def _resume(self, run_id: str, trial: Trial) -> bool:
+        """Keep a restored trial's run, going on after the epoch of the checkpoint Tune restores it from (the
+        trainable reads the same one); False when there is none."""
+        saved = trial.latest_checkpoint_result
+        epoch = saved.metrics.get("epoch") if saved is not None and saved.checkpoint is not None else None
+        if not isinstance(epoch, int) or epoch < 1:
+            return False
+        try:
+            self.store.resume(run_id, epoch, claim=True)
+        except CannotResume:  # diverged or pruned: Tune does not restart those; should it, train afresh
+            return False
+        self.store.start(run_id, os.getpid(), "ray")
+        self._runs[trial.trial_id] = run_id
+        if run_id in self.progress.counted:  # counted as ended (interrupted) when the sweep resumed: it runs again
+            self.progress.counted.discard(run_id)
+            self.progress.done -= 1
+        self.progress.running += 1
+        self.on_progress(self.progress)
+        return True
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any

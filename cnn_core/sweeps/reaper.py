@@ -7,8 +7,8 @@ SIGKILL cannot clean up after itself, so at start it leaves this small watcher i
 ``python -m cnn_core.sweeps.reaper DRIVER_PID RUNS_DIR SWEEP_ID``. While the driver lives it notes the driver's
 descendants twice a second (so a signal during ``ray.init`` leaks nothing either); once it is gone, it kills those
 still alive (by PID and start time: never a reused PID), and records on the sweep, should the driver have left it
-running, that its driver ended without saying why, with the last error Ray's core logged for it (a driver that
-Ray's C++ core ends, or a SIGKILL, runs no Python at all).
+running and nobody have resumed it since, that its driver ended without saying why, with the last error Ray's
+core logged for it (a driver that Ray's C++ core ends, or a SIGKILL, runs no Python at all).
 """
 
 from __future__ import annotations
@@ -59,13 +59,18 @@ def watch(driver_pid: int) -> tuple[list[int], str | None]:
     return killed, last_words
 
 
-def record_end(runs_dir: str, sweep_id: str, driver_pid: int, ray_said: str | None) -> None:
-    """Mark a sweep its driver left active as ended, saying so (nothing changes for a sweep that ended)."""
+def record_end(runs_dir: str, sweep_id: str, driver_pid: int, ray_said: str | None, watched_since: float) -> None:
+    """Mark a sweep its driver left active as ended, saying so (nothing changes for a sweep that ended, nor for
+    one resumed since: queued again, or started after ``watched_since`` by another driver, which it is now)."""
     from cnn_core.runs import RunStore
     from cnn_core.safetext import escape_controls
 
+    store = RunStore(runs_dir)
+    started = store.sweeps.get(sweep_id).started
+    if started is None or started > watched_since:
+        return
     said = f"; Ray's core logged: {escape_controls(ray_said)[:300]}" if ray_said else ""
-    RunStore(runs_dir).sweeps.interrupt(
+    store.sweeps.interrupt(
         sweep_id,
         f"the sweep's driver (pid {driver_pid}) ended without recording why (a SIGKILL, the out-of-memory killer or "
         f"Ray's core ending it){said}; finished trials are kept, resume it to finish the rest",
@@ -125,9 +130,10 @@ def descendants(pid: int) -> list[int]:
 
 def main(argv: list[str]) -> None:
     driver_pid, runs_dir, sweep_id = int(argv[0]), argv[1], argv[2]
+    watched_since = time.time()  # after the driver claimed the sweep: it starts this watcher once it has
     _killed, ray_said = watch(driver_pid)
     try:
-        record_end(runs_dir, sweep_id, driver_pid, ray_said)
+        record_end(runs_dir, sweep_id, driver_pid, ray_said, watched_since)
     except Exception:  # a store that cannot be written: `cnn-lab sweeps` marks the sweep when it can
         pass
 

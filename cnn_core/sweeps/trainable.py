@@ -4,6 +4,10 @@ It runs in a Ray worker, here or on another node of a cluster, and never touches
 driver's callback is its only writer): every epoch it reports its metrics and a checkpoint to Tune, and
 the last epoch's report also carries the test accuracy and the test predictions, so that a trial the
 scheduler stops at its last rung has already said everything a completed run says.
+
+Each checkpoint also holds the loop's training state (``train_state.safetensors``), so a trial that Tune
+restores (a sweep resumed after its driver was killed) goes on after its last reported epoch
+(``tune.get_checkpoint()``) instead of starting again from epoch 1.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ if TYPE_CHECKING:
     from cnn_core.data import Dataset
     from cnn_core.model import ConvNet
     from cnn_core.training.loop import Event
+    from cnn_core.training.state import TrainState
 
+STATE_FILE = "train_state.safetensors"  # in each Tune checkpoint, beside epoch.safetensors
 FINAL = "final"  # result key: this report is the trial's last epoch, with test results
 INVALID = "invalid"  # result key: an Optuna draw broke a config rule (its reason); nothing was trained
 
@@ -61,7 +67,10 @@ def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) ->
         "device": run_device_label(run.train),
     }
     reporter = _EpochReporter(run, data, where)
-    result = train(run, data, on_epoch_end=reporter)
+    saved = _restored_state()
+    result = train(run, data, on_epoch_end=reporter, resume=saved)
+    if saved is not None and saved.epoch == run.train.epochs and result.history:  # it had reported all but its end
+        reporter(result.model, result.history[-1], saved)
     if result.status.value != "completed":  # diverged (the loop refuses to go on): say so, with its reason
         tune.report(
             {
@@ -74,24 +83,40 @@ def train_trial(config: dict[str, Any], sweep_json: str, trials: list[Trial]) ->
         )
 
 
+def _restored_state() -> TrainState | None:
+    """The training state of the checkpoint Tune restores this trial from; None for a trial that starts afresh."""
+    from ray import tune
+
+    from cnn_core.training.state import load_state
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load_state(Path(folder) / STATE_FILE)
+
+
 class _EpochReporter:
-    """``on_epoch_end`` for ``train``: each epoch's metrics and weights to Tune; test results at the last."""
+    """``on_epoch_end`` for ``train``: each epoch's metrics, weights and training state to Tune; test results at
+    the last."""
 
     def __init__(self, run: RunConfig, data: Dataset, where: dict[str, str]) -> None:
         self.run, self.data, self.where = run, data, where
 
-    def __call__(self, model: ConvNet, event: Event) -> None:
+    def __call__(self, model: ConvNet, event: Event, state: TrainState) -> None:
         from ray import tune
 
         from cnn_core.model.checkpoint import atomic_write, save_checkpoint
         from cnn_core.runs.runner import epoch_metadata, final_metadata, predictions_record
         from cnn_core.training.loop import evaluate
+        from cnn_core.training.state import save_state
 
         metrics = {**event.to_dict(), **self.where}
         metrics.pop("status", None)
         with tempfile.TemporaryDirectory(prefix="cnn-lab-trial-") as tmp:
             folder = Path(tmp)
             save_checkpoint(folder / "epoch.safetensors", model, self.run.model, epoch_metadata(event, self.data))
+            save_state(folder / STATE_FILE, state)
             if event.epoch == self.run.train.epochs:  # the last epoch: evaluate now, as train() will after it
                 test_loss, test_acc, preds, confidences = evaluate(model, self.data.test_x, self.data.test_y)
                 meta = final_metadata("", self.run, self.data, event.epoch, test_acc, event.val_accuracy)

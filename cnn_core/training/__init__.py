@@ -1,7 +1,7 @@
-"""Training: the one loop (``train``/``evaluate``) with its optimizers and schedules."""
+"""Training: the one loop (``train``/``evaluate``) with its optimizers and schedules, and the state that
+resumes it after an epoch (``TrainState``, ``save_state``, ``load_state``)."""
 
 from cnn_core.training.loop import (  # the names callers use: ``from cnn_core.training import ...``
-    AUTOCAST_DTYPES,
     EXPLODED,
     STUCK_AFTER_STEPS,
     STUCK_MIN_STEPS,
@@ -19,6 +19,8 @@ from cnn_core.training.loop import (  # the names callers use: ``from cnn_core.t
     stuck,
     train,
 )
+from cnn_core.training.state import TrainState, load_state, save_state
+from cnn_core.training.stepper import AUTOCAST_DTYPES
 
 __all__ = [
     "AUTOCAST_DTYPES",
@@ -29,13 +31,16 @@ __all__ = [
     "Event",
     "EXPLODED",
     "likely_cause",
+    "load_state",
     "Outcome",
     "pick_device",
     "pick_precision",
     "run_device_label",
+    "save_state",
     "stuck",
     "STUCK_AFTER_STEPS",
     "STUCK_MIN_STEPS",
     "train",
     "TrainResult",
+    "TrainState",
 ]

@@ -10,6 +10,11 @@ Precision: the forward and backward passes run under autocast in bf16 on a CPU t
 natively (``pick_precision``; on a GPU "auto" is fp32, which is faster for networks this small); the
 weights, the optimizer, the loss and every metric stay in fp32, and evaluation runs in fp32, the way a saved
 checkpoint is used afterwards.
+
+Resuming: after every epoch the loop hands its listener a ``TrainState`` (``training/state.py``), and ``train``
+given one goes on from the epoch after it through the same loop. On the same machine and precision a resumed
+run ends with the same weights, bit for bit, as one that never stopped: the order and augmentation generators,
+the optimizer's moments and the schedule are restored exactly, and nothing else in a step is random.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,12 +32,12 @@ from torch import nn
 
 from cnn_core.config import AUTO_AUGMENT_BELOW, RunConfig, TrainConfig
 from cnn_core.data import Dataset, augment, to_float
-from cnn_core.errors import InvalidConfig
+from cnn_core.errors import BadCheckpoint, InvalidConfig
 from cnn_core.model import ConvNet, build_model
-from cnn_core.training.optimizers import make_optimizer, make_schedule
+from cnn_core.training.state import TrainState
+from cnn_core.training.stepper import Stepper
 
 EXPLODED = 100  # a loss this many times its first value is not coming back
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
 STUCK_AFTER_STEPS = 300  # steps after which accuracy at chance means the run is going nowhere
 # A short run (the Train page's default is ~290 steps on the bundled sample) is judged by epochs instead: two
 # epochs in a row at chance, on the training and the validation images, after at least this many steps.
@@ -180,9 +185,13 @@ def train(
     data: Dataset,
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    on_epoch_end: Callable[[ConvNet, Event], None] | None = None,
+    on_epoch_end: Callable[[ConvNet, Event, TrainState], None] | None = None,
+    resume: TrainState | None = None,
 ) -> TrainResult:
-    """Train ``run.model`` on ``data`` with ``run.train``; returns the result, never raises on divergence."""
+    """Train ``run.model`` on ``data`` with ``run.train``; returns the result, never raises on divergence.
+
+    ``on_epoch_end`` hears each finished epoch with the state to save for going on after it; ``resume`` is such
+    a state: training goes on from the epoch after it (a state that does not fit is a ``BadCheckpoint``)."""
     cfg = run.train
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
@@ -196,13 +205,19 @@ def train(
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     xs, ys = data.train_x.to(device), data.train_y.to(device)
     steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
-    stepper = _Stepper(model, cfg, device, precision, steps_per_epoch * cfg.epochs)
+    stepper = Stepper(model, cfg, device, precision, steps_per_epoch * cfg.epochs)
     use_augment = cfg.augment is True or (cfg.augment == "auto" and len(xs) < AUTO_AUGMENT_BELOW)
     result = TrainResult(Outcome.COMPLETED, model, device_label(device, precision), 0.0, 0)
     start, first_loss = time.perf_counter(), None
     chance = torch.bincount(data.train_y).max().item() / max(len(data.train_y), 1)  # always the commonest class
+    generators = {"order": order_gen, "augment": aug_gen}
+    if resume is not None:
+        stepper.load(resume, generators)
+        first_loss, result.epochs_done, result.history = resume.first_loss, resume.epoch, _events(resume)
+        result.val_accuracy = result.history[-1].val_accuracy if result.history else None
+        start -= resume.elapsed  # a resumed run's clock goes on from where it stopped
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(result.epochs_done + 1, cfg.epochs + 1):
         perm = torch.randperm(len(xs), generator=order_gen).to(device)
         # Sums stay on the device and are read every log_every steps: each .item() is a device sync, which on a
         # GPU stalls the queue of kernels (and costs a little even on a CPU).
@@ -236,7 +251,9 @@ def train(
         result.epochs_done, result.val_accuracy = epoch, val_acc
         on_event(summary)
         if on_epoch_end is not None:
-            on_epoch_end(model, summary)
+            history = [e.to_dict() for e in result.history]
+            elapsed = time.perf_counter() - start
+            on_epoch_end(model, summary, stepper.state(epoch, generators, history, first_loss, elapsed))
     result.seconds = time.perf_counter() - start
     result.images_per_s = stepper.images / max(result.seconds, 1e-9)
     if result.status != Outcome.DIVERGED:
@@ -249,7 +266,15 @@ def train(
     return result
 
 
-def _event(kind: str, epoch: int, sums: torch.Tensor, stepper: _Stepper, start: float, **extra: Any) -> Event:
+def _events(state: TrainState) -> list[Event]:
+    """The epoch events a saved state recorded, as the loop made them."""
+    try:
+        return [Event(**{**e, "status": None}) for e in state.history]
+    except TypeError as err:
+        raise BadCheckpoint(f"the saved training state (epoch {state.epoch}) has a damaged history: {err}") from None
+
+
+def _event(kind: str, epoch: int, sums: torch.Tensor, stepper: Stepper, start: float, **extra: Any) -> Event:
     """An event from ``sums`` = [loss summed over batches, correct, batches, images]; the one device sync."""
     loss_sum, correct, batches, images = sums.tolist()
     elapsed = time.perf_counter() - start
@@ -310,43 +335,3 @@ def stuck(run: RunConfig, epoch: Event, chance: float, previous: Event | None = 
 
 def _at_chance(epoch: Event, chance: float) -> bool:
     return all(acc is None or acc <= chance + 0.02 for acc in (epoch.accuracy, epoch.val_accuracy))
-
-
-class _Stepper:
-    """One optimizer step at a time: optimizer, schedule and mixed precision (autocast in ``precision``)."""
-
-    def __init__(
-        self, model: nn.Module, cfg: TrainConfig, device: torch.device, precision: str, total_steps: int
-    ) -> None:
-        self.model, self.cfg, self.device, self.total_steps = model, cfg, device, total_steps
-        self.images, self.one = 0, torch.ones((), device=device)
-        self.opt = make_optimizer(model, cfg, device)
-        self.schedule = make_schedule(self.opt, cfg, total_steps)
-        self.autocast = precision in AUTOCAST_DTYPES
-        self.dtype = AUTOCAST_DTYPES.get(precision, torch.bfloat16)  # ignored when autocast is off
-        # fp16 gradients underflow without loss scaling; the scaler reads an inf check back every step (a sync),
-        # which is one more reason bf16 (no scaler) is preferred wherever it exists
-        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step; returns [loss, correct, 1 batch, images] as a tensor, without a device sync."""
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
-            logits = self.model(x).float()  # the loss and the accuracy in fp32, whatever the layers ran in
-            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-        self.scaler.step(self.opt)  # fp16: skipped where the gradients overflowed
-        self.scaler.update()
-        self.schedule.step()  # every batch, also when the scaler skipped the step (fp16 overflow)
-        self.images += len(y)
-        correct = (logits.argmax(1) == y).sum()
-        return torch.stack([loss.detach(), correct.float(), self.one, self.one * len(y)])
-
-    @property
-    def steps(self) -> int:
-        """Optimizer steps so far (the schedule's count: skipped fp16 steps included)."""
-        return self.schedule.last_epoch  # an LRScheduler counts its steps in ``last_epoch``
-
-    @property
-    def lr(self) -> float:
-        return cast(float, self.opt.param_groups[0]["lr"])

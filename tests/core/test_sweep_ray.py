@@ -251,3 +251,61 @@ def test_killing_the_driver_interrupts_the_sweep_and_resume_finishes_it(tmp_path
     trials = store.sweeps.trials(sweep_id)
     assert len(trials) == 4 and all(store.get(t.run_id).status is Status.COMPLETED for t in trials)
     assert kept <= {t.run_id for t in trials}  # finished trials were kept, not trained again
+
+
+def test_a_trial_cut_off_by_a_killed_driver_goes_on_from_its_last_epoch_when_the_sweep_resumes(tmp_path, tiny_dir):
+    """Ray embedded in the driver; Tune restores the trial from its last checkpoint, which holds the training
+    state, so its run (the same id) goes on after that epoch: no second epoch 1, no epoch recorded twice."""
+    runs, epochs = tmp_path / "runs", 100  # ~10 s of training: time to kill the driver in
+    manager = JobManager(RunStore(runs), max_concurrent=1)
+    store = manager.store
+    sweep = SweepConfig.from_dict(
+        {
+            "space": {"train.lr": {"grid": [0.005]}},
+            # cosine: one-cycle's warm-up over 100 epochs is so slow that two epochs at chance count as stuck
+            "base": {**NARROW, "train": {**NARROW["train"], "epochs": epochs, "schedule": "cosine"}},
+            "data_dir": tiny_dir,
+        }
+    )
+    try:
+        sweep_id = manager.submit_sweep(sweep)
+        run = wait_until(lambda: next(iter(store.list(group=sweep_id)), None), 180, "the trial's run")
+        wait_until(lambda: store.get(run.id).epochs_done >= 2, 180, "two epochs recorded", interval=0.05)
+        # Tune writes its experiment state (the trial's latest checkpoint) every 2 trial checkpoints or 2 s
+        saved = wait_until(lambda: _saved_epoch(runs / "sweeps" / sweep_id), 60, "Tune's state", interval=0.05)
+        assert store.get(run.id).status is Status.RUNNING, "the trial ended before the driver could be killed"
+        os.kill(manager.driver_pid(sweep_id), signal.SIGKILL)
+        assert manager.wait_sweep(sweep_id, timeout=60).status is SweepStatus.INTERRUPTED
+        # the sweep first, then its trials: each in a transaction of its own
+        wait_until(lambda: store.get(run.id).status is Status.INTERRUPTED, 30, "the trial interrupted")
+        before = store.metrics(run.id, "epoch")
+        assert len(before) < epochs
+
+        manager.resume_sweep(sweep_id)  # the existing path: queued again, the driver restores Tune's state
+        done = manager.wait_sweep(sweep_id, timeout=300)
+    finally:
+        manager.close()
+    assert done.status is SweepStatus.COMPLETED, done.error
+    assert [t.run_id for t in store.sweeps.trials(sweep_id)] == [run.id]  # the same run, not a new one
+    resumed = store.get(run.id)
+    assert resumed.status is Status.COMPLETED and resumed.epochs_done == epochs
+    assert 1 <= saved <= resumed.resumed_from <= len(before)  # the last epoch Tune had saved, not epoch 0
+    rows = store.metrics(run.id, "epoch")
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))  # no second epoch 1, none twice
+    assert rows[: resumed.resumed_from] == before[: resumed.resumed_from]  # the epochs it kept are as recorded
+    first_new, last_kept = rows[resumed.resumed_from], rows[resumed.resumed_from - 1]
+    assert first_new["step"] == last_kept["step"] + rows[0]["step"]  # its step count went on from the last epoch
+    assert first_new["elapsed"] > last_kept["elapsed"]  # so did its clock
+    assert len(store.epoch_checkpoints(run.id)) == epochs
+
+
+def _saved_epoch(sweep_folder: Path) -> int:
+    """The epoch of the trial's latest checkpoint in the experiment state Tune last wrote (what ``Tuner.restore``
+    restores it from): every report of the trainable carries a checkpoint, so it is that of the last result."""
+    states = sorted((sweep_folder / "tune").glob("experiment_state-*.json"))
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+    except (OSError, ValueError):  # being written
+        return 0
+    result = json.loads(trials[0][1]).get("last_result") or {} if trials else {}
+    return int(result.get("epoch", 0)) if result.get("checkpoint_dir_name") else 0

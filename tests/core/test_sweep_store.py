@@ -38,6 +38,27 @@ def test_a_dead_driver_leaves_the_sweep_interrupted_and_its_running_trials_too()
     assert [t.run_id for t in store.sweeps.trials(sweep_id)] == [done, busy]
 
 
+def test_a_killed_drivers_watcher_leaves_a_sweep_resumed_since_to_its_new_driver():
+    """The reaper of a driver killed with SIGKILL records the end only of the sweep that driver was running: a
+    resume in the seconds it takes to notice belongs to the next driver."""
+    import time
+
+    from cnn_core.sweeps.reaper import record_end
+
+    store = RunStore()
+    sweep_id = store.sweeps.create(SPEC, claim=True)
+    watched_since = time.time()  # the first driver's watcher starts after its claim
+    store.sweeps.interrupt(sweep_id, "the sweep's driver was killed by signal 9")  # as the job manager records it
+    store.sweeps.resume(sweep_id)
+    record_end(str(store.root), sweep_id, 12345, None, watched_since)
+    assert store.sweeps.get(sweep_id).status is SweepStatus.QUEUED  # queued again, not interrupted by the watcher
+    assert store.sweeps.claim(sweep_id)  # the next driver's
+    record_end(str(store.root), sweep_id, 12345, None, watched_since)
+    assert store.sweeps.get(sweep_id).status is SweepStatus.RUNNING
+    record_end(str(store.root), sweep_id, 23456, None, time.time())  # that driver's own watcher
+    assert "pid 23456" in store.sweeps.get(sweep_id).error
+
+
 def test_stop_cancels_a_queued_sweep_and_resume_queues_it_again():
     store = RunStore()
     sweep_id = store.sweeps.create(SPEC)
