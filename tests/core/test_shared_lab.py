@@ -404,3 +404,16 @@ def test_an_administrator_moves_a_queued_run_to_the_front_or_the_back(store, mon
     assert [r.id for r in manager.queue()] == [third, bobs, second, first]
     manager.stop(bobs, by=TEACHER)  # and cancels anyone's
     assert store.get(bobs).status == Status.STOPPED
+
+
+def test_resume_through_the_job_manager_is_the_owners_and_refused_in_one_line_with_nothing_saved(store):
+    from cnn_core.errors import CannotResume
+
+    manager = JobManager(store, start_thread=False)
+    run_id = manager.submit(_run(), owner=ALICE)
+    manager.stop(run_id, by=ALICE)  # cancelled while queued: no epoch saved
+    with pytest.raises(RunNotFound):
+        manager.resume(run_id, by=BOB)
+    with pytest.raises(CannotResume, match="no saved training state"):
+        manager.resume(run_id, by=ALICE)
+    assert store.get(run_id).status == Status.STOPPED
