@@ -3,11 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from cnn_core.charts import curves_charts
 from cnn_core.compare import curves
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import ACTIVE, Run
-from ui.charts import charts_with_svg
+from ui.charts import charts_with_svg, curves_charts  # built once per frame, shared by sessions
 from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
 from ui.layer_preview import show_layers
