@@ -10,6 +10,7 @@ from ui.charts import charts_with_svg, curves_charts  # built once per frame, sh
 from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
 from ui.layer_preview import show_layers
+from ui.live_polling import poll_every
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, select
 from ui.run_results import ended_text, show_results
@@ -101,14 +102,17 @@ selected = pick_run("run", runs, "train.pick", run_label)
 active_now = {r.id for r in runs if r.status.active}
 
 
-@st.fragment(run_every=1.0 if active_now else None)
+@st.fragment(run_every=poll_every(selected, active_now))
 def live() -> None:
-    live_view(selected)
+    if selected in active_now:  # a finished run's view does not change: drawn once below, not every second
+        live_view(selected)
     if active_now and {r.id for r in store.list(status=ACTIVE)} != active_now:
         st.rerun()  # a run started or ended: redraw the page (labels, results), which also stops idle polling
 
 
 live()
+if selected not in active_now:
+    live_view(selected)
 show_results(store, store.get(selected))
 st.dataframe(
     pd.DataFrame(
