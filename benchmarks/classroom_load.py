@@ -23,21 +23,20 @@ key to the fourth conv block appearing (or going). Times are seconds.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
 import shlex
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
+from cnn_core.runs import ACTIVE, RunStore
 from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
 # Installed in every page before the app's own scripts: marks when the page was first drawn and idle, and the
@@ -114,18 +113,19 @@ class ClassroomResult:
         return "\n".join(lines)
 
 
-def _poll_health(url: str, interval: float, timeout: float, stop: EventType, out: Connection) -> None:
-    """The poller process: (wall-clock start, latency, error or None) for each check, sent back when stopped."""
-    samples: list[tuple[float, float, str | None]] = []
-    while not stop.is_set():
-        began, start, error = time.time(), time.perf_counter(), None
-        try:
-            urllib.request.urlopen(url, timeout=timeout).read()
-        except OSError as err:
-            error = str(err)
-        samples.append((began, time.perf_counter() - start, error))
-        stop.wait(interval)
-    out.send(samples)
+# The poller, run by a Python of its own (``python -c``): one line per check, "wall-clock start, latency, error".
+POLLER = """
+import sys, time, urllib.request
+url, interval, timeout, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), open(sys.argv[4], "a")
+while True:
+    began, start, error = time.time(), time.perf_counter(), ""
+    try:
+        urllib.request.urlopen(url, timeout=timeout).read()
+    except OSError as err:
+        error = repr(str(err))
+    print(began, time.perf_counter() - start, error, file=out, flush=True)
+    time.sleep(interval)
+"""
 
 
 class HealthPoller:
@@ -134,12 +134,7 @@ class HealthPoller:
     check counts as its time and is listed in ``failures``). Set ``phase`` as the load moves on."""
 
     def __init__(self, url: str, interval: float = 0.1, timeout: float = 30.0) -> None:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the browser driver's
-        self._stop = context.Event()
-        self._samples, child = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_poll_health, args=(url + "/_stcore/health", interval, timeout, self._stop, child), daemon=True
-        )
+        self._args = [url + "/_stcore/health", str(interval), str(timeout)]
         self._phases = [(0.0, "idle")]  # (wall-clock time it began, phase)
         self.samples: list[tuple[str, float, float]] = []  # (phase, seconds since polling began, latency)
         self.failures: list[str] = []
@@ -153,18 +148,19 @@ class HealthPoller:
         self._phases.append((time.time(), name))
 
     def __enter__(self) -> HealthPoller:
-        self._process.start()
+        self._out = Path(tempfile.mkdtemp(prefix="classroom-health-")) / "checks.txt"
+        self._process = subprocess.Popen([sys.executable, "-c", POLLER, *self._args, str(self._out)])
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        raw = self._samples.recv()
-        self._process.join()
-        began = raw[0][0] if raw else 0.0
-        for at, latency, error in raw:
+        self._process.terminate()
+        self._process.wait()
+        lines = [line.split(" ", 2) for line in self._out.read_text().splitlines()]
+        began = float(lines[0][0]) if lines else 0.0
+        for at, latency, error in ((float(a), float(b), c) for a, b, c in lines):
             phase = next(name for start, name in reversed(self._phases) if start <= at)
             self.samples.append((phase, at - began, latency))
-            if error is not None:
+            if error:
                 self.failures.append(f"health check in {phase}: {error}")
 
     def latencies(self, phases: tuple[str, ...]) -> Latencies:
@@ -319,11 +315,15 @@ def main() -> None:
     if args.url:
         print(classroom_load(args.url, args.sessions, args.page, args.launch, watch).describe())
         return
-    proc, url = start_app(Path(tempfile.mkdtemp(prefix="classroom-")))
+    runs_dir = Path(tempfile.mkdtemp(prefix="classroom-"))
+    proc, url = start_app(runs_dir)
     try:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(classroom_load(url, args.sessions, args.page, args.launch, watch).describe())
     finally:
+        store = RunStore(runs_dir)
+        for run in store.list(status=ACTIVE):  # a worker outlives the app: stop the rest of the class's runs
+            store.request_stop(run.id)
         stop_app(proc)
 
 
