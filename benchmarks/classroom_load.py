@@ -26,6 +26,7 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,11 +244,17 @@ def _reruns(pages: list[Page], seconds: float, every_s: float, timeout_s: float)
 
 def _chromium(nice: int | None) -> str:
     """Chromium, or a wrapper that starts it at ``nice``: a class's browsers run on the students' own machines,
-    so here, sharing the server's two cores, they should take only what the server leaves."""
+    so here, sharing the server's two cores, they should take only what the server leaves.
+
+    Run as root, Chromium raises its own processes' priority again (renderers to nice 0, display threads to -8),
+    so the wrapper also takes away its right to (``setpriv`` drops CAP_SYS_NICE)."""
     if not nice:
         return CHROMIUM
+    command = f"nice -n {int(nice)} "
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        command += "setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice "
     wrapper = Path(tempfile.mkdtemp(prefix="classroom-chromium-")) / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {shlex.quote(CHROMIUM)} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {command}{shlex.quote(CHROMIUM)} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
