@@ -1,5 +1,6 @@
 """CNN Lab: ``streamlit run app.py``. Declares the pages; each page is a short view over cnn_core."""
 
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -10,6 +11,11 @@ from ui.identity import gate
 # The app process only runs small inferences (feature maps, attributions); one thread keeps it from
 # fighting the training worker for the two cores. Workers are separate processes with their own setting.
 torch.set_num_threads(1)
+# Streamlit starts every rerun's script thread from its event loop, and Thread.start() waits there until the new
+# thread has held the GIL; behind k busy script threads that is about k switch intervals. At Python's default
+# 5 ms, 10 busy threads kept it waiting 76 ms (median) and up to 0.75 s per start; at 1 ms, 16 ms and 0.1 s. A
+# class polling the Train page starts many a second (docs/BENCHMARKS.md, "A class on the Train page").
+sys.setswitchinterval(0.001)
 
 ROOT = Path(__file__).resolve().parent
 PAGES = [  # path, title, icon, url path

@@ -82,9 +82,10 @@ def main() -> None:
             shares = fair_share(store)
             worst = max(shares, key=lambda s: s[1] - s[2])
             over = [s for s in shares if s[1] > s[2]]
+            waits = [s[1] for s in shares]
             print(
-                f"waits: median {statistics.median(s[1] for s in shares):.1f} s, longest {max(s[1] for s in shares):.1f}"
-                f" s; worst against its fair share: {worst[1]:.1f} s of {worst[2]:.1f} s ({worst[0]}); "
+                f"waits: median {statistics.median(waits):.1f} s, longest {max(waits):.1f} s; "
+                f"worst against its fair share: {worst[1]:.1f} s of {worst[2]:.1f} s ({worst[0]}); "
                 f"{len(over)} over (goal: none)"
             )
             under_load = health.latencies(("open", "launch", "watch"))

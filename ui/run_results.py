@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import heatmap
-from cnn_core.charts import confusion_chart
 from cnn_core.compare import confident_mistakes, confusion_matrix, load_predictions
 from cnn_core.errors import CnnLabError
 from cnn_core.runs import Run, RunStore, Status
+from ui.charts import confusion_chart
 from ui.digit_input import open_test_digit
 from ui.resources import test_images
 

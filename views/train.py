@@ -3,16 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from cnn_core.charts import curves_charts
 from cnn_core.compare import curves
 from cnn_core.errors import CnnLabError
 from cnn_core.people import owner_label
 from cnn_core.runs import ACTIVE, Run
-from ui.charts import charts_with_svg
+from ui.charts import charts_with_svg, curves_charts  # built once per frame, shared by sessions
 from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
 from ui.identity import person
 from ui.layer_preview import show_layers
+from ui.live_polling import poll_every
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, select
 from ui.run_results import ended_text, show_results
@@ -129,14 +129,17 @@ selected = pick_run("run", runs, "train.pick", run_label)
 active_now = {r.id for r in runs if r.status.active}
 
 
-@st.fragment(run_every=1.0 if active_now else None)
+@st.fragment(run_every=poll_every(selected, active_now))
 def live() -> None:
-    live_view(selected)
+    if selected in active_now:  # a finished run's view does not change: drawn once below, not every second
+        live_view(selected)
     if active_now and {r.id for r in store.list(status=ACTIVE, visible_to=me)} != active_now:
         st.rerun()  # a run started or ended: redraw the page (labels, results), which also stops idle polling
 
 
 live()
+if selected not in active_now:
+    live_view(selected)
 show_results(store, store.get(selected, visible_to=me))
 st.dataframe(
     pd.DataFrame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from dataclasses import dataclass, fields
@@ -41,6 +42,17 @@ RESUMABLE = (Status.STOPPED, Status.INTERRUPTED, Status.FAILED)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # time.strftime("%Y%m%d-%H%M%S") + 3 random bytes
 
 
+@functools.lru_cache(maxsize=4096)
+def stored_config(text: str) -> RunConfig:
+    """A config as stored in a run's row, parsed and validated once per process.
+
+    A page reads the store every second while runs are active (the Train page's live view, in every open
+    session), and parsing the same JSON of every listed run again was most of what a ``list()`` cost. A
+    ``RunConfig`` is frozen all the way down, so one parsed object can serve every reader; a text that does
+    not parse raises each time (exceptions are not cached)."""
+    return RunConfig.from_json(text)
+
+
 @dataclass(frozen=True)
 class Run:
     """One row of the store, parsed once: the config is a ``RunConfig``, the status a ``Status``."""
@@ -78,7 +90,7 @@ class Run:
         data = {k: row[k] for k in row.keys() if k in known}  # columns a newer version added are not ours to read
         try:
             data.update(
-                config=RunConfig.from_json(data["config"]),
+                config=stored_config(data["config"]),
                 status=Status(data["status"]),
                 ended=data.pop("finished"),
                 epochs_done=data["epochs_done"] or 0,

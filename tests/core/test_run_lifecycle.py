@@ -25,6 +25,19 @@ def test_rows_come_back_as_frozen_runs_with_a_parsed_config_and_a_status():
     assert store.list() == [run]
 
 
+def test_each_stored_config_is_parsed_once_and_shared_by_every_read(private_runs_dir):
+    """Every open Train page lists the store each second: the same JSON must not be parsed and validated again."""
+    store = RunStore()
+    run_id = store.create(_run(seed=3), "mnist")
+    first, again = store.list()[0], RunStore().get(run_id)  # another store object, as another session has
+    assert first.config is again.config and first.config.train.seed == 3
+    with sqlite3.connect(private_runs_dir / "runs.db") as con:  # damaged later: refused every time, never cached
+        con.execute('UPDATE runs SET config = \'{"train": {"epochs": -1}}\' WHERE id = ?', (run_id,))
+    for _ in range(2):
+        with pytest.raises(BadRunStore, match="damaged in the store"):
+            store.get(run_id)
+
+
 def test_transitions_write_only_from_the_states_they_leave():
     store = RunStore()
     run_id = store.create(_run(), "mnist")
