@@ -227,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from cnn_core.data import PUBLIC, adapt_model, check_fits, library, load_dataset
 
-    if not args.data_dir and args.dataset not in PUBLIC:  # as CNN_LAB_USER: another's private dataset is "none"
+    if not args.data_dir and args.dataset not in PUBLIC and not cli_person().admin:  # another's private: "none"
         library.get_dataset(args.dataset, visible_to=cli_person())
     channels = args.channels if args.channels == "auto" else int(args.channels)
     data = load_dataset(
