@@ -179,7 +179,7 @@ def _mark(page: Page, timeout_s: float) -> float | None:
     except Exception:  # noqa: BLE001 - a timeout or a crashed page: counted as a failure by the caller
         return None
     t0, seen = page.evaluate("[window.__lab.t0, window.__lab.seenAt]")
-    return (seen - t0) / 1000
+    return float(seen - t0) / 1000
 
 
 def _open_all(pages: list[Page], url: str, timeout_s: float) -> tuple[list[float], list[str]]:
