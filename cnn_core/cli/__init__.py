@@ -1,6 +1,7 @@
 """The ``cnn-lab`` command: ``summary``, ``train``, ``resume``, ``predict``, ``runs``, ``data`` and ``sweep``."""
 
 from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cli import ...``
+    cmd_pool_worker,
     cmd_predict,
     cmd_resume,
     cmd_runs,
@@ -13,6 +14,7 @@ from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cl
 )
 
 __all__ = [
+    "cmd_pool_worker",
     "cmd_predict",
     "cmd_resume",
     "cmd_runs",
