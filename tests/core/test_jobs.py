@@ -80,7 +80,8 @@ def test_warm_workers_train_run_after_run_in_one_process_and_a_dead_one_is_repla
     os.kill(first.pid, signal.SIGKILL)
     row = _wait_for(lambda: (r := manager.store.get(long)).status != "running" and r)
     assert row.status == "interrupted" and "signal 9" in row.error
-    assert manager.pool.started == 2 and manager.pool.workers[0].pid != first.pid  # refilled
+    _wait_for(lambda: manager.pool.started == 2 and manager.pool.workers)  # refilled (right after the reaping)
+    assert manager.pool.workers[0].pid != first.pid
     after = manager.wait(manager.submit(_run()), timeout=120)
     assert after.status == "completed" and after.pid == manager.pool.workers[0].pid
 
