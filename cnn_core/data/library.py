@@ -27,7 +27,7 @@ from cnn_core.data.cache import load_image_folder
 from cnn_core.data.folders import IMAGE_EXTENSIONS, FolderImages, Progress, list_images, skipped_note
 from cnn_core.data.photo import check_fit
 from cnn_core.errors import BadDataset, CnnLabError, DatasetNotFound, InvalidConfig, NotAllowed, storage_error
-from cnn_core.files import atomic_write
+from cnn_core.files import atomic_write, folder_bytes
 from cnn_core.people import LOCAL_ID, Person
 from cnn_core.safetext import escape_controls, escape_skipped
 from cnn_core.settings import datasets_dir
@@ -235,15 +235,7 @@ def list_datasets(visible_to: Person | None = None, owner: str | None = None) ->
 
 def disk_usage(owner: str) -> int:
     """Bytes in one owner's datasets (copied images and decoded cache): what a disk quota counts."""
-    total = 0
-    for entry in list_datasets(owner=owner):
-        for here, _, names in os.walk(folder_of(entry.name)):
-            for file in names:
-                try:
-                    total += os.lstat(os.path.join(here, file)).st_size
-                except OSError:  # removed while counting
-                    continue
-    return total
+    return sum(folder_bytes(folder_of(entry.name)) for entry in list_datasets(owner=owner))
 
 
 def share_dataset(name: str, shared: bool, by: Person | None = None) -> LibraryDataset:

@@ -36,6 +36,7 @@ from cnn_core.errors import (
     RunNotFound,
     RunStoreLost,
 )
+from cnn_core.files import folder_bytes
 from cnn_core.people import LOCAL_ID, Person
 from cnn_core.runs.record import drop_epochs_after, epoch_number, read_folder, read_metrics, write_json
 from cnn_core.runs.run import ACTIVE, RESUMABLE, RUN_ID, Run, Status
@@ -439,15 +440,7 @@ class RunStore:
 
     def disk_usage(self, owner: str) -> int:
         """Bytes in one owner's run folders (checkpoints, epochs, logs): what a disk quota counts."""
-        total = 0
-        for run in self.list(owner=owner):
-            for here, _, names in os.walk(self.run_dir(run.id)):
-                for name in names:
-                    try:
-                        total += os.lstat(os.path.join(here, name)).st_size
-                    except OSError:  # a file removed while counting
-                        continue
-        return total
+        return sum(folder_bytes(self.run_dir(run.id)) for run in self.list(owner=owner))
 
     def _set(self, run_id: str, only_if: tuple[Status, ...] | None, **values: Any) -> bool:
         """Write some of a run's columns (only while its status is in ``only_if``); True if it changed."""
