@@ -11,7 +11,7 @@ from typing import Any
 
 from cnn_core.config import RunConfig
 from cnn_core.errors import BadRunStore, CnnLabError
-from cnn_core.people import LOCAL_ID
+from cnn_core.people import LOCAL_ID, Person
 from cnn_core.runs.sweep_record import SWEEP_ID
 from cnn_core.safetext import escape_controls
 
@@ -36,6 +36,22 @@ class Status(StrEnum):
 
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+
+def owner_filter(visible_to: Person | None, owner: str | None) -> tuple[list[str], list[str]]:
+    """SQL conditions and their arguments for the rows a person may see (all, for an administrator) and those of
+    one owner: what the runs and the sweeps tables both list by."""
+    where: list[str] = []
+    args: list[str] = []
+    if visible_to is not None and not visible_to.admin:
+        where.append("(owner = ? OR shared = 1)")
+        args.append(visible_to.id)
+    if owner is not None:
+        where.append("owner = ?")
+        args.append(owner)
+    return where, args
+
+
 # Ended before their last epoch, for a reason that training again does not repeat: they may go on from their last
 # saved epoch. Not diverged (the same steps would diverge again), nor pruned (a sweep's scheduler decided).
 RESUMABLE = (Status.STOPPED, Status.INTERRUPTED, Status.FAILED)

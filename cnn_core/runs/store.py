@@ -39,7 +39,7 @@ from cnn_core.errors import (
 from cnn_core.files import folder_bytes
 from cnn_core.people import LOCAL_ID, Person
 from cnn_core.runs.record import drop_epochs_after, epoch_number, read_folder, read_metrics, write_json
-from cnn_core.runs.run import ACTIVE, RESUMABLE, RUN_ID, Run, Status
+from cnn_core.runs.run import ACTIVE, RESUMABLE, RUN_ID, Run, Status, owner_filter
 from cnn_core.runs.sweep_table import SCHEMA as SWEEP_SCHEMA
 from cnn_core.runs.sweep_table import TABLES as SWEEP_TABLES
 from cnn_core.runs.sweep_table import SweepTable
@@ -240,14 +240,7 @@ class RunStore:
     ) -> list[Run]:
         """All runs, newest first (optionally only those with the given statuses, of one group: a sweep, those
         a person may see, or one owner's)."""
-        where: list[str] = []
-        args: list[str] = []  # statuses are strings too
-        if visible_to is not None and not visible_to.admin:
-            where.append("(owner = ? OR shared = 1)")
-            args.append(visible_to.id)
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
+        where, args = owner_filter(visible_to, owner)  # statuses are strings too
         if status:
             where.append(f"status IN ({', '.join('?' * len(status))})")
             args += list(status)

@@ -19,7 +19,7 @@ from cnn_core.config.sweep import Invalid, SweepConfig
 from cnn_core.errors import NotAllowed, RunNotFound
 from cnn_core.files import atomic_write
 from cnn_core.people import LOCAL_ID, Person
-from cnn_core.runs.run import Run, Status
+from cnn_core.runs.run import Run, Status, owner_filter
 from cnn_core.runs.sweep_record import SWEEP_ACTIVE, SWEEP_ID, SWEEP_RESUMABLE, Sweep, SweepStatus, SweepTrial
 from cnn_core.safetext import escape_controls
 
@@ -90,17 +90,10 @@ class SweepTable:
     ) -> list[Sweep]:
         """All sweeps, newest first (optionally only those with the given statuses, a person may see, or one
         owner's)."""
-        where: list[str] = []
-        args: list[str] = []
+        where, args = owner_filter(visible_to, owner)
         if status:
             where.append(f"status IN ({', '.join('?' * len(status))})")
             args += list(status)
-        if visible_to is not None and not visible_to.admin:
-            where.append("(owner = ? OR shared = 1)")
-            args.append(visible_to.id)
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
         query = "SELECT * FROM sweeps" + (" WHERE " + " AND ".join(where) if where else "")
         with self.store.transaction() as con:
             return [Sweep.from_row(r) for r in con.execute(query + " ORDER BY created DESC, id DESC", args)]
