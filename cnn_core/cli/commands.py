@@ -28,6 +28,7 @@ from cnn_core.teaching import codegen
 
 if TYPE_CHECKING:
     from cnn_core.data import Dataset
+    from cnn_core.jobs.cluster import ClusterRuns
     from cnn_core.training.loop import Event
 
 
@@ -124,12 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="turn off random shifts/rotations/scaling")
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="train on this Ray cluster (default: the app's cluster setting, else $RAY_ADDRESS; none: here)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="go on with a stopped, interrupted or failed run from its last saved epoch")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--runs-dir", metavar="DIR", help="run store folder (default $CNN_LAB_RUNS or ./runs)")
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="train on this Ray cluster (default: the app's cluster setting, else $RAY_ADDRESS; none: here)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per epoch and a final summary line")
     p.set_defaults(func=cmd_resume)
 
@@ -147,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pool-worker", help=argparse.SUPPRESS)  # the job manager's warm worker: run ids on stdin
     p.add_argument("--runs-dir", metavar="DIR")
     p.set_defaults(func=cmd_pool_worker)
+
+    p = sub.add_parser("cluster-bridge", help=argparse.SUPPRESS)  # the job manager's way to a Ray cluster
+    p.add_argument("--address", required=True)
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.set_defaults(func=cmd_cluster_bridge)
 
     p = sub.add_parser("runs", help="list recorded runs")
     p.add_argument("--runs-dir", metavar="DIR")
@@ -245,6 +261,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_fits(data, run.model)
     store = RunStore(args.runs_dir)
     store.remove_partial_writes()
+    cluster = _join_cluster(args, store)  # before the run is recorded: an unreachable cluster records nothing
     run_id = store.create(
         run,
         dataset=data.name,
@@ -255,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"run {run_id}: {name} ({data.source}), {len(data.train_y):,} training images", file=sys.stderr)
     steps = run.train.epochs * -(-len(data.train_y) // run.train.batch_size)
-    return _train_and_report(args, store, run_id, data, total=steps)
+    return _train_and_report(args, store, run_id, data, total=steps, cluster=cluster)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -265,17 +282,38 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store.remove_partial_writes()
     store.mark_orphans()  # a run whose process was killed shows as running until someone looks
     store.get_to_change(args.run_id, cli_person())  # as CNN_LAB_USER: another's private run is "no run"
+    cluster = _join_cluster(args, store)
     epoch = resume_run(store, args.run_id, claim=True)  # refused in one line: nothing to go on from
     run = store.get(args.run_id)
     print(f"run {run.id}: {run.label} goes on after epoch {epoch} of {run.epochs}", file=sys.stderr)
-    return _train_and_report(args, store, run.id, data=None, total=None)
+    return _train_and_report(args, store, run.id, data=None, total=None, cluster=cluster)
+
+
+def _join_cluster(args: argparse.Namespace, store: RunStore) -> ClusterRuns | None:
+    """The Ray cluster this command trains on (``--address``, else the app's setting or ``RAY_ADDRESS``), joined;
+    None: it trains here."""
+    from cnn_core.jobs.bridge import address_of
+
+    address = args.address or address_of(store)
+    if not address:
+        return None
+    from cnn_core.jobs.cluster import ClusterRuns
+
+    cluster = ClusterRuns(store, address)
+    print(f"training on the Ray cluster at {address} ({cluster.cluster['cpus']:g} CPUs)", file=sys.stderr)
+    return cluster
 
 
 def _train_and_report(
-    args: argparse.Namespace, store: RunStore, run_id: str, data: Dataset | None, total: int | None
+    args: argparse.Namespace,
+    store: RunStore,
+    run_id: str,
+    data: Dataset | None,
+    total: int | None,
+    cluster: ClusterRuns | None = None,
 ) -> int:
-    """Train a claimed run here with a progress bar on stderr (and, with ``--json``, a line per epoch), then
-    print how it ended; the exit code."""
+    """Train a claimed run here, or on ``cluster``, with a progress bar on stderr (and, with ``--json``, a line
+    per epoch), then print how it ended; the exit code."""
     from tqdm import tqdm  # imported here: summary and predict should start fast
 
     from cnn_core.runs.runner import execute_run
@@ -283,9 +321,14 @@ def _train_and_report(
     startup_done()
     bar = tqdm(total=total, unit="step", file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
     try:
-        result = execute_run(store, run_id, data=data, on_event=_progress(args, bar))
+        if cluster is not None:
+            cluster.follow(run_id, data=data, on_event=_progress(args, bar))
+        else:
+            execute_run(store, run_id, data=data, on_event=_progress(args, bar))
     finally:
         bar.close()  # also on Ctrl-C or a signal, so the message after it starts on its own line
+        if cluster is not None:
+            cluster.close()
     done = store.get(run_id)
     if args.json:
         print(json.dumps(_summary(done)), flush=True)
@@ -295,7 +338,7 @@ def _train_and_report(
             f"{done.status}: test accuracy {acc} in {done.seconds or 0:.1f} s on {done.device}; "
             f"checkpoint {done.checkpoint}"
         )
-    if result is None or done.status in (Status.FAILED, Status.DIVERGED):
+    if done.status in (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED):
         print(f"error: {done.error}", file=sys.stderr)
         return 1
     return 0
@@ -335,7 +378,8 @@ def _progress(args: argparse.Namespace, bar: Any) -> Callable[[Event], None]:
 
 
 def _summary(run: Run) -> dict[str, Any]:
-    keys = ("test_accuracy", "val_accuracy", "seconds", "device", "images_per_s", "checkpoint", "error", "resumed_from")
+    keys = ["test_accuracy", "val_accuracy", "seconds", "device", "node", "images_per_s", "checkpoint", "error"]
+    keys.append("resumed_from")
     return {"run_id": run.id, "name": run.name, "status": run.status, **{k: getattr(run, k) for k in keys}}
 
 
@@ -372,6 +416,13 @@ def cmd_pool_worker(args: argparse.Namespace) -> int:
 
     store = RunStore(args.runs_dir)
     serve(store, sys.stdin, on_ready=startup_done)
+    return 0
+
+
+def cmd_cluster_bridge(args: argparse.Namespace) -> int:
+    from cnn_core.jobs.cluster import serve
+
+    serve(RunStore(args.runs_dir), args.address, sys.stdin)
     return 0
 
 

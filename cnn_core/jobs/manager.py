@@ -29,6 +29,7 @@ from cnn_core.data import PUBLIC, library
 from cnn_core.data.roots import server_folder
 from cnn_core.errors import NotAllowed
 from cnn_core.jobs import quotas
+from cnn_core.jobs.bridge import ClusterBridge, address_of
 from cnn_core.jobs.fair import Wait, fair_order, queue_wait
 from cnn_core.jobs.pool import WarmPool
 from cnn_core.people import LOCAL, Person
@@ -65,15 +66,21 @@ class JobManager:
         max_concurrent: int | None = None,
         start_thread: bool = True,
         warm: bool | None = None,
+        address: str | None = None,
     ) -> None:
-        """``warm``: runs go to warm workers (``pool.py``; default unless ``CNN_LAB_WARM_WORKERS=0``), else to a
-        fresh process each. With ``start_thread`` (the app) the warm workers start at once, ready for the first
-        launch; otherwise with the first queued run."""
+        """Runs go to the Ray cluster at ``address`` (default: ``bridge.address_of``, the app's setting or
+        ``RAY_ADDRESS``, read again as the queue is pumped) through a ``ClusterBridge``; with none, to warm workers
+        (``pool.py``; ``warm``, default unless ``CNN_LAB_WARM_WORKERS=0``), else to a fresh process each. With
+        ``start_thread`` (the app) the workers or the bridge start at once, ready for the first launch;
+        otherwise with the first queued run."""
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or default_concurrency()
         if warm is None:
             warm = os.environ.get("CNN_LAB_WARM_WORKERS", "1") != "0"
-        self.pool = WarmPool(self.store.root, self.max_concurrent) if warm else None
+        self.warm, self._pinned = warm, address
+        self.address: str | None = None  # the cluster runs go to now (None: this machine)
+        self.pool: WarmPool | ClusterBridge | None = None
+        self._use(self._pinned or address_of(self.store))
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # fresh worker processes (not warm), by run
         self._drivers: dict[str, subprocess.Popen[bytes]] = {}  # sweep id -> its driver
         self._lock = threading.Lock()
@@ -146,6 +153,26 @@ class JobManager:
         self.store.move_in_queue(run_id, first)
         self._wake.set()
 
+    def _use(self, address: str | None) -> None:
+        """Send the runs that start from now on to ``address`` (or to this machine); the runs the last back end
+        has go on there (its workers or bridge end after them)."""
+        if self.pool is not None:
+            self.pool.close()
+        self.address = address
+        if address:
+            self.pool = ClusterBridge(self.store.root, address)
+        else:
+            self.pool = WarmPool(self.store.root, self.max_concurrent) if self.warm else None
+
+    @property
+    def bridge(self) -> ClusterBridge | None:
+        """The cluster bridge when runs go to a cluster (its ``info``, ``slots`` and ``error`` for the Admin page)."""
+        return self.pool if isinstance(self.pool, ClusterBridge) else None
+
+    def capacity(self) -> int:
+        """How many runs train at once: the cluster's room for them, or this machine's limit."""
+        return self.bridge.size if self.bridge is not None else self.max_concurrent
+
     def queue(self) -> list[Run]:
         """The queued runs in the order they will start."""
         return fair_order(self.store.list(status=(Status.QUEUED,)), self._served())
@@ -161,7 +188,7 @@ class JobManager:
         if run_id not in {r.id for r in order}:
             return None
         left = {r.id: self._seconds_left(r) for r in runs if r.status == Status.RUNNING}
-        return queue_wait(run_id, order, left, runs, self.max_concurrent)
+        return queue_wait(run_id, order, left, runs, self.capacity())
 
     def _seconds_left(self, run: Run) -> float | None:
         last = self.store.last_metric(run.id)
@@ -178,7 +205,8 @@ class JobManager:
         cluster or a storage place."""
         from cnn_core.sweeps.preflight import check_sweep
 
-        operators = os.environ.get("RAY_ADDRESS") or None  # the app's own cluster is everyone's
+        operators = address_of(self.store)  # the lab's own cluster is everyone's, and its sweeps' default
+        address = address or operators
         if (storage or (address and address != operators)) and not owner.admin:
             raise NotAllowed("only an administrator can send a sweep to a cluster or choose where Tune stores it")
         if sweep.data_dir is not None:
@@ -229,6 +257,9 @@ class JobManager:
     def pump(self) -> None:
         """Reap finished workers, then start queued runs while slots are free."""
         with self._lock:
+            address = self._pinned or address_of(self.store)
+            if address != self.address and not self._closed:
+                self._use(address)
             for run_id, proc in list(self._procs.items()):
                 code = proc.poll()
                 if code is None:

@@ -99,6 +99,7 @@ class Run:
     shared: bool = False  # shown to everyone, not only to its owner (and administrators)
     priority: int = 0  # an administrator moved it up the queue (higher starts first)
     resumed_from: int | None = None  # the saved epoch it last went on from (``RunStore.resume``); None: never
+    node: str | None = None  # the Ray node that trained it (``jobs/cluster.py``); None: this machine
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict[str, Any]) -> Run:

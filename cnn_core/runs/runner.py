@@ -26,6 +26,7 @@ from cnn_core.files import atomic_write
 from cnn_core.model import ConvNet
 from cnn_core.model.checkpoint import HASH_KEY, load_checkpoint, save_checkpoint
 from cnn_core.runs import RESUMABLE, Run, RunStore, Status
+from cnn_core.runs.store import EPOCHS, TRAIN_STATE
 from cnn_core.training.loop import Event, Outcome, TrainResult, run_device_label, train
 from cnn_core.training.state import TrainState, load_state, save_state
 
@@ -53,32 +54,40 @@ def execute_run(
         result = train(
             run,
             data,
-            on_event=_recorder(store, run_id, on_event),
+            on_event=recorder(store, run_id, on_event),
             should_stop=_stop_checker(store, run_id, should_stop),
             on_epoch_end=_epoch_saver(store, record, data),
-            resume=_saved_state(store, record) if record.resumed_from else None,
+            resume=saved_state(store, record) if record.resumed_from else None,
         )
-    except CnnLabError as err:
-        store.fail(run_id, str(err))
-        return None
-    except torch.cuda.OutOfMemoryError:
-        error = (
-            f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
-        )
-    except OSError as err:  # a full disk while saving a checkpoint, a data file that vanished: one line
-        error = str(storage_error(err, f"run {run_id} in {store.root}"))
-    except BaseException as err:  # a bug or an interrupt: record it, then let it surface
-        if isinstance(err, Exception):
+    except Exception as err:  # one line for the user's mistakes; a bug's type and message, and it surfaces
+        error = failure_message(err, run, f"run {run_id} in {store.root}")
+        if error is None:
             store.fail(run_id, f"{type(err).__name__}: {err}")
-        else:
-            store.interrupt(run_id, f"interrupted ({type(err).__name__}); the last epoch's checkpoint is kept")
+            raise
+    except BaseException as err:  # an interrupt: record it, then let it surface
+        store.interrupt(run_id, f"interrupted ({type(err).__name__}); the last epoch's checkpoint is kept")
         raise
     else:
-        _finish(store, record, data, result)
+        final = None if result.status == Outcome.DIVERGED else save_final(store.run_dir(run_id), record, data, result)
+        record_end(store, run_id, summary_of(result), final)
         return result
     # Out of the except block, so the failed step's tensors (kept alive by the traceback) can be freed.
     torch.cuda.empty_cache()
     store.fail(run_id, error)
+    return None
+
+
+def failure_message(err: Exception, run: RunConfig, where: str) -> str | None:
+    """A failed run's one line for what a user can cause or fix (bad data, too big a batch for the GPU, a full
+    disk); None for anything else (a bug: its type and message are recorded, and it surfaces)."""
+    if isinstance(err, CnnLabError):
+        return str(err)
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return (
+            f"the GPU ran out of memory with batch size {run.train.batch_size}: try a smaller batch or a narrower model"
+        )
+    if isinstance(err, OSError):  # a full disk while saving a checkpoint, a data file that vanished
+        return str(storage_error(err, where))
     return None
 
 
@@ -102,7 +111,7 @@ def resume_run(store: RunStore, run_id: str, claim: bool = False) -> int:
     return state.epoch
 
 
-def _saved_state(store: RunStore, record: Run) -> TrainState:
+def saved_state(store: RunStore, record: Run) -> TrainState:
     """The state a resumed run goes on from: the epoch ``RunStore.resume`` kept the run's records up to."""
     state = load_state(store.train_state(record.id))
     if state.epoch != record.resumed_from:
@@ -113,39 +122,37 @@ def _saved_state(store: RunStore, record: Run) -> TrainState:
     return state
 
 
-def _finish(store: RunStore, record: Run, data: Dataset, result: TrainResult) -> None:
-    folder, checkpoint = store.run_dir(record.id), None
-    if result.status != Outcome.STOPPED:  # a completed or diverged run will not go on: its state is dead weight
-        store.train_state(record.id).unlink(missing_ok=True)
-    if result.status != Outcome.DIVERGED:  # a diverged model has NaN weights: keep only the last good epoch
-        checkpoint = str(
-            save_checkpoint(
-                folder / "model.safetensors",
-                result.model,
-                record.config.model,
-                final_metadata(
-                    record.id, record.config, data, result.epochs_done, result.test_accuracy, result.val_accuracy
-                ),
-            )
-        )
-        # train() evaluates the test set whenever the run did not diverge
-        tested, confidences = cast(torch.Tensor, result.test_predictions), cast(torch.Tensor, result.test_confidences)
-        predictions = predictions_record(data, tested, confidences)
-        atomic_write(folder / "predictions.json", json.dumps(predictions).encode())
-    elif store.epoch_checkpoints(record.id):
-        checkpoint = str(store.epoch_checkpoints(record.id)[-1])
-    store.finish(
-        record.id,
-        Status(result.status),
-        epochs_done=result.epochs_done,
-        test_accuracy=result.test_accuracy,
-        test_loss=result.test_loss,
-        val_accuracy=result.val_accuracy,
-        seconds=result.seconds,
-        images_per_s=result.images_per_s,
-        checkpoint=checkpoint,
-        error=result.error,
+def save_final(folder: Path, record: Run, data: Dataset, result: TrainResult) -> Path:
+    """A run's final checkpoint and ``predictions.json`` in ``folder`` (its run folder, or a cluster node's
+    scratch folder whose files go there); the checkpoint's path. Not for a diverged run (NaN weights)."""
+    checkpoint = save_checkpoint(
+        folder / "model.safetensors",
+        result.model,
+        record.config.model,
+        final_metadata(record.id, record.config, data, result.epochs_done, result.test_accuracy, result.val_accuracy),
     )
+    # train() evaluates the test set whenever the run did not diverge
+    tested, confidences = cast(torch.Tensor, result.test_predictions), cast(torch.Tensor, result.test_confidences)
+    atomic_write(folder / "predictions.json", json.dumps(predictions_record(data, tested, confidences)).encode())
+    return checkpoint
+
+
+def summary_of(result: TrainResult) -> dict[str, Any]:
+    """How a run ended, as plain values (what crosses from a cluster node): its status and result fields."""
+    fields = ("epochs_done", "test_accuracy", "test_loss", "val_accuracy", "seconds", "images_per_s", "error")
+    return {"status": result.status.value, **{k: getattr(result, k) for k in fields}}
+
+
+def record_end(store: RunStore, run_id: str, summary: dict[str, Any], final: Path | None) -> None:
+    """End a run that its own loop ended (``summary_of``), pointing at its final checkpoint, or at its last
+    epoch's when it has none (diverged). Only a stopped run keeps its training state: the others will not go on."""
+    status = Status(summary["status"])
+    if status != Status.STOPPED:
+        store.train_state(run_id).unlink(missing_ok=True)
+    epochs = store.epoch_checkpoints(run_id) if final is None else []
+    checkpoint = final if final is not None else (epochs[-1] if epochs else None)
+    results = {k: v for k, v in summary.items() if k != "status"}
+    store.finish(run_id, status, checkpoint=str(checkpoint) if checkpoint else None, **results)
 
 
 def final_metadata(
@@ -224,7 +231,9 @@ def predictions_record(data: Dataset, predictions: torch.Tensor, confidences: to
     }
 
 
-def _recorder(store: RunStore, run_id: str, listener: Callable[[Event], None] | None) -> Callable[[Event], None]:
+def recorder(store: RunStore, run_id: str, listener: Callable[[Event], None] | None) -> Callable[[Event], None]:
+    """The loop's listener that logs each step and epoch event to the store, then hands every event on."""
+
     def record(event: Event) -> None:
         if event.kind in ("step", "epoch"):
             store.log_metric(run_id, event.to_dict())
@@ -250,11 +259,18 @@ def _stop_checker(store: RunStore, run_id: str, extra: Callable[[], bool] | None
 
 def _epoch_saver(store: RunStore, record: Run, data: Dataset) -> Callable[[ConvNet, Event, TrainState], None]:
     def save(model: ConvNet, event: Event, state: TrainState) -> None:
-        path = store.run_dir(record.id) / "epochs" / f"epoch_{event.epoch:03d}.safetensors"
-        save_checkpoint(path, model, record.config.model, epoch_metadata(event, data))
-        # After the checkpoint: a crash between the two leaves the previous epoch's state, and resuming from it
-        # drops this epoch's checkpoint and metrics (RunStore.resume), so nothing is recorded twice.
-        save_state(store.train_state(record.id), state)
+        path = save_epoch(store.run_dir(record.id), record, data, model, event, state)
         store.record_epoch(record.id, event.epoch, path)
 
     return save
+
+
+def save_epoch(folder: Path, record: Run, data: Dataset, model: ConvNet, event: Event, state: TrainState) -> Path:
+    """An epoch's checkpoint, then the training state that goes on from it, under ``folder`` as in a run folder
+    (``RunStore.train_state``); the checkpoint's path."""
+    path = folder / EPOCHS / f"epoch_{event.epoch:03d}.safetensors"
+    save_checkpoint(path, model, record.config.model, epoch_metadata(event, data))
+    # After the checkpoint: a crash between the two leaves the previous epoch's state, and resuming from it
+    # drops this epoch's checkpoint and metrics (RunStore.resume), so nothing is recorded twice.
+    save_state(folder / EPOCHS / TRAIN_STATE, state)
+    return path

@@ -46,6 +46,7 @@ from cnn_core.runs.sweep_table import SweepTable
 from cnn_core.safetext import escape_controls
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+EPOCHS, TRAIN_STATE = "epochs", "train_state.safetensors"  # a run folder's epoch checkpoints, and its state
 MAX_NAME = 100
 
 _SCHEMA = (
@@ -83,6 +84,7 @@ _ADDED_COLUMNS = (
     ("runs", "owner", "TEXT NOT NULL DEFAULT 'local'"),
     ("runs", "shared", "INTEGER NOT NULL DEFAULT 0"),
     ("runs", "priority", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "node", "TEXT"),
     ("sweeps", "owner", "TEXT NOT NULL DEFAULT 'local'"),
     ("sweeps", "shared", "INTEGER NOT NULL DEFAULT 0"),
 )
@@ -281,12 +283,12 @@ class RunStore:
 
     def epoch_checkpoints(self, run_id: str) -> builtins.list[Path]:
         """Weights saved after each epoch, oldest first (the Filters page scrubs through them)."""
-        return sorted((self.run_dir(run_id) / "epochs").glob("epoch_*.safetensors"))
+        return sorted((self.run_dir(run_id) / EPOCHS).glob("epoch_*.safetensors"))
 
     def train_state(self, run_id: str) -> Path:
         """Where a run keeps what going on after its last saved epoch needs (``training.TrainState``): one file,
         replaced each epoch, removed when the run completes or diverges."""
-        return self.run_dir(run_id) / "epochs" / "train_state.safetensors"
+        return self.run_dir(run_id) / EPOCHS / TRAIN_STATE
 
     # -- a run's life --------------------------------------------------------------------------------------------
 
@@ -325,9 +327,10 @@ class RunStore:
         now = time.time()
         return self._set(run_id, (Status.QUEUED,), status=Status.RUNNING, started=now, heartbeat=now)
 
-    def start(self, run_id: str, pid: int, device: str) -> None:
-        """The worker that trains a claimed run records itself (the only place a pid is written)."""
-        self._set(run_id, (Status.RUNNING,), pid=pid, device=device, heartbeat=time.time())
+    def start(self, run_id: str, pid: int, device: str, node: str | None = None) -> None:
+        """The worker that trains a claimed run records itself (the only place a pid is written): its pid (on a
+        cluster, the process here that writes what the node sends), device and Ray node (None: this machine)."""
+        self._set(run_id, (Status.RUNNING,), pid=pid, device=device, node=node, heartbeat=time.time())
 
     def record_epoch(self, run_id: str, epoch: int, checkpoint: Path) -> None:
         self._set(run_id, ACTIVE, epochs_done=epoch, checkpoint=str(checkpoint), heartbeat=time.time())

@@ -97,7 +97,7 @@ def run_sweep(store: RunStore, sweep_id: str, on_progress: Callable[[Progress], 
         raise
     finally:
         LISTENERS.pop(sweep_id, None)
-        _stop_ray()
+        stop_ray()
     return store.sweeps.get(sweep_id)
 
 
@@ -195,7 +195,7 @@ def _own_signal_handlers() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
-def _stop_ray() -> None:
+def stop_ray() -> None:
     import ray
 
     if ray.is_initialized():
