@@ -7,12 +7,10 @@ Ray's own. One cluster is shared by the tests that ask for it and stopped by its
 import gzip
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from cnn_core.data import load_dataset
 from cnn_core.jobs import JobManager
 from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore, Status, SweepStatus
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cluster_node_ids
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
@@ -60,40 +58,6 @@ def tiny_dir(tmp_path_factory) -> str:
     return str(folder)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A Ray cluster that is not any driver's own: ``ray start --head --block`` in its own process."""
-    from tests.e2e.serve import free_port
-
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("ray-head") / "head.log"
-    # Its own temp dir (short: Ray's socket paths must stay under 108 bytes), so the address file it leaves
-    # behind is not /tmp/ray's, which other Ray users on this machine read.
-    temp_dir = tempfile.mkdtemp(prefix="cnnlab-ray-", dir="/tmp")
-    # No token authentication on this throwaway local cluster (Ray 2.60 turns it on by default for `ray start`).
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen(
-        ["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--block"]
-        + ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        stdout=open(log_path, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        wait_until(lambda: "Ray runtime started" in log_path.read_text() or proc.poll() is not None, 60, "the Ray head")
-        assert proc.poll() is None, log_path.read_text()[-2000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()  # by its PID: `ray start --block` ends the processes it started (never `ray stop`)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
 def _spec(tmp_path: Path, tiny_dir: str, **fields) -> str:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps({"dataset": "mnist", "data_dir": tiny_dir, "base": NARROW, **fields}))
@@ -110,17 +74,6 @@ def _sweep(*args: str, runs: Path, timeout: float = 240) -> subprocess.Completed
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out
-
-
-def _node_ids(address: str) -> set[str]:
-    """The cluster's nodes, as Ray itself reports them."""
-    import ray
-
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    finally:
-        ray.shutdown()
 
 
 def test_local_sweep_records_every_trial_and_prunes_the_clearly_worse(tmp_path, tiny_dir):
@@ -177,7 +130,7 @@ def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(cluster_sweep):
 def test_a_sweep_runs_on_a_cluster_that_is_not_the_drivers_own(cluster_sweep, cluster):
     store, summary = cluster_sweep
     sweep = store.sweeps.get(summary["sweep_id"])
-    nodes = _node_ids(cluster)
+    nodes = cluster_node_ids(cluster)
     assert sweep.cluster["joined"] and sweep.cluster["gcs_address"].endswith(":" + cluster.split(":")[1])
     assert set(sweep.cluster["nodes"]) == nodes
     trials = store.sweeps.trials(sweep.id)
