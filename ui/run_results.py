@@ -59,7 +59,7 @@ def show_results(store: RunStore, run: Run) -> None:
         c1, c2, c3 = st.columns(3)
         c1.metric("test accuracy", f"{run.test_accuracy:.2%}")
         c2.metric("validation accuracy", f"{run.val_accuracy:.2%}" if run.val_accuracy is not None else "—")
-        speed = f"{run.images_per_s:,.0f} images/s on {run.device}" if run.images_per_s else None
+        speed = f"{run.images_per_s:,.0f} images/s on {run.where}" if run.images_per_s else None
         c3.metric("time", f"{run.seconds:.1f} s" if run.seconds is not None else "—", help=speed)
     elif run.error and run.status.finished:
         st.error(f"{run.status}: {run.error}")

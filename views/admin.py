@@ -1,10 +1,14 @@
-"""Admin: the whole queue in the order it will start (reorder, cancel), everyone's use against their share, and
-every run with its owner. Listed only for administrators (``CNN_LAB_ADMINS``, or the local owner)."""
+"""Admin: the whole queue in the order it will start (reorder, cancel), where runs train (this machine or a Ray
+cluster), everyone's use against their share, and every run with its owner. Listed only for administrators
+(``CNN_LAB_ADMINS``, or the local owner)."""
+
+import os
 
 import pandas as pd
 import streamlit as st
 
 from cnn_core.errors import CnnLabError
+from cnn_core.jobs.bridge import chosen_address, set_address
 from cnn_core.jobs.quotas import limits, usage
 from cnn_core.people import owner_label
 from cnn_core.runs import ACTIVE, Status
@@ -39,7 +43,7 @@ def queue() -> None:
     running = store.list(status=(Status.RUNNING,))
     waiting = manager.queue()
     st.caption(
-        f"{len(running)} running (at most {manager.max_concurrent} at once), {len(waiting)} queued: round-robin "
+        f"{len(running)} running (at most {manager.capacity()} at once), {len(waiting)} queued: round-robin "
         "across people, so one person's many runs never hold back another's one."
     )
     for run in running:
@@ -58,6 +62,54 @@ def queue() -> None:
 
 st.subheader("Queue")
 queue()
+
+st.subheader("Where runs train")
+
+
+def choose_cluster(address: str | None) -> None:
+    """The cluster form's callback: send every run from now on to ``address``, or back to this machine."""
+    try:
+        set_address(store, address, by=me)
+    except CnnLabError as err:
+        st.session_state["admin.cluster_refused"] = str(err)
+
+
+@st.fragment(run_every=2.0 if manager.address else None)  # the cluster's room changes as its runs come and go
+def backend() -> None:
+    bridge = manager.bridge
+    if bridge is None:
+        st.markdown(f"**This machine**: up to {manager.max_concurrent} run(s) at once on warm workers.")
+    elif bridge.info is not None:
+        info = bridge.info
+        st.markdown(
+            f"**The Ray cluster at `{manager.address}`**: {len(info['nodes'])} node(s), {info['cpus']:g} CPUs, "
+            f"{info['gpus']:g} GPUs; room for {bridge.slots} more run(s) now (each asks for one CPU"
+            f"{' and half a GPU' if info['gpus'] else ''})."
+        )
+    elif bridge.error:
+        st.error(f"Runs wait in the queue: {bridge.error}")
+    else:
+        st.info(f"Joining the Ray cluster at `{manager.address}`…")
+
+
+backend()
+if "admin.cluster_refused" in st.session_state:
+    st.error(st.session_state.pop("admin.cluster_refused"))
+chosen = chosen_address(store)
+with st.form("admin.cluster"):
+    address = st.text_input(
+        "Ray cluster address",
+        key="admin.cluster_address",
+        value=chosen or "",
+        placeholder="HOST:PORT, as `ray start --head` printed it",
+        help="Every run from Train, Compare and `cnn-lab train` goes there from now on (runs already training go "
+        "on where they are). Empty: this machine"
+        + (f", or RAY_ADDRESS ({os.environ['RAY_ADDRESS']})" if os.environ.get("RAY_ADDRESS") else "")
+        + ".",
+    )
+    if st.form_submit_button("Send runs there"):
+        choose_cluster(address)
+        st.rerun()
 
 st.subheader("People")
 try:

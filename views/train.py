@@ -148,7 +148,7 @@ st.dataframe(
                 "name": r.label,
                 "status": ended_text(r) or r.status.value,
                 "test_accuracy": r.test_accuracy,
-                "device": r.device,
+                "device": r.where,
                 **({"owner": owner_label(r.owner)} if any(r.owner != me.id for r in runs) else {}),
                 "id": r.id,
             }

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cnn_core.errors import NotAllowed
 from cnn_core.files import atomic_write
@@ -81,7 +81,7 @@ class ClusterBridge:
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs: set[str] = set()  # given and not yet ended
         self.slots = 0  # the room it last reported, less the runs given since
-        self.info: dict[str, object] | None = None  # what it joined: nodes, CPUs, GPUs
+        self.info: dict[str, Any] | None = None  # what it joined: nodes, CPUs, GPUs
         self.error: str | None = None  # why the last one could not join or ended badly
         self.started = 0
         self._retry_at = 0.0
@@ -96,7 +96,7 @@ class ClusterBridge:
     def size(self) -> int:
         """How many runs the whole cluster holds at once (the queue's wait estimate), at least one."""
         cpus = float(os.environ.get("CNN_LAB_RUN_CPUS") or 1)
-        total = float(str((self.info or {}).get("cpus", 1)))
+        total = float((self.info or {}).get("cpus", 1))
         return max(1, int(total // cpus))
 
     def fill(self) -> None:

@@ -148,6 +148,14 @@ class Run:
         return bool(self.group_id and SWEEP_ID.fullmatch(self.group_id))
 
     @property
+    def where(self) -> str | None:
+        """The device it trained on, and the Ray node when a cluster trained it (``cpu · bf16 on Ray node
+        a7ac1421``); None before it started."""
+        if self.device is None:
+            return None
+        return f"{self.device} on Ray node {self.node[:8]}" if self.node else self.device
+
+    @property
     def label(self) -> str:
         """The name as it is safe to show anywhere (control characters escaped)."""
         return escape_controls(self.name)

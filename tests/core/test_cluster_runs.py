@@ -243,3 +243,22 @@ def test_a_killed_bridge_interrupts_its_run_and_a_new_one_takes_the_next(cluster
         assert manager.bridge.started == 2
     finally:
         manager.close()
+
+
+@pytest.mark.slow
+def test_an_administrator_sends_the_apps_runs_to_the_cluster_from_the_admin_page(cluster, private_runs_dir):
+    from ui.resources import _manager_for
+
+    at = AppTest.from_file(str(ROOT / "views" / "admin.py"), default_timeout=60).run()
+    at.text_input(key="admin.cluster_address").input(cluster)
+    next(b for b in at.button if b.label == "Send runs there").click().run()
+    assert not at.exception and not at.error
+    manager = _manager_for(str(private_runs_dir))  # the app's one manager, as the page made it
+    try:
+        assert address_of(RunStore()) == cluster
+        wait_until(lambda: manager.pump() or (manager.bridge and manager.bridge.slots), 120, "the bridge's report")
+        at.run()
+        lines = [m.value for m in at.markdown if "The Ray cluster at" in m.value]
+        assert lines and "2 CPUs" in lines[0] and "room for 2 more run(s)" in lines[0]
+    finally:
+        manager.close()
