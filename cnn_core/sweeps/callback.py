@@ -149,7 +149,7 @@ class TrialRecorder(Callback):
             self._last[trial.trial_id] = result
             return
         if trial.trial_id not in self._last:  # the first report says where it trains
-            self.store.start(run_id, os.getpid(), result.get("device") or "ray")
+            self.store.start(run_id, os.getpid(), result.get("device") or "ray", node=result.get("node"))
             self.store.sweeps.set_node(self.sweep_id, trial.trial_id, result.get("node") or "")
         self._last[trial.trial_id] = result
         self.store.log_metric(run_id, {"kind": "epoch", **{k: result.get(k) for k in EPOCH_FIELDS}})

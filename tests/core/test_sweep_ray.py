@@ -137,6 +137,7 @@ def test_a_sweep_runs_on_a_cluster_that_is_not_the_drivers_own(cluster_sweep, cl
     assert {store.get(t.run_id).status for t in trials} == {Status.COMPLETED, Status.FAILED}  # back in the store
     trained = [t for t in trials if store.get(t.run_id).status is Status.COMPLETED]
     assert trained[0].node in nodes  # on the cluster's node (the failed one raised before its first report)
+    assert store.get(trained[0].run_id).node == trained[0].node  # its run says so too, as a run's would
 
 
 def _wait(predicate, timeout: float = 180.0):
