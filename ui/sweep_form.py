@@ -5,7 +5,6 @@ As on the Train page, every control's value is also kept under ``sweep.kept`` an
 controls are drawn, so leaving the page and coming back finds the sweep as it was.
 """
 
-import os
 from dataclasses import dataclass, field, replace
 
 import streamlit as st
@@ -15,6 +14,7 @@ from cnn_core.config.sweep import DISTRIBUTIONS, SEARCHES, Invalid, SweepConfig,
 from cnn_core.errors import CnnLabError
 from cnn_core.sweeps.space import plan
 from ui.identity import me
+from ui.resources import job_manager
 
 K = "sweep.form."
 KEPT = "sweep.kept"
@@ -158,7 +158,7 @@ def _resource_controls() -> dict:
     cpu = r1.number_input("CPUs per trial", 0.25, 64.0, 1.0, 0.25, key=f"{K}cpu")
     gpu = r2.number_input("GPU per trial (fractions share one)", 0.0, 8.0, 0.0, 0.25, key=f"{K}gpu")
     concurrent = r3.number_input("at most at once (0: as resources allow)", 0, 1000, 0, key=f"{K}concurrent")
-    default = os.environ.get("RAY_ADDRESS", "")  # as the CLI does
+    default = job_manager().address or ""  # the lab's cluster (the Admin page's choice, else RAY_ADDRESS)
     who = me()
     if who is not None and who.admin:  # a cluster and a storage path are the operator's to choose
         st.session_state.setdefault(f"{K}address", default)
