@@ -1,9 +1,5 @@
 """Shared fixtures: a private run store per test and a small slice of the bundled MNIST sample."""
 
-import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,46 +49,8 @@ def small_data(bundled) -> Dataset:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A Ray cluster that is not any driver's own: ``ray start --head --block`` in its own process (one per test
-    module that asks for it), stopped by its PID; its address."""
-    from tests.e2e.serve import free_port
-    from tests.polling import wait_until
+    """A Ray cluster that is not any driver's own (one per test module that asks for it); its address."""
+    from tests.ray_head import ray_head
 
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("ray-head") / "head.log"
-    # Its own temp dir (short: Ray's socket paths must stay under 108 bytes), so the address file it leaves
-    # behind is not /tmp/ray's, which other Ray users on this machine read.
-    temp_dir = tempfile.mkdtemp(prefix="cnnlab-ray-", dir="/tmp")
-    # No token authentication on this throwaway local cluster (Ray 2.60 turns it on by default for `ray start`).
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen(
-        ["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--block"]
-        + ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        stdout=open(log_path, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        wait_until(lambda: "Ray runtime started" in log_path.read_text() or proc.poll() is not None, 60, "the Ray head")
-        assert proc.poll() is None, log_path.read_text()[-2000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()  # by its PID: `ray start --block` ends the processes it started (never `ray stop`)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def cluster_node_ids(address: str) -> set[str]:
-    """The cluster's nodes, as Ray itself reports them."""
-    import ray
-
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    finally:
-        ray.shutdown()
+    with ray_head(tmp_path_factory.mktemp("ray-head")) as address:
+        yield address

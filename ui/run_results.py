@@ -61,6 +61,8 @@ def show_results(store: RunStore, run: Run) -> None:
         c2.metric("validation accuracy", f"{run.val_accuracy:.2%}" if run.val_accuracy is not None else "—")
         speed = f"{run.images_per_s:,.0f} images/s on {run.where}" if run.images_per_s else None
         c3.metric("time", f"{run.seconds:.1f} s" if run.seconds is not None else "—", help=speed)
+        if run.node:
+            st.caption(f"Trained on the lab's Ray cluster: {run.where}.")
     elif run.error and run.status.finished:
         st.error(f"{run.status}: {run.error}")
     preds = load_predictions(store, run.id)

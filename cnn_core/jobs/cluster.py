@@ -203,7 +203,7 @@ class ClusterRuns:
         self.stops = _Stops.remote()  # type: ignore[attr-defined]
         self._cache = DataCache()
         self._refs: dict[int, tuple[Dataset, Any]] = {}  # id(data) -> (data, its object in Ray's store)
-        self._lock = threading.Lock()
+        self._lock, self._loading = threading.Lock(), threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._following: set[str] = set()
         self._waiting: set[str] = set()  # submitted, not started on a node yet
@@ -231,7 +231,8 @@ class ClusterRuns:
                 saved_state(self.store, record)  # the epoch it is for, checked: one line if it does not match
                 state = self.store.train_state(run_id).read_bytes()
             if data is None:
-                data = self._cache.get(record.dataset, record.data_dir, record.config.train.val_fraction)
+                with self._loading:  # one load at a time: two runs of one dataset share it
+                    data = self._cache.get(record.dataset, record.data_dir, record.config.train.val_fraction)
             request = request_for(record.config, self.cluster["gpus"])
             stream: Any = _train_on_node.options(**request).remote(record, self._put(data), state, self.stops)
         except Exception as err:

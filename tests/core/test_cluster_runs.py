@@ -26,8 +26,9 @@ from cnn_core.people import LOCAL, SHARED_WORKSPACE
 from cnn_core.runs import RunStore, Status
 from cnn_core.runs.runner import execute_run, recorder
 from cnn_core.sweeps.driver import ClusterUnreachable
-from tests.conftest import ROOT, cluster_node_ids
+from tests.conftest import ROOT
 from tests.polling import wait_until
+from tests.ray_head import cluster_node_ids
 
 FP32 = TrainConfig(epochs=2, batch_size=64, device="cpu", precision="fp32", augment=False)
 

@@ -21,8 +21,9 @@ from cnn_core.data import load_dataset
 from cnn_core.jobs import JobManager
 from cnn_core.model.checkpoint import load_checkpoint
 from cnn_core.runs import RunStore, Status, SweepStatus
-from tests.conftest import ROOT, cluster_node_ids
+from tests.conftest import ROOT
 from tests.polling import wait_until
+from tests.ray_head import cluster_node_ids
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from cnn_core.runs import RunStore, SweepStatus
-from tests.core import test_sweep_ray
 from tests.polling import wait_until
 from tests.reliability.conftest import error_line, last_error
-
-cluster = test_sweep_ray.cluster  # the fixture: a `ray start --head` of its own (2 CPUs), stopped by its PID
 
 # A narrow LeNet for one epoch: Ray's own start-up is the cost of a sweep test, not the training.
 NARROW = {
