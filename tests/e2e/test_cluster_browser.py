@@ -22,9 +22,7 @@ def test_a_run_launched_on_the_train_page_trains_on_the_labs_cluster(browser, cl
     try:
         page = context.new_page()
         page.goto(url + "/admin")
-        expect(page.get_by_text(re.compile(rf"The Ray cluster at {re.escape(cluster)}"))).to_be_visible(
-            timeout=120_000
-        )
+        expect(page.get_by_text(re.compile(rf"The Ray cluster at {re.escape(cluster)}"))).to_be_visible(timeout=120_000)
         expect(page.get_by_text(re.compile(r"2 CPUs, 0 GPUs; room for 2 more run"))).to_be_visible(timeout=60_000)
         page.goto(url + "/train")
         page.get_by_role("slider", name="epochs").first.focus()
