@@ -1,6 +1,7 @@
 """The ``cnn-lab`` command: ``summary``, ``train``, ``resume``, ``predict``, ``runs``, ``data`` and ``sweep``."""
 
 from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cli import ...``
+    cmd_cluster_bridge,
     cmd_pool_worker,
     cmd_predict,
     cmd_resume,
@@ -14,6 +15,7 @@ from cnn_core.cli.commands import (  # the names callers use: ``from cnn_core.cl
 )
 
 __all__ = [
+    "cmd_cluster_bridge",
     "cmd_pool_worker",
     "cmd_predict",
     "cmd_resume",

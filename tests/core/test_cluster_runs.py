@@ -230,11 +230,11 @@ def test_a_ray_worker_killed_mid_run_leaves_it_interrupted_and_it_resumes_on_the
 
 
 @pytest.mark.slow
-def test_a_killed_bridge_interrupts_its_run_and_a_new_one_takes_the_next(cluster):
+def test_a_killed_bridge_interrupts_its_run_a_new_one_takes_the_next_and_the_cli_resumes_it(cluster):
     store = RunStore()
     manager = JobManager(store, address=cluster)
     try:
-        run_id = manager.submit(RunConfig(train=LONG))
+        run_id = manager.submit(RunConfig(train=MEDIUM))
         wait_until(lambda: _running_with_epochs(store, run_id, 1), 180, "an epoch on the cluster")
         os.kill(manager.worker_pid(run_id), signal.SIGKILL)
         lost = manager.wait(run_id, 60)
@@ -244,6 +244,17 @@ def test_a_killed_bridge_interrupts_its_run_and_a_new_one_takes_the_next(cluster
         assert manager.bridge.started == 2
     finally:
         manager.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "cnn_core", "resume", run_id, "--address", cluster, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    final = json.loads(out.stdout.splitlines()[-1])
+    assert final["status"] == "completed" and final["node"] and final["resumed_from"] == lost.epochs_done
+    assert store.get(run_id).epochs_done == MEDIUM.epochs
 
 
 @pytest.mark.slow

@@ -316,6 +316,7 @@ def test_cli_resume_goes_on_from_the_last_epoch_and_ends_with_a_json_summary(pri
     assert [line["epoch"] for line in lines[:-1]] == [2]  # only the epoch it trained now
     final = lines[-1]
     assert final["run_id"] == run_id and final["status"] == "completed" and final["resumed_from"] == 1
+    assert final["node"] is None  # trained here, not on a Ray cluster
     assert 0.1 < final["test_accuracy"] <= 1 and final["checkpoint"].startswith(str(private_runs_dir))
     assert f"run {run_id}: " in out.stderr and "goes on after epoch 1 of 2" in out.stderr
     assert [m["epoch"] for m in RunStore().metrics(run_id, "epoch")] == [1, 2]
