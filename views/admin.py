@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core.errors import CnnLabError
-from cnn_core.jobs.bridge import chosen_address, set_address
+from cnn_core.jobs.bridge import chosen_address, run_resources, set_address
 from cnn_core.jobs.quotas import limits, usage
 from cnn_core.people import owner_label
 from cnn_core.runs import ACTIVE, Status
@@ -80,11 +80,11 @@ def backend() -> None:
     if bridge is None:
         st.markdown(f"**This machine**: up to {manager.max_concurrent} run(s) at once on warm workers.")
     elif bridge.info is not None:
-        info = bridge.info
+        info, (cpus, gpus) = bridge.info, run_resources()
         st.markdown(
             f"**The Ray cluster at `{manager.address}`**: {len(info['nodes'])} node(s), {info['cpus']:g} CPUs, "
-            f"{info['gpus']:g} GPUs; room for {bridge.slots} more run(s) now (each asks for one CPU"
-            f"{' and half a GPU' if info['gpus'] else ''})."
+            f"{info['gpus']:g} GPUs; room for {bridge.slots} more run(s) now (each asks for {cpus:g} CPU"
+            f"{f' and {gpus:g} GPU' if info['gpus'] else ''})."
         )
     elif bridge.error:
         st.error(f"Runs wait in the queue: {bridge.error}")

@@ -32,6 +32,8 @@ from cnn_core.runs import RunStore
 SETTINGS_FILE = "cluster.json"  # in the run store's folder: the cluster an administrator chose in the app
 LOG_FILE = "bridge.log"
 RETRY_SECONDS = 15.0  # after a bridge that could not join the cluster
+CPUS_PER_RUN = 1.0  # a LeNet-sized run keeps one core busy
+GPUS_PER_RUN = 0.5  # two runs share a GPU (small models leave it idle)
 
 
 def address_of(store: RunStore) -> str | None:
@@ -61,6 +63,13 @@ def set_address(store: RunStore, address: str | None, by: Person) -> None:
         check_address(address)
         check_reachable(address)
     atomic_write(store.root / SETTINGS_FILE, json.dumps({"address": address}).encode())
+
+
+def run_resources() -> tuple[float, float]:
+    """What each run asks of a cluster: CPUs (``CNN_LAB_RUN_CPUS``) and the share of a GPU it takes where the
+    cluster has GPUs (``CNN_LAB_RUN_GPUS``)."""
+    cpus = float(os.environ.get("CNN_LAB_RUN_CPUS") or CPUS_PER_RUN)
+    return cpus, float(os.environ.get("CNN_LAB_RUN_GPUS") or GPUS_PER_RUN)
 
 
 class _Slot:
@@ -95,9 +104,8 @@ class ClusterBridge:
     @property
     def size(self) -> int:
         """How many runs the whole cluster holds at once (the queue's wait estimate), at least one."""
-        cpus = float(os.environ.get("CNN_LAB_RUN_CPUS") or 1)
         total = float((self.info or {}).get("cpus", 1))
-        return max(1, int(total // cpus))
+        return max(1, int(total // run_resources()[0]))
 
     def fill(self) -> None:
         """Start the bridge if none runs (not again within ``RETRY_SECONDS`` of one that could not join)."""

@@ -40,6 +40,7 @@ from cnn_core.config import RunConfig, budget
 from cnn_core.data import Dataset, check_fits
 from cnn_core.errors import CnnLabError
 from cnn_core.files import atomic_write
+from cnn_core.jobs.bridge import run_resources
 from cnn_core.runs import Run, RunStore
 from cnn_core.runs.runner import (
     failure_message,
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
 
 WHERE_FILE = "node.json"  # in a run's folder: the node, address and pid that trained it
 STOP_POLL_SECONDS = 0.25
-CPUS_PER_RUN = 1.0  # a LeNet-sized run keeps one core busy; CNN_LAB_RUN_CPUS changes it
-GPUS_PER_RUN = 0.5  # two runs share a GPU (small models leave it idle); CNN_LAB_RUN_GPUS changes it
 MAX_SLOTS = 256
 
 
@@ -71,8 +70,7 @@ MAX_SLOTS = 256
 def request_for(run: RunConfig, cluster_gpus: float) -> dict[str, float]:
     """A run's Ray resource request: ``CNN_LAB_RUN_CPUS`` cores (default 1) and, on a cluster with GPUs and unless
     the run asks for the CPU, ``CNN_LAB_RUN_GPUS`` of a GPU (default half)."""
-    cpus = float(os.environ.get("CNN_LAB_RUN_CPUS") or CPUS_PER_RUN)
-    gpus = float(os.environ.get("CNN_LAB_RUN_GPUS") or GPUS_PER_RUN)
+    cpus, gpus = run_resources()
     wants_gpu = cluster_gpus > 0 and run.train.device in ("auto", "cuda")
     return {"num_cpus": cpus, "num_gpus": gpus if wants_gpu else 0.0}
 

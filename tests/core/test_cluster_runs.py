@@ -141,7 +141,7 @@ def test_runs_wait_in_the_queue_while_the_cluster_cannot_be_joined_and_the_admin
 # -- on a real cluster ------------------------------------------------------------------------------------------
 
 LONG = replace(FP32, epochs=40, batch_size=32)  # ~20 s on the bundled sample: time to look, stop or kill
-MEDIUM = replace(LONG, epochs=12)  # killed after its second epoch, then resumed to its end
+MEDIUM = replace(LONG, epochs=6)  # killed after its second epoch, then resumed to its end
 
 
 def _running_with_epochs(store: RunStore, run_id: str, epochs: int) -> bool:
