@@ -24,11 +24,15 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnn_core.config import RunConfig, TrainConfig
 from cnn_core.jobs import JobManager
 from cnn_core.runs import RunStore
 from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,49 +171,52 @@ IDLE_JS = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute
     === 'notRunning' && document.querySelector('[data-testid="stStatusWidget"]') === null"""
 
 
-def _idle(page) -> None:
+def _idle(page: "Page") -> None:
     """Until the page's script run is over (a Launch click during another rerun would wait for it)."""
     page.wait_for_timeout(500)  # the rerun an input just asked for has begun
     page.wait_for_function(IDLE_JS, timeout=60_000)
 
 
-def _first_row_at(db: Path, name: str, timeout: float = 180) -> float:
-    """Wall-clock time at which run ``name``'s first metric row is in the store (read-only, every 10 ms)."""
+def _first_row_at(db: Path, name: str, timeout: float = 180) -> tuple[float, float]:
+    """When run ``name`` was queued (its ``created``) and when its first metric row was in the store (read-only,
+    every 10 ms), wall clock."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    query = "SELECT 1 FROM metrics JOIN runs ON runs.id = metrics.run_id WHERE runs.name = ? LIMIT 1"
+    query = "SELECT runs.created FROM metrics JOIN runs ON runs.id = metrics.run_id WHERE runs.name = ? LIMIT 1"
     deadline = time.monotonic() + timeout
     try:
-        while con.execute(query, (name,)).fetchone() is None:
+        while (row := con.execute(query, (name,)).fetchone()) is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} wrote no metric row")
             time.sleep(0.01)
-        return time.time()
+        return float(row[0]), time.time()
     finally:
         con.close()
 
 
-def _launch_and_watch(page, folder: Path, name: str) -> tuple[float, str, float]:
-    """Launch a run named ``name``: seconds from the click to its first point shown, what showed it, and seconds
-    from its first metric row in the store to the page showing it (the page's own share)."""
+def _launch_and_watch(page: "Page", folder: Path, name: str) -> tuple[float, str, float, float]:
+    """Launch a run named ``name``: seconds from the click to its first point shown, what showed it, from the click
+    to the run queued (the click's way to the server and its callback), and from its first metric row in the store
+    to the page showing it (the page's own share)."""
     page.get_by_label("run name (optional)").fill(name)
     page.get_by_label("run name (optional)").press("Enter")
     _idle(page)
     page.evaluate("name => window.__fp.arm(name)", name)
     with ThreadPoolExecutor(1) as pool:
-        row_at = pool.submit(_first_row_at, folder / "runs.db", name)
+        stored = pool.submit(_first_row_at, folder / "runs.db", name)
         page.get_by_role("button", name=re.compile("Launch training")).click()
         page.wait_for_function("window.__fp.finished !== null", timeout=180_000)
         origin, t0, live, finished = page.evaluate(
             "[performance.timeOrigin, window.__fp.t0, window.__fp.live, window.__fp.finished]"
         )
         shown, how = (live, "live") if live is not None and live <= finished else (finished, "finished")
-        return (shown - t0) / 1000, how, (origin + shown) / 1000 - row_at.result()
+        queued_at, row_at = stored.result()
+        return (shown - t0) / 1000, how, queued_at - (origin + t0) / 1000, (origin + shown) / 1000 - row_at
 
 
-def page_first_point(runs_dir: Path, warm: bool, tries: int) -> list[tuple[float, str, float]]:
+def page_first_point(runs_dir: Path, warm: bool, tries: int) -> list[tuple[float, str, float, float]]:
     """Seconds from the Train page's Launch click to its first point shown (FIRST_POINT_JS) in Chromium, for
     ``tries`` 1-epoch runs one after another, the app's warm workers (if any) ready; each with what showed it
-    and the page's own share (from the first metric row in the store to the page showing it)."""
+    and its shares (``_launch_and_watch``)."""
     from playwright.sync_api import sync_playwright
 
     folder = runs_dir / f"page-{'warm' if warm else 'fresh'}"
@@ -244,11 +251,12 @@ def compare_first_points(runs_dir: Path, page_tries: int) -> None:
         line = f"{'warm workers ' if warm else 'fresh process'}: job manager {_spread(waits)} of {len(waits)}"
         if page_tries:
             seen = page_first_point(runs_dir, warm, page_tries)
-            how = ", ".join(f"{how} {sum(h == how for _, h, _ in seen)}" for how in ("live", "finished"))
-            line += f"; Train page {_spread([s for s, _, _ in seen])} of {len(seen)} (shown by: {how})"
-            line += f"\n    the page's own share (first metric row stored -> shown): {_spread([d for _, _, d in seen])}"
+            how = ", ".join(f"{how} {sum(s[1] == how for s in seen)}" for how in ("live", "finished"))
+            line += f"; Train page {_spread([s[0] for s in seen])} of {len(seen)} (shown by: {how})"
+            line += f"\n    page: click -> run queued {_spread([s[2] for s in seen])}; "
+            line += f"first metric row stored -> shown {_spread([s[3] for s in seen])}"
             line += "\n    page, each (l: live progress, f: finished result): "
-            line += " ".join(f"{s:.2f}{h[0]}" for s, h, _ in seen)
+            line += " ".join(f"{s[0]:.2f}{s[1][0]}" for s in seen)
         print(line + f"\n    ten runs queued at once: {per_minute:.1f} runs/minute", flush=True)
 
 
