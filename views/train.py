@@ -12,7 +12,7 @@ from ui.code_export import show_code
 from ui.config_form import Draft, config_controls
 from ui.identity import person
 from ui.layer_preview import show_layers
-from ui.live_polling import poll_every
+from ui.live_polling import poll_every, starting
 from ui.resources import job_manager_or_stop
 from ui.run_picker import pick_run, select
 from ui.run_results import ended_text, show_results
@@ -129,12 +129,19 @@ selected = pick_run("run", runs, "train.pick", run_label)
 active_now = {r.id for r in runs if r.status.active}
 
 
-@st.fragment(run_every=poll_every(selected, active_now))
+def polling() -> float | None:
+    return poll_every(selected, active_now, selected in active_now and starting(manager, selected))
+
+
+every = polling()
+
+
+@st.fragment(run_every=every)
 def live() -> None:
     if selected in active_now:  # a finished run's view does not change: drawn once below, not every second
         live_view(selected)
-    if active_now and {r.id for r in store.list(status=ACTIVE, visible_to=me)} != active_now:
-        st.rerun()  # a run started or ended: redraw the page (labels, results), which also stops idle polling
+    if active_now and ({r.id for r in store.list(status=ACTIVE, visible_to=me)} != active_now or polling() != every):
+        st.rerun()  # a run started or ended, or its first point came: redraw the page and set its polling again
 
 
 live()
