@@ -7,9 +7,12 @@
 3. warm workers against a fresh process per run (``CNN_LAB_WARM_WORKERS=0``): Launch -> first point through the
    job manager (ten 1-epoch runs, one at a time: submit -> first metric row) and, with ``--page``, on the Train page
    in Chromium (click -> first point shown, FIRST_POINT_JS), median and range (target: <= 1 s); and runs per minute
-   for ten 1-epoch runs queued at once.
+   for ten 1-epoch runs queued at once;
+4. warm workers here against a ``ray start --head`` cluster of 2 CPUs started on this machine (what the cluster path
+   costs, not another machine's speed): the same through the job manager, and the CLI's whole process for one
+   1-epoch run, ``cnn-lab train`` against ``cnn-lab train --address``.
 
-    python -m benchmarks.bench_jobs [--epochs 20] [--only first-point] [--page [--page-tries 10]]
+    python -m benchmarks.bench_jobs [--epochs 20] [--only first-point|cluster] [--page [--page-tries 10]]
 """
 
 import argparse
@@ -86,7 +89,16 @@ def idle_cpu(runs_dir: Path, seconds: float = 20.0) -> float:
 
 
 def _ready(manager: JobManager, timeout: float = 120) -> None:
-    """Until the manager's warm workers said they are ready (what an app's first page load gives them)."""
+    """Until the manager's warm workers, or its cluster bridge, said they are ready (what an app's first page load
+    gives them)."""
+    if manager.bridge is not None:
+        deadline = time.monotonic() + timeout
+        while not manager.bridge.slots:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cluster bridge did not start: {manager.bridge.error}")
+            manager.pump()
+            time.sleep(0.05)
+        return
     if manager.pool is None:
         return
     manager.pool.fill()
@@ -102,10 +114,11 @@ def _workers_ready(log: Path, count: int, timeout: float = 120) -> None:
     raise TimeoutError("the warm workers did not start")
 
 
-def first_points(runs_dir: Path, warm: bool, runs: int = 10) -> tuple[list[float], float]:
+def first_points(runs_dir: Path, warm: bool, runs: int = 10, address: str | None = None) -> tuple[list[float], float]:
     """Seconds from submit to the run's first metric row for ``runs`` 1-epoch runs, one at a time; runs per minute
-    of ``runs`` 1-epoch runs queued at once."""
-    manager = JobManager(RunStore(runs_dir / f"first-{'warm' if warm else 'fresh'}"), max_concurrent=1, warm=warm)
+    of ``runs`` 1-epoch runs queued at once. ``address``: on that Ray cluster (as many at once as it holds)."""
+    folder = runs_dir / f"first-{'cluster' if address else 'warm' if warm else 'fresh'}"
+    manager = JobManager(RunStore(folder), max_concurrent=1, warm=warm, address=address)
     try:
         _ready(manager)
         one_epoch = RunConfig(train=TrainConfig(epochs=1))
@@ -260,18 +273,45 @@ def compare_first_points(runs_dir: Path, page_tries: int) -> None:
         print(line + f"\n    ten runs queued at once: {per_minute:.1f} runs/minute", flush=True)
 
 
+def compare_cluster(runs_dir: Path) -> None:
+    """Warm workers here against a ``ray start --head`` cluster of 2 CPUs on this machine (what the cluster path
+    itself costs): through the job manager, and the CLI's whole process for one 1-epoch run."""
+    from tests.ray_head import ray_head
+
+    print("Ray cluster (2 CPUs, this machine) against warm workers here, 1-epoch runs on the bundled sample")
+    with ray_head(runs_dir) as address:
+        for name, where in (("warm workers here", None), ("Ray cluster", address)):
+            waits, per_minute = first_points(runs_dir, True, address=where)
+            print(
+                f"{name:>17}: Launch -> first point, first run {waits[0]:.2f} s, then {_spread(waits[1:])}; "
+                f"ten runs queued at once: {per_minute:.1f} runs/minute",
+                flush=True,
+            )
+        cli = {}
+        for name, extra in (("cnn-lab train", []), ("cnn-lab train --address", ["--address", address])):
+            start = time.perf_counter()
+            cmd = [sys.executable, "-m", "cnn_core", "train", "--epochs", "1", "--runs-dir", str(runs_dir / "cli")]
+            subprocess.run(cmd + extra, cwd=ROOT, capture_output=True, check=True)
+            cli[name] = time.perf_counter() - start
+    print("CLI, the whole process: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cli.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--only", choices=["first-point"], help="only the warm-worker comparison")
+    parser.add_argument(
+        "--only", choices=["first-point", "cluster"], help="only the warm-worker or only the cluster comparison"
+    )
     parser.add_argument("--page", action="store_true", help="also Launch -> first point on the Train page (Chromium)")
     parser.add_argument("--page-tries", type=int, default=10, help="runs launched from the page per mode (--page)")
     args = parser.parse_args()
     runs_dir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     if args.only == "first-point" or args.only is None:
         compare_first_points(runs_dir, args.page_tries if args.page else 0)
-        if args.only:
-            return
+    if args.only == "cluster" or args.only is None:
+        compare_cluster(runs_dir)
+    if args.only:
+        return
     cli, jobs = throughput(args.epochs, runs_dir)
     print(f"LeNet-5, default recipe, {args.epochs} epochs on the bundled sample")
     print(
