@@ -166,9 +166,10 @@ class RunStore:
                 return  # an up-to-date store: nothing to write
         with self.transaction() as con:
             con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+            con.executescript(_SCHEMA)  # CREATE ... IF NOT EXISTS: two processes making one store may both run it
+        with self.transaction(write=True) as con:  # one at a time: a column is added once, whoever comes first
             for table, column, kind in missing:
-                if column not in {row[1] for row in con.execute(f"PRAGMA table_info({table})")}:  # not made just now
+                if column not in {row[1] for row in con.execute(f"PRAGMA table_info({table})")}:  # not made yet
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             for run_id, path in absolute:  # a store from before paths were relative to it
                 con.execute("UPDATE runs SET checkpoint = ? WHERE id = ?", (in_store(path, run_id), run_id))

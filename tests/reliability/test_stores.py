@@ -330,3 +330,29 @@ def test_an_old_store_with_absolute_paths_is_migrated_when_opened(tmp_path, fini
     alpha = next(r for r in RunStore(runs).list() if r.name == "alpha")
     assert alpha.checkpoint == str(runs / alpha.id / "model.safetensors") and Path(alpha.checkpoint).is_file()
     assert checkpoint_column(runs)["alpha"] == f"{alpha.id}/model.safetensors"
+
+
+def test_processes_that_make_one_new_store_at_once_all_open_it(tmp_path):
+    """A sweep's driver and the page listing its sweeps used to race to add the newer columns to a new store
+    ("duplicate column name"); each column is now added once, by whoever takes the write lock first. Threads here,
+    each with its own connection, as processes have."""
+    import threading
+
+    for attempt in range(5):
+        folder, errors = tmp_path / f"store-{attempt}", []
+        start = threading.Barrier(6)
+
+        def open_it(folder=folder, errors=errors, start=start) -> None:
+            start.wait()
+            try:
+                RunStore(folder)
+            except Exception as err:  # what the race raised: BadRunStore, duplicate column name
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert RunStore(folder).list() == []
