@@ -1,5 +1,6 @@
 """Shared fixtures: a private run store per test and a small slice of the bundled MNIST sample."""
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,16 @@ def private_runs_dir(tmp_path, monkeypatch):
     for name in ("RUNS", "SWEEPS", "RUN_DISK_MB", "DATASET_DISK_MB"):
         monkeypatch.delenv(f"CNN_LAB_QUOTA_{name}", raising=False)
     return runs
+
+
+@pytest.fixture(autouse=True)
+def close_app_job_managers():
+    """A page test (AppTest) makes the app's job manager for its own run store; closing it afterwards keeps the
+    manager threads and warm workers of earlier tests from running on beside later ones."""
+    yield
+    resources = sys.modules.get("ui.resources")
+    if resources is not None:
+        resources._manager_for.clear()  # its on_release closes each manager it held
 
 
 @pytest.fixture(scope="session")

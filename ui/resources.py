@@ -11,7 +11,7 @@ from cnn_core.runs import RunStore, default_runs_dir
 from ui.digit_input import InputKind
 
 
-@st.cache_resource
+@st.cache_resource(on_release=lambda manager: manager.close())
 def _manager_for(root: str) -> JobManager:
     return JobManager(RunStore(root))
 

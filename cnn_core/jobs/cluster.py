@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import ray
+import torch
 
 from cnn_core.config import RunConfig, budget
 from cnn_core.data import Dataset, check_fits
@@ -152,7 +153,10 @@ def node_messages(
             save_epoch(folder, record, data, model, event, train_state)
             out.put(("epoch", event.epoch, _take_files(folder)))
 
+        threads = torch.get_num_threads()  # a new thread may start with another count: same sums as the caller's
+
         def work() -> None:
+            torch.set_num_threads(threads)
             try:
                 run = record.config
                 check_fits(data, run.model)

@@ -14,6 +14,11 @@ from tests.e2e.serve import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
 
 @pytest.fixture(scope="session")
 def browser():
+    from playwright.sync_api import expect
+
+    # A page's first render on a busy CI machine can take longer than Playwright's 5 s default;
+    # an assertion whose text never appears still fails, only later.
+    expect.set_options(timeout=20_000)
     if not Path(CHROMIUM).exists():
         if os.environ.get("CNN_LAB_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
