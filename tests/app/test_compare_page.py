@@ -23,6 +23,7 @@ def test_empty_store_renders_with_launch_enabled():
     assert any("No runs yet" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_max_vs_avg_launches_pairs_that_differ_only_in_pooling_and_shows_a_verdict():
     at = _page()
     at.slider(key="compare.seeds").set_value(1).run()

@@ -1,5 +1,6 @@
 """AppTest: the Train page shows shapes before training, refuses invalid configs and launches runs."""
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnn_core.config import RunConfig, TrainConfig
@@ -47,6 +48,7 @@ def test_invalid_config_disables_launch_and_says_why():
     assert "whole numbers" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_launch_registers_a_run_that_the_page_then_shows_finished():
     at = _page()
     at.slider(key="train.epochs").set_value(1).run()

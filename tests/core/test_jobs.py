@@ -49,6 +49,7 @@ def test_queue_respects_the_concurrency_limit_and_cancel(manager):
     assert manager.store.get(third).started is None  # a cancelled run never started
 
 
+@pytest.mark.slow
 def test_killing_a_worker_leaves_the_run_interrupted_with_a_loadable_checkpoint(manager):
     run_id = manager.submit(_run(epochs=60))
     _wait_for(lambda: manager.store.get(run_id).epochs_done >= 1)
@@ -69,6 +70,7 @@ def test_a_restarted_app_marks_runs_of_dead_workers_interrupted():
     assert store.get(run_id).status == "interrupted"
 
 
+@pytest.mark.slow
 def test_warm_workers_train_run_after_run_in_one_process_and_a_dead_one_is_replaced(manager):
     assert manager.pool is not None and len(manager.pool.workers) == 1  # started with the app, before any launch
     first = manager.wait(manager.submit(_run()), timeout=120)
@@ -86,6 +88,7 @@ def test_warm_workers_train_run_after_run_in_one_process_and_a_dead_one_is_repla
     assert after.status == "completed" and after.pid == manager.pool.workers[0].pid
 
 
+@pytest.mark.slow
 def test_without_warm_workers_each_run_gets_a_fresh_process(monkeypatch):
     monkeypatch.setenv("CNN_LAB_WARM_WORKERS", "0")
     manager = JobManager(RunStore(), max_concurrent=1)

@@ -322,6 +322,7 @@ def test_cli_resume_goes_on_from_the_last_epoch_and_ends_with_a_json_summary(pri
     assert [m["epoch"] for m in RunStore().metrics(run_id, "epoch")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_cli_resume_refuses_a_run_with_nothing_to_go_on_from_in_one_line(small_data):
     store = RunStore()
     done = store.create(_run(epochs=1), "mnist", claim=True)

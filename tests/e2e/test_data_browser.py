@@ -42,6 +42,7 @@ def _photo_png() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_zip_becomes_a_dataset_trains_and_its_run_shows_colour_filters_and_explains_a_photo(page, app_url, tmp_path):
     archive = zip_folder(make_image_folder(tmp_path / "shapes", per_class=16, classes=CLASS_NAMES), "shapes/")
     page.goto(app_url)

@@ -6,6 +6,7 @@ import re
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -35,6 +36,7 @@ def choose_input(page: Page, mode: str) -> None:
     expect(page.get_by_text(HEATMAP)).to_have_count(0)  # the test digit's result is gone
 
 
+@pytest.mark.slow
 def test_bad_file_is_one_line_of_error_then_an_uploaded_digit_is_predicted_and_explained(page, app_url, capsys):
     """One page load for both, to keep the browser tests short; the wait for the result is printed."""
     open_explain(page, app_url)

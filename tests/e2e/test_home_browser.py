@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 
@@ -13,6 +14,7 @@ def test_app_opens_on_home_with_bundled_models(page, app_url):
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_a_deep_link_on_a_fresh_server_runs_through_app_py(browser, tmp_path):
     """Opening /train first (a bookmark after a restart) must still get app.py's navigation and layout."""
     from tests.e2e.serve import start_app, stop_app

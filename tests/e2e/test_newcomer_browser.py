@@ -54,6 +54,7 @@ def _choose(page: Page, label: str, option: str) -> None:
     page.keyboard.press("Enter")
 
 
+@pytest.mark.slow
 def test_a_renamed_run_stays_selected_and_a_second_rename_lands_on_it(page, store_and_url):
     store, url, ids = store_and_url
     _open(page, url, "Compare")
@@ -107,6 +108,7 @@ def _charts_fit(page: Page, at_least: int = 1) -> list[tuple[float, float]]:
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
+@pytest.mark.slow
 def test_curves_fit_their_column_at_common_widths(browser, store_and_url, width):
     store, url, ids = store_and_url
     context = browser.new_context(viewport={"width": width, "height": 1100})

@@ -4,6 +4,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from cnn_core.model.checkpoint import load_checkpoint
@@ -22,6 +23,7 @@ def _set_slider(page: Page, label: str, key: str) -> None:
     page.keyboard.press(key)
 
 
+@pytest.mark.slow
 def test_launch_a_one_epoch_run_and_watch_it_finish(page, app_url):
     _open(page, app_url, "Train")
     expect(page.get_by_text("(28 − 5 + 2·2) / 1 + 1 = 28")).to_be_visible()
@@ -43,6 +45,7 @@ def test_launch_a_one_epoch_run_and_watch_it_finish(page, app_url):
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_one_seed_max_vs_avg_comparison_shows_both_curves_and_the_summary(page, app_url):
     _open(page, app_url, "Compare")
     _set_slider(page, "seeds", "Home")  # 1 seed
@@ -81,6 +84,7 @@ def _run_options_include(page: Page, name: str, timeout: float = 30.0) -> bool:
     return wait_until(listed, timeout, f"{name} in the run picker", interval=0.5)
 
 
+@pytest.mark.slow
 def test_two_sessions_training_at_once_keep_their_own_controls_and_share_the_run_list(browser, app_url):
     first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
