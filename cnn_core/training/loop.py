@@ -54,7 +54,8 @@ class Outcome(StrEnum):
 
 @dataclass
 class Event:
-    """What listeners hear: every ``log_every`` steps ("step"), every epoch ("epoch"), at the end ("end")."""
+    """What listeners hear: after the first step and every ``log_every`` steps ("step"), every epoch ("epoch"), at
+    the end ("end")."""
 
     kind: str
     epoch: int
@@ -227,7 +228,8 @@ def train(
             x = to_float(xs[idx])
             x = augment(x, aug_gen) if use_augment else x
             totals += stepper.step(x.contiguous(memory_format=torch.channels_last), ys[idx])
-            if stepper.steps % cfg.log_every == 0:
+            # The first step reports at once: a new run's curve starts one step after launch, not log_every steps.
+            if stepper.steps % cfg.log_every == 0 or stepper.steps == 1:
                 window = _event("step", epoch, totals - logged, stepper, start)
                 logged, first_loss = totals.clone(), first_loss or window.loss
                 result.error = diverged(run, window, first_loss)
